@@ -1,0 +1,15 @@
+//! Pure decisions: no tasks, no I/O, and `now` is always an argument, so every rule here is
+//! tested with exact values and property tests, and applied unchanged in virtual time.
+
+pub mod backoff;
+pub mod breaker;
+pub mod budget;
+pub mod decision;
+
+pub use backoff::{Backoff, BackoffConfig, Jitter};
+pub use breaker::{
+    Admission, BreakerConfig, BreakerState, CircuitBreaker, PolicyError, StateKind, Transition,
+    TransitionReason,
+};
+pub use budget::{BudgetConfig, RetryBudget};
+pub use decision::{Attempts, Decision, GiveUp, RetryPolicy};

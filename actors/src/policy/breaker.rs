@@ -1,0 +1,1018 @@
+//! The per-target circuit breaker: a pure state machine the breaker actor feeds with outcomes
+//! and asks before each attempt.
+//!
+//! Why: a model that answers most calls with 529 gains nothing from more calls, and its
+//! callers lose the time each one takes to fail. After a run of health failures (or too high a
+//! failure ratio over a window) the breaker opens: the dispatcher sends that target nothing and
+//! falls back along the chain at once. After a jittered interval it goes half-open and lets a
+//! few real requests through as probes; enough successes close it, a failure reopens it for
+//! longer. Growing, jittered intervals keep a fleet of breakers from probing a recovering model
+//! in lock-step, and no interval is shorter than a `retry-after` the upstream gave.
+//!
+//! Only health failures count ([`Class::counts_toward_breaker`]): a 429 is our quota and a 400
+//! our mistake, so they neither trip the breaker nor reset its run of failures.
+
+use std::num::NonZeroU32;
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::budget::SlidingWindow;
+use crate::upstream::Class;
+
+/// A policy configuration that cannot work.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// A field holds a value outside its valid range.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The field, named as it is written in configuration.
+        field: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
+}
+
+impl PolicyError {
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        PolicyError::Invalid { field, reason }
+    }
+}
+
+/// When a breaker opens, for how long, and how it closes again.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// Health failures in a row that open the breaker. Default: 5.
+    pub consecutive_failures: NonZeroU32,
+    /// Health failures over calls (successes and health failures) in the window that open the
+    /// breaker, in (0, 1]. Default: 0.5.
+    pub failure_ratio: f64,
+    /// How far back the failure ratio looks; an outcome counts for 9/10 of it to all of it.
+    /// Default: 10s.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Calls the window must hold before its ratio is judged. Default: 10.
+    pub min_calls: u32,
+    /// The first open interval, doubled after each failed half-open round. Default: 5s.
+    #[serde(with = "humantime_serde")]
+    pub open_for: Duration,
+    /// The longest the doubling goes, before jitter. Default: 120s.
+    #[serde(with = "humantime_serde")]
+    pub max_open_for: Duration,
+    /// Each open interval `d` is drawn uniformly from `[d, d * (1 + open-jitter)]`. Default: 0.2.
+    pub open_jitter: f64,
+    /// Probes admitted at once while half-open. Default: 1.
+    pub probes: NonZeroU32,
+    /// Successful probes that close a half-open breaker. Default: 1.
+    pub successes_to_close: NonZeroU32,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: NonZeroU32::new(5).expect("5 is not zero"),
+            failure_ratio: 0.5,
+            window: Duration::from_secs(10),
+            min_calls: 10,
+            open_for: Duration::from_secs(5),
+            max_open_for: Duration::from_secs(120),
+            open_jitter: 0.2,
+            probes: NonZeroU32::MIN,
+            successes_to_close: NonZeroU32::MIN,
+        }
+    }
+}
+
+impl BreakerConfig {
+    /// Checks that every field is usable.
+    ///
+    /// # Errors
+    ///
+    /// [`PolicyError::Invalid`] naming the first bad field: a `failure-ratio` outside (0, 1],
+    /// a negative or non-finite `open-jitter`, a zero `window`, or an `open-for` longer than
+    /// `max-open-for`.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        let ratio = self.failure_ratio;
+        if !(ratio > 0.0 && ratio <= 1.0) {
+            let reason = format!("{ratio} is not in (0, 1]");
+            return Err(PolicyError::invalid("failure-ratio", reason));
+        }
+        let jitter = self.open_jitter;
+        if !(jitter.is_finite() && jitter >= 0.0) {
+            let reason = format!("{jitter} is not a finite, non-negative number");
+            return Err(PolicyError::invalid("open-jitter", reason));
+        }
+        if self.window.is_zero() {
+            return Err(PolicyError::invalid("window", "must be longer than zero"));
+        }
+        if self.open_for > self.max_open_for {
+            let reason = format!("{:?} is longer than max-open-for", self.open_for);
+            return Err(PolicyError::invalid("open-for", reason));
+        }
+        Ok(())
+    }
+
+    /// The range the open interval is drawn from after `rounds` failed half-open rounds, before
+    /// any `retry-after` lengthens it: `[base, base * (1 + open_jitter)]`, where
+    /// `base = min(max_open_for, open_for * 2^rounds)`.
+    pub fn open_range(&self, rounds: u32) -> RangeInclusive<Duration> {
+        let factor = 1u32.checked_shl(rounds).unwrap_or(u32::MAX);
+        let base = self.open_for.saturating_mul(factor).min(self.max_open_for);
+        let stretched = Duration::try_from_secs_f64(base.as_secs_f64() * (1.0 + self.open_jitter))
+            .unwrap_or(Duration::MAX);
+        base..=stretched.max(base)
+    }
+}
+
+/// Where a breaker stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BreakerState {
+    /// Calls flow; outcomes are counted.
+    Closed,
+    /// Calls are rejected until `until`.
+    Open {
+        /// When the breaker may go half-open.
+        until: Instant,
+    },
+    /// A few probes are let through to test the target.
+    HalfOpen,
+    /// Forced open by an operator: everything is rejected until a reset.
+    Isolated,
+}
+
+impl BreakerState {
+    /// The state without its data.
+    pub fn kind(self) -> StateKind {
+        match self {
+            BreakerState::Closed => StateKind::Closed,
+            BreakerState::Open { .. } => StateKind::Open,
+            BreakerState::HalfOpen => StateKind::HalfOpen,
+            BreakerState::Isolated => StateKind::Isolated,
+        }
+    }
+}
+
+/// A breaker state without its data, for events and metric labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StateKind {
+    /// See [`BreakerState::Closed`].
+    Closed,
+    /// See [`BreakerState::Open`].
+    Open,
+    /// See [`BreakerState::HalfOpen`].
+    HalfOpen,
+    /// See [`BreakerState::Isolated`].
+    Isolated,
+}
+
+impl StateKind {
+    /// A stable, low-cardinality name for metrics labels and logs.
+    pub fn as_label(self) -> &'static str {
+        match self {
+            StateKind::Closed => "closed",
+            StateKind::Open => "open",
+            StateKind::HalfOpen => "half_open",
+            StateKind::Isolated => "isolated",
+        }
+    }
+}
+
+/// Why a breaker changed state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransitionReason {
+    /// `consecutive-failures` health failures in a row.
+    ConsecutiveFailures,
+    /// The window's failure ratio reached `failure-ratio`.
+    FailureRatio,
+    /// A half-open probe met a health failure.
+    ProbeFailed,
+    /// `successes-to-close` probes succeeded.
+    ProbesSucceeded,
+    /// The open interval passed.
+    OpenElapsed,
+    /// An operator isolated the target.
+    Isolated,
+    /// An operator reset the breaker.
+    Reset,
+}
+
+impl TransitionReason {
+    /// A stable, low-cardinality name for metrics labels and logs.
+    pub fn as_label(self) -> &'static str {
+        match self {
+            TransitionReason::ConsecutiveFailures => "consecutive_failures",
+            TransitionReason::FailureRatio => "failure_ratio",
+            TransitionReason::ProbeFailed => "probe_failed",
+            TransitionReason::ProbesSucceeded => "probes_succeeded",
+            TransitionReason::OpenElapsed => "open_elapsed",
+            TransitionReason::Isolated => "isolated",
+            TransitionReason::Reset => "reset",
+        }
+    }
+}
+
+/// A change of state, for the breaker actor to publish.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transition {
+    /// The state left.
+    pub from: StateKind,
+    /// The state entered.
+    pub to: StateKind,
+    /// When.
+    pub at: Instant,
+    /// Why.
+    pub reason: TransitionReason,
+}
+
+/// Whether a call may go to the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Closed: go ahead.
+    Allowed,
+    /// Half-open: go ahead as a probe; record its outcome with `probe: true`, or release it.
+    Probe,
+    /// Not now.
+    Rejected {
+        /// The open deadline; `None` while half-open with every probe slot taken, or isolated.
+        until: Option<Instant>,
+    },
+}
+
+/// What an outcome says about the target's health.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    Healthy,
+    /// A health failure, and how long the upstream asked us to stay away (zero if it did not).
+    Unhealthy(Duration),
+    Neutral,
+}
+
+impl Verdict {
+    fn of(class: Option<Class>, retry_after: Option<Duration>) -> Self {
+        let retry_after = retry_after.unwrap_or_default();
+        match class {
+            None => Verdict::Healthy,
+            Some(class) if class.counts_toward_breaker() => Verdict::Unhealthy(retry_after),
+            Some(_) => Verdict::Neutral,
+        }
+    }
+}
+
+/// One target's circuit breaker; see the module docs.
+#[derive(Clone, Debug)]
+pub struct CircuitBreaker {
+    config: BreakerConfig,
+    rng: SmallRng,
+    state: BreakerState,
+    // (calls, health failures) while closed
+    window: SlidingWindow,
+    consecutive: u32,
+    // Failed half-open rounds since the breaker last closed.
+    rounds: u32,
+    // Probes admitted and not yet recorded or released, whatever the state: they are real
+    // requests in flight, so they hold their slots across transitions.
+    probes_out: u32,
+    probe_successes: u32,
+}
+
+impl CircuitBreaker {
+    /// A closed breaker whose jitter is fixed by `seed`.
+    pub fn new(config: BreakerConfig, seed: u64) -> Self {
+        Self {
+            config,
+            rng: SmallRng::seed_from_u64(seed),
+            state: BreakerState::Closed,
+            window: SlidingWindow::new(config.window),
+            consecutive: 0,
+            rounds: 0,
+            probes_out: 0,
+            probe_successes: 0,
+        }
+    }
+
+    /// The breaker's shape.
+    pub fn config(&self) -> &BreakerConfig {
+        &self.config
+    }
+
+    /// The current state, as last moved by a call (see [`poll`](Self::poll)).
+    pub fn state(&self) -> BreakerState {
+        self.state
+    }
+
+    /// When an open breaker may go half-open: the time to set the actor's timer for.
+    pub fn open_until(&self) -> Option<Instant> {
+        match self.state {
+            BreakerState::Open { until } => Some(until),
+            _ => None,
+        }
+    }
+
+    /// Probes admitted and not yet recorded or released.
+    pub fn outstanding_probes(&self) -> u32 {
+        self.probes_out
+    }
+
+    /// Moves an open breaker whose interval has passed to half-open.
+    pub fn poll(&mut self, now: Instant) -> Option<Transition> {
+        match self.state {
+            BreakerState::Open { until } if now >= until => {
+                Some(self.enter(BreakerState::HalfOpen, now, TransitionReason::OpenElapsed))
+            }
+            _ => None,
+        }
+    }
+
+    /// Decides whether a call may start now, taking a probe slot if it is admitted as a probe.
+    ///
+    /// Polls first, so an elapsed open interval is never reported as open; the transition, if
+    /// any, comes back alongside for the actor to publish.
+    pub fn admit(&mut self, now: Instant) -> (Admission, Option<Transition>) {
+        let transition = self.poll(now);
+        let admission = match self.state {
+            BreakerState::Closed => Admission::Allowed,
+            BreakerState::Open { until } => Admission::Rejected { until: Some(until) },
+            BreakerState::HalfOpen if self.probes_out < self.config.probes.get() => {
+                self.probes_out += 1;
+                Admission::Probe
+            }
+            BreakerState::HalfOpen | BreakerState::Isolated => Admission::Rejected { until: None },
+        };
+        (admission, transition)
+    }
+
+    /// Frees the slot of a probe whose caller went away without an outcome.
+    pub fn release_probe(&mut self) {
+        self.probes_out = self.probes_out.saturating_sub(1);
+    }
+
+    /// Records the outcome of a call: `class` is `None` for a success, and `probe` says whether
+    /// [`admit`](Self::admit) let the call through as a probe.
+    ///
+    /// While open or half-open, outcomes of ordinary calls are stragglers started before the
+    /// breaker opened: they never move it, though a health failure's `retry_after` still
+    /// extends an open deadline. A 429 or an invalid request is neither success nor failure.
+    pub fn record(
+        &mut self,
+        class: Option<Class>,
+        retry_after: Option<Duration>,
+        probe: bool,
+        now: Instant,
+    ) -> Option<Transition> {
+        if probe {
+            self.release_probe();
+        }
+        match (self.state, Verdict::of(class, retry_after)) {
+            (BreakerState::Closed, verdict) => self.record_closed(verdict, now),
+            (BreakerState::Open { .. }, Verdict::Unhealthy(retry_after)) => {
+                self.extend_open(deadline(now, retry_after));
+                None
+            }
+            (BreakerState::HalfOpen, verdict) if probe => self.record_probe(verdict, now),
+            _ => None,
+        }
+    }
+
+    /// Pushes an open deadline out to `until` if that is later; it never moves earlier.
+    /// Returns the deadline now in force, or `None` if the breaker is not open.
+    pub fn extend_open(&mut self, until: Instant) -> Option<Instant> {
+        let BreakerState::Open { until: current } = &mut self.state else {
+            return None;
+        };
+        *current = (*current).max(until);
+        Some(*current)
+    }
+
+    /// Rejects every call until [`reset`](Self::reset).
+    pub fn isolate(&mut self, now: Instant) -> Option<Transition> {
+        let moves = self.state != BreakerState::Isolated;
+        moves.then(|| self.enter(BreakerState::Isolated, now, TransitionReason::Isolated))
+    }
+
+    /// Closes the breaker and forgets its history (probes in flight keep their slots).
+    pub fn reset(&mut self, now: Instant) -> Option<Transition> {
+        self.forget();
+        let moves = self.state != BreakerState::Closed;
+        moves.then(|| self.enter(BreakerState::Closed, now, TransitionReason::Reset))
+    }
+
+    fn record_closed(&mut self, verdict: Verdict, now: Instant) -> Option<Transition> {
+        match verdict {
+            Verdict::Neutral => None,
+            Verdict::Healthy => {
+                self.consecutive = 0;
+                self.window.record(now, 1, 0);
+                None
+            }
+            Verdict::Unhealthy(retry_after) => {
+                self.consecutive = self.consecutive.saturating_add(1);
+                self.window.record(now, 1, 1);
+                let reason = self.trip_reason(now)?;
+                Some(self.open(reason, retry_after, now))
+            }
+        }
+    }
+
+    fn trip_reason(&self, now: Instant) -> Option<TransitionReason> {
+        if self.consecutive >= self.config.consecutive_failures.get() {
+            return Some(TransitionReason::ConsecutiveFailures);
+        }
+        let (calls, failures) = self.window.totals(now);
+        let judged = calls > 0 && calls >= u64::from(self.config.min_calls);
+        // Dividing (rather than multiplying the ratio) keeps 3 of 10 equal to a ratio of 0.3.
+        let tripped = judged && failures as f64 / calls as f64 >= self.config.failure_ratio;
+        tripped.then_some(TransitionReason::FailureRatio)
+    }
+
+    fn record_probe(&mut self, verdict: Verdict, now: Instant) -> Option<Transition> {
+        match verdict {
+            Verdict::Neutral => None,
+            Verdict::Healthy => {
+                self.probe_successes += 1;
+                if self.probe_successes < self.config.successes_to_close.get() {
+                    return None;
+                }
+                self.forget();
+                let reason = TransitionReason::ProbesSucceeded;
+                Some(self.enter(BreakerState::Closed, now, reason))
+            }
+            Verdict::Unhealthy(retry_after) => {
+                self.rounds = self.rounds.saturating_add(1);
+                Some(self.open(TransitionReason::ProbeFailed, retry_after, now))
+            }
+        }
+    }
+
+    fn open(&mut self, reason: TransitionReason, at_least: Duration, now: Instant) -> Transition {
+        let range = self.config.open_range(self.rounds);
+        let interval = uniform(&mut self.rng, range).max(at_least);
+        self.consecutive = 0;
+        self.probe_successes = 0;
+        self.window.clear();
+        let until = deadline(now, interval);
+        self.enter(BreakerState::Open { until }, now, reason)
+    }
+
+    fn forget(&mut self) {
+        self.consecutive = 0;
+        self.rounds = 0;
+        self.probe_successes = 0;
+        self.window.clear();
+    }
+
+    fn enter(&mut self, to: BreakerState, at: Instant, reason: TransitionReason) -> Transition {
+        let from = self.state.kind();
+        self.state = to;
+        Transition {
+            from,
+            to: to.kind(),
+            at,
+            reason,
+        }
+    }
+}
+
+fn uniform(rng: &mut SmallRng, range: RangeInclusive<Duration>) -> Duration {
+    let (low, high) = (nanos(*range.start()), nanos(*range.end()));
+    if high <= low {
+        return *range.start();
+    }
+    Duration::from_nanos(rng.random_range(low..=high))
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// `now + after`, or tokio's own "far future" (30 years) if that is beyond the clock's range.
+fn deadline(now: Instant, after: Duration) -> Instant {
+    let far_future = Duration::from_secs(86_400 * 365 * 30);
+    now.checked_add(after).unwrap_or_else(|| now + far_future)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const OVERLOADED: Option<Class> = Some(Class::Overloaded);
+    const OK: Option<Class> = None;
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    fn exact() -> BreakerConfig {
+        BreakerConfig {
+            open_jitter: 0.0,
+            ..BreakerConfig::default()
+        }
+    }
+
+    fn count(n: u32) -> NonZeroU32 {
+        NonZeroU32::new(n).expect("tests use positive counts")
+    }
+
+    /// Records `classes` at `now` as ordinary calls, returning the index of the first one that
+    /// moved the breaker, and the move.
+    fn feed(
+        b: &mut CircuitBreaker,
+        classes: &[Option<Class>],
+        now: Instant,
+    ) -> Option<(usize, Transition)> {
+        classes
+            .iter()
+            .enumerate()
+            .find_map(|(i, class)| b.record(*class, None, false, now).map(|t| (i, t)))
+    }
+
+    /// A breaker tripped at `t0` by five 529s.
+    fn tripped(config: BreakerConfig, t0: Instant) -> CircuitBreaker {
+        let mut b = CircuitBreaker::new(config, 0);
+        feed(&mut b, &[OVERLOADED; 5], t0).expect("five 529s open the breaker");
+        b
+    }
+
+    /// Waits out the open interval, takes a probe and fails it; returns the new interval.
+    fn fail_probe(b: &mut CircuitBreaker) -> Duration {
+        let now = b.open_until().expect("open");
+        assert_eq!(b.admit(now).0, Admission::Probe);
+        let t = b.record(OVERLOADED, None, true, now).expect("reopens");
+        assert_eq!(
+            (t.from, t.to, t.reason),
+            (
+                StateKind::HalfOpen,
+                StateKind::Open,
+                TransitionReason::ProbeFailed
+            )
+        );
+        b.open_until().expect("open") - now
+    }
+
+    #[test]
+    fn five_consecutive_overloads_open_at_exactly_the_fifth() {
+        let t0 = Instant::now();
+        let mut b = CircuitBreaker::new(exact(), 0);
+        let (index, transition) = feed(&mut b, &[OVERLOADED; 5], t0).expect("opens");
+        assert_eq!(index, 4);
+        assert_eq!(
+            transition,
+            Transition {
+                from: StateKind::Closed,
+                to: StateKind::Open,
+                at: t0,
+                reason: TransitionReason::ConsecutiveFailures
+            }
+        );
+        assert_eq!(
+            b.state(),
+            BreakerState::Open {
+                until: t0 + secs(5)
+            }
+        );
+        assert_eq!(
+            b.admit(t0).0,
+            Admission::Rejected {
+                until: Some(t0 + secs(5))
+            }
+        );
+    }
+
+    #[test]
+    fn a_success_resets_the_consecutive_count() {
+        let t0 = Instant::now();
+        let mut b = CircuitBreaker::new(exact(), 0);
+        let calls = [OVERLOADED, OVERLOADED, OVERLOADED, OVERLOADED, OK];
+        assert_eq!(feed(&mut b, &calls, t0), None);
+        assert_eq!(feed(&mut b, &[OVERLOADED; 4], t0), None);
+        assert_eq!(feed(&mut b, &[OVERLOADED], t0).map(|(i, _)| i), Some(0));
+    }
+
+    #[test]
+    fn rate_limits_and_invalid_requests_never_open_nor_reset_the_count() {
+        let t0 = Instant::now();
+        let mut b = CircuitBreaker::new(exact(), 0);
+        let neutral = [Some(Class::RateLimited), Some(Class::Invalid)];
+        for _ in 0..100 {
+            assert_eq!(feed(&mut b, &neutral, t0), None);
+        }
+        let mixed = [
+            OVERLOADED,
+            OVERLOADED,
+            Some(Class::RateLimited),
+            OVERLOADED,
+            OVERLOADED,
+        ];
+        assert_eq!(feed(&mut b, &mixed, t0), None);
+        let (index, t) =
+            feed(&mut b, &[Some(Class::Invalid), Some(Class::Timeout)], t0).expect("opens");
+        assert_eq!(
+            (index, t.reason),
+            (1, TransitionReason::ConsecutiveFailures)
+        );
+    }
+
+    const SPREAD: [Option<Class>; 10] = [
+        OVERLOADED, OK, OVERLOADED, OK, OVERLOADED, OK, OVERLOADED, OK, OK, OVERLOADED,
+    ];
+
+    #[test]
+    fn failure_ratio_opens_at_the_tenth_call_not_before() {
+        let t0 = Instant::now();
+        let mut b = CircuitBreaker::new(exact(), 0);
+        assert_eq!(feed(&mut b, &SPREAD[..9], t0), None);
+        let (index, t) = feed(&mut b, &SPREAD[9..], t0).expect("opens");
+        assert_eq!((index, t.reason), (0, TransitionReason::FailureRatio));
+    }
+
+    #[test]
+    fn nine_calls_with_five_failures_are_too_few_to_judge() {
+        let t0 = Instant::now();
+        let mut b = CircuitBreaker::new(exact(), 0);
+        let nine = [
+            OVERLOADED, OK, OVERLOADED, OK, OVERLOADED, OK, OVERLOADED, OK, OVERLOADED,
+        ];
+        assert_eq!(feed(&mut b, &nine, t0), None);
+        assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[test]
+    fn outcomes_older_than_the_window_stop_counting() {
+        let t0 = Instant::now();
+        let mut stale = CircuitBreaker::new(exact(), 0);
+        assert_eq!(feed(&mut stale, &SPREAD[..9], t0), None);
+        assert_eq!(feed(&mut stale, &SPREAD[9..], t0 + secs(11)), None);
+        let mut fresh = CircuitBreaker::new(exact(), 0);
+        assert_eq!(feed(&mut fresh, &SPREAD[..9], t0), None);
+        assert!(feed(&mut fresh, &SPREAD[9..], t0 + secs(9)).is_some());
+    }
+
+    #[test]
+    fn open_interval_doubles_per_failed_round_up_to_the_cap() {
+        let mut b = tripped(exact(), Instant::now());
+        let mut intervals = vec![secs(5)];
+        intervals.extend((0..7).map(|_| fail_probe(&mut b)));
+        let expected: Vec<_> = [5, 10, 20, 40, 80, 120, 120, 120].map(secs).to_vec();
+        assert_eq!(intervals, expected);
+    }
+
+    #[test]
+    fn retry_after_lengthens_the_first_interval() {
+        let t0 = Instant::now();
+        let mut b = CircuitBreaker::new(exact(), 0);
+        feed(&mut b, &[OVERLOADED; 4], t0);
+        let t = b
+            .record(OVERLOADED, Some(secs(30)), false, t0)
+            .expect("opens");
+        assert_eq!(t.to, StateKind::Open);
+        assert_eq!(b.open_until(), Some(t0 + secs(30)));
+    }
+
+    #[test]
+    fn extending_never_shrinks_the_open_deadline() {
+        let t0 = Instant::now();
+        let mut b = tripped(exact(), t0);
+        assert_eq!(b.extend_open(t0 + secs(1)), Some(t0 + secs(5)));
+        assert_eq!(b.extend_open(t0 + secs(8)), Some(t0 + secs(8)));
+        assert_eq!(
+            b.record(OVERLOADED, Some(secs(1)), false, t0 + secs(1)),
+            None
+        );
+        assert_eq!(b.open_until(), Some(t0 + secs(8)));
+        assert_eq!(
+            b.record(OVERLOADED, Some(secs(9)), false, t0 + secs(1)),
+            None
+        );
+        assert_eq!(b.open_until(), Some(t0 + secs(10)));
+        assert_eq!(
+            b.record(Some(Class::RateLimited), Some(secs(60)), false, t0),
+            None
+        );
+        assert_eq!(b.open_until(), Some(t0 + secs(10)));
+    }
+
+    #[test]
+    fn open_becomes_half_open_exactly_when_the_interval_passes() {
+        let t0 = Instant::now();
+        let mut b = tripped(exact(), t0);
+        assert_eq!(b.poll(t0 + Duration::from_millis(4_999)), None);
+        let t = b.poll(t0 + secs(5)).expect("half-opens");
+        assert_eq!(
+            (t.from, t.to, t.reason),
+            (
+                StateKind::Open,
+                StateKind::HalfOpen,
+                TransitionReason::OpenElapsed
+            )
+        );
+        assert_eq!(b.poll(t0 + secs(6)), None);
+    }
+
+    #[test]
+    fn admit_half_opens_an_elapsed_breaker_and_reports_it() {
+        let t0 = Instant::now();
+        let mut b = tripped(exact(), t0);
+        let (admission, t) = b.admit(t0 + secs(5));
+        assert_eq!(admission, Admission::Probe);
+        assert_eq!(t.map(|t| t.to), Some(StateKind::HalfOpen));
+    }
+
+    fn half_open_admits_exactly(probes: u32) {
+        let t0 = Instant::now();
+        let config = BreakerConfig {
+            probes: count(probes),
+            ..exact()
+        };
+        let mut b = tripped(config, t0);
+        let now = t0 + secs(5);
+        for _ in 0..probes {
+            assert_eq!(b.admit(now).0, Admission::Probe);
+        }
+        assert_eq!(b.admit(now).0, Admission::Rejected { until: None });
+        assert_eq!(b.outstanding_probes(), probes);
+    }
+
+    #[test]
+    fn half_open_admits_one_probe_then_rejects() {
+        half_open_admits_exactly(1);
+    }
+
+    #[test]
+    fn half_open_admits_three_probes_then_rejects() {
+        half_open_admits_exactly(3);
+    }
+
+    #[test]
+    fn a_failed_probe_reopens_with_a_doubled_interval() {
+        let mut b = tripped(exact(), Instant::now());
+        assert_eq!(fail_probe(&mut b), secs(10));
+    }
+
+    #[test]
+    fn two_successful_probes_close_when_two_are_needed() {
+        let t0 = Instant::now();
+        let config = BreakerConfig {
+            probes: count(2),
+            successes_to_close: count(2),
+            ..exact()
+        };
+        let mut b = tripped(config, t0);
+        let now = t0 + secs(5);
+        assert_eq!(b.admit(now).0, Admission::Probe);
+        assert_eq!(b.admit(now).0, Admission::Probe);
+        assert_eq!(b.record(OK, None, true, now), None);
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        let t = b.record(OK, None, true, now).expect("closes");
+        assert_eq!(
+            (t.from, t.to, t.reason),
+            (
+                StateKind::HalfOpen,
+                StateKind::Closed,
+                TransitionReason::ProbesSucceeded
+            )
+        );
+        assert_eq!(b.admit(now).0, Admission::Allowed);
+    }
+
+    #[test]
+    fn closing_forgets_failed_rounds_and_the_window() {
+        let t0 = Instant::now();
+        let mut b = tripped(exact(), t0);
+        fail_probe(&mut b);
+        let now = b.open_until().expect("open");
+        assert_eq!(b.admit(now).0, Admission::Probe);
+        assert!(b.record(OK, None, true, now).is_some());
+        assert_eq!(feed(&mut b, &[OVERLOADED; 4], now), None);
+        assert!(feed(&mut b, &[OVERLOADED], now).is_some());
+        assert_eq!(b.open_until(), Some(now + secs(5)));
+    }
+
+    #[test]
+    fn stragglers_never_close_an_open_or_half_open_breaker() {
+        let t0 = Instant::now();
+        let mut b = tripped(exact(), t0);
+        assert_eq!(feed(&mut b, &[OK; 20], t0 + secs(1)), None);
+        assert_eq!(
+            b.poll(t0 + secs(5)).map(|t| t.to),
+            Some(StateKind::HalfOpen)
+        );
+        assert_eq!(feed(&mut b, &[OK, OVERLOADED, OK], t0 + secs(5)), None);
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+    }
+
+    #[test]
+    fn release_probe_and_neutral_probe_outcomes_free_the_slot() {
+        let t0 = Instant::now();
+        let mut b = tripped(exact(), t0);
+        let now = t0 + secs(5);
+        assert_eq!(b.admit(now).0, Admission::Probe);
+        b.release_probe();
+        assert_eq!(b.outstanding_probes(), 0);
+        assert_eq!(b.admit(now).0, Admission::Probe);
+        assert_eq!(b.record(Some(Class::RateLimited), None, true, now), None);
+        assert_eq!(
+            (b.state(), b.outstanding_probes()),
+            (BreakerState::HalfOpen, 0)
+        );
+        assert_eq!(b.admit(now).0, Admission::Probe);
+    }
+
+    #[test]
+    fn isolated_rejects_everything_until_reset() {
+        let t0 = Instant::now();
+        let mut b = CircuitBreaker::new(exact(), 0);
+        let t = b.isolate(t0).expect("isolates");
+        assert_eq!(
+            (t.from, t.to, t.reason),
+            (
+                StateKind::Closed,
+                StateKind::Isolated,
+                TransitionReason::Isolated
+            )
+        );
+        assert_eq!(b.isolate(t0), None);
+        assert_eq!(
+            b.admit(t0 + secs(1_000)).0,
+            Admission::Rejected { until: None }
+        );
+        assert_eq!(feed(&mut b, &[OK; 20], t0), None);
+        let t = b.reset(t0 + secs(1)).expect("closes");
+        assert_eq!(
+            (t.from, t.to, t.reason),
+            (
+                StateKind::Isolated,
+                StateKind::Closed,
+                TransitionReason::Reset
+            )
+        );
+        assert_eq!(b.admit(t0 + secs(1)).0, Admission::Allowed);
+        assert_eq!(b.reset(t0 + secs(1)), None);
+    }
+
+    #[test]
+    fn reset_clears_the_consecutive_count() {
+        let t0 = Instant::now();
+        let mut b = CircuitBreaker::new(exact(), 0);
+        feed(&mut b, &[OVERLOADED; 4], t0);
+        assert_eq!(b.reset(t0), None);
+        assert_eq!(feed(&mut b, &[OVERLOADED; 4], t0), None);
+    }
+
+    #[test]
+    fn validate_names_the_bad_field() {
+        let bad = |config: BreakerConfig| config.validate().unwrap_err().to_string();
+        let base = BreakerConfig::default();
+        assert_eq!(base.validate(), Ok(()));
+        assert_eq!(
+            bad(BreakerConfig {
+                failure_ratio: 0.0,
+                ..base
+            }),
+            "invalid failure-ratio: 0 is not in (0, 1]"
+        );
+        assert_eq!(
+            bad(BreakerConfig {
+                failure_ratio: f64::NAN,
+                ..base
+            }),
+            "invalid failure-ratio: NaN is not in (0, 1]"
+        );
+        assert_eq!(
+            bad(BreakerConfig {
+                open_jitter: -0.5,
+                ..base
+            }),
+            "invalid open-jitter: -0.5 is not a finite, non-negative number"
+        );
+        assert_eq!(
+            bad(BreakerConfig {
+                window: Duration::ZERO,
+                ..base
+            }),
+            "invalid window: must be longer than zero"
+        );
+        assert_eq!(
+            bad(BreakerConfig {
+                open_for: secs(121),
+                ..base
+            }),
+            "invalid open-for: 121s is longer than max-open-for"
+        );
+    }
+
+    #[test]
+    fn jitter_is_fixed_by_the_seed() {
+        let t0 = Instant::now();
+        let until = |seed| {
+            let mut b = CircuitBreaker::new(BreakerConfig::default(), seed);
+            feed(&mut b, &[OVERLOADED; 5], t0);
+            b.open_until().expect("open")
+        };
+        assert_eq!(until(7), until(7));
+        assert_ne!(until(7), until(8));
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Admit,
+        Record {
+            class: Option<Class>,
+            retry_after: Option<u64>,
+            as_probe: bool,
+        },
+        Release,
+        Advance(u64),
+    }
+
+    fn class() -> impl Strategy<Value = Option<Class>> {
+        prop_oneof![
+            3 => Just(OVERLOADED),
+            2 => Just(OK),
+            1 => proptest::sample::select(Class::ALL.to_vec()).prop_map(Some),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let record = (class(), proptest::option::of(0u64..20_000), any::<bool>()).prop_map(
+            |(class, retry_after, as_probe)| Op::Record {
+                class,
+                retry_after,
+                as_probe,
+            },
+        );
+        prop_oneof![
+            3 => Just(Op::Admit),
+            4 => record,
+            1 => Just(Op::Release),
+            2 => (0u64..10_000).prop_map(Op::Advance),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn probes_in_flight_never_exceed_the_limit_and_open_deadlines_never_shrink(
+            probes in 1u32..4, seed: u64, ops in proptest::collection::vec(op(), 0..300),
+        ) {
+            let config = BreakerConfig {
+                consecutive_failures: count(2), probes: count(probes),
+                successes_to_close: count(2), open_for: secs(1), max_open_for: secs(8),
+                ..BreakerConfig::default()
+            };
+            let mut b = CircuitBreaker::new(config, seed);
+            let mut now = Instant::now();
+            let mut held = 0u32;
+            let mut last_until = None;
+            for op in ops {
+                match op {
+                    Op::Admit => if b.admit(now).0 == Admission::Probe { held += 1 },
+                    Op::Record { class, retry_after, as_probe } => {
+                        let probe = as_probe && held > 0;
+                        held -= u32::from(probe);
+                        b.record(class, retry_after.map(Duration::from_millis), probe, now);
+                    }
+                    Op::Release => if held > 0 { held -= 1; b.release_probe(); },
+                    Op::Advance(ms) => now += Duration::from_millis(ms),
+                }
+                prop_assert!(b.outstanding_probes() <= probes);
+                prop_assert_eq!(b.outstanding_probes(), held);
+                let until = b.open_until();
+                if let (Some(before), Some(after)) = (last_until, until) {
+                    prop_assert!(after >= before);
+                }
+                last_until = until;
+            }
+        }
+
+        #[test]
+        fn every_open_interval_is_jittered_base_or_retry_after(
+            seed: u64, jitter in 0.0f64..1.0,
+            retry_afters in proptest::collection::vec(proptest::option::of(0u64..200_000), 1..12),
+        ) {
+            let config = BreakerConfig { open_jitter: jitter, ..BreakerConfig::default() };
+            let mut b = CircuitBreaker::new(config, seed);
+            let mut now = Instant::now();
+            feed(&mut b, &[OVERLOADED; 4], now);
+            for (rounds, retry_after) in retry_afters.into_iter().enumerate() {
+                let retry_after = retry_after.map(Duration::from_millis);
+                let probe = b.admit(now).0 == Admission::Probe;
+                prop_assert!(b.record(OVERLOADED, retry_after, probe, now).is_some());
+                let interval = b.open_until().expect("open") - now;
+                let range = config.open_range(rounds as u32);
+                let floor = retry_after.unwrap_or_default();
+                prop_assert!(interval >= *range.start() && interval >= floor);
+                prop_assert!(interval <= (*range.end()).max(floor));
+                let stretched = range.start().mul_f64(1.0 + jitter);
+                prop_assert!(*range.end() <= stretched + Duration::from_nanos(1));
+                now += interval;
+            }
+        }
+    }
+}

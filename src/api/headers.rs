@@ -1,0 +1,276 @@
+//! What the API says in response headers: request id, retry hints and rate-limit windows.
+//!
+//! Pure functions of the headers and the wall clock, which is passed in: absolute times the
+//! API sends (HTTP dates, RFC 3339 resets) become durations measured from `now_unix`.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use breakwater_actors::{RateLimits, Window};
+use http::HeaderMap;
+
+/// The rate-limit windows by their name in `anthropic-ratelimit-{name}-*` headers.
+const WINDOWS: [&str; 4] = ["requests", "tokens", "input-tokens", "output-tokens"];
+
+/// The first second RFC 3339 formatting cannot show (year 10000).
+const RFC3339_END: Duration = Duration::from_secs(253_402_300_800);
+
+/// The response headers breakwater acts on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResponseMeta {
+    /// `request-id`.
+    pub request_id: Option<String>,
+    /// How long to wait before retrying: `retry-after-ms`, else `retry-after`.
+    pub retry_after: Option<Duration>,
+    /// `x-should-retry`: the API's own verdict, overriding the status-based one.
+    pub should_retry: Option<bool>,
+    /// The `anthropic-ratelimit-*` windows.
+    pub limits: RateLimits,
+}
+
+impl ResponseMeta {
+    /// Reads the headers of a response that arrived at `now_unix` (time since the Unix epoch).
+    /// Values that do not parse, and negative delays, are ignored.
+    pub fn from_headers(headers: &HeaderMap, now_unix: Duration) -> Self {
+        let get = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        };
+        let retry_after_ms = get("retry-after-ms")
+            .and_then(|v| v.parse::<f64>().ok())
+            .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok());
+        let retry_after = retry_after_ms.or_else(|| {
+            let value = get("retry-after")?;
+            if let Ok(secs) = value.parse::<f64>() {
+                return Duration::try_from_secs_f64(secs).ok();
+            }
+            let at = httpdate::parse_http_date(value).ok()?;
+            let at = at.duration_since(UNIX_EPOCH).ok()?;
+            Some(at.saturating_sub(now_unix))
+        });
+        let should_retry = match get("x-should-retry") {
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            _ => None,
+        };
+        let [requests, tokens, input_tokens, output_tokens] =
+            WINDOWS.map(|name| window(&get, name, now_unix));
+        Self {
+            request_id: get("request-id")
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned),
+            retry_after,
+            should_retry,
+            limits: RateLimits {
+                requests,
+                tokens,
+                input_tokens,
+                output_tokens,
+            },
+        }
+    }
+}
+
+fn window<'h>(get: &impl Fn(&str) -> Option<&'h str>, name: &str, now_unix: Duration) -> Window {
+    let header = |field: &str| get(&format!("anthropic-ratelimit-{name}-{field}"));
+    Window {
+        limit: header("limit").and_then(|v| v.parse().ok()),
+        remaining: header("remaining").and_then(|v| v.parse().ok()),
+        reset_in: header("reset")
+            .and_then(|v| {
+                humantime::parse_rfc3339_weak(v)
+                    .ok()?
+                    .duration_since(UNIX_EPOCH)
+                    .ok()
+            })
+            .map(|at| at.saturating_sub(now_unix)),
+    }
+}
+
+/// The `anthropic-ratelimit-*` headers announcing `limits` at `now_unix`, resets written as
+/// RFC 3339 UTC to the second. The inverse of [`ResponseMeta::from_headers`], for the mock
+/// server.
+pub fn rate_limit_headers(limits: &RateLimits, now_unix: Duration) -> Vec<(String, String)> {
+    let windows = [
+        limits.requests,
+        limits.tokens,
+        limits.input_tokens,
+        limits.output_tokens,
+    ];
+    let mut headers = Vec::new();
+    for (name, window) in WINDOWS.into_iter().zip(windows) {
+        let mut push = |field: &str, value: String| {
+            headers.push((format!("anthropic-ratelimit-{name}-{field}"), value));
+        };
+        if let Some(limit) = window.limit {
+            push("limit", limit.to_string());
+        }
+        if let Some(remaining) = window.remaining {
+            push("remaining", remaining.to_string());
+        }
+        let at = window
+            .reset_in
+            .map(|reset_in| now_unix.saturating_add(reset_in));
+        if let Some(at) = at.filter(|at| *at < RFC3339_END) {
+            push(
+                "reset",
+                humantime::format_rfc3339_seconds(UNIX_EPOCH + at).to_string(),
+            );
+        }
+    }
+    headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    /// 2025-08-21T12:40:00Z.
+    const NOW: Duration = Duration::from_secs(1_755_780_000);
+
+    fn meta(pairs: &[(&'static str, &'static str)]) -> ResponseMeta {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_static(value));
+        }
+        ResponseMeta::from_headers(&headers, NOW)
+    }
+
+    #[test]
+    fn retry_after_seconds() {
+        assert_eq!(
+            meta(&[("retry-after", "30")]).retry_after,
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            meta(&[("retry-after", "1.5")]).retry_after,
+            Some(Duration::from_millis(1500))
+        );
+    }
+
+    #[test]
+    fn retry_after_ms_wins_over_retry_after() {
+        let meta = meta(&[("retry-after", "30"), ("retry-after-ms", "1500.5")]);
+        assert_eq!(meta.retry_after, Some(Duration::from_micros(1_500_500)));
+    }
+
+    #[test]
+    fn retry_after_http_date_is_relative_to_now() {
+        let mut map = HeaderMap::new();
+        map.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        // 30 s before that date: 2015-10-21T07:27:30Z.
+        let before = ResponseMeta::from_headers(&map, Duration::from_secs(1_445_412_450));
+        assert_eq!(before.retry_after, Some(Duration::from_secs(30)));
+        let after = ResponseMeta::from_headers(&map, NOW);
+        assert_eq!(
+            after.retry_after,
+            Some(Duration::ZERO),
+            "a past date means now"
+        );
+    }
+
+    #[test]
+    fn garbage_and_negative_values_are_ignored() {
+        let garbage = meta(&[
+            ("retry-after-ms", "-5"),
+            ("retry-after", "soon"),
+            ("x-should-retry", "maybe"),
+            ("anthropic-ratelimit-tokens-limit", "lots"),
+            ("anthropic-ratelimit-tokens-remaining", "-1"),
+            ("anthropic-ratelimit-tokens-reset", "tomorrow"),
+        ]);
+        assert_eq!(garbage, ResponseMeta::default());
+        assert_eq!(meta(&[("retry-after", "-1")]).retry_after, None);
+        assert_eq!(
+            meta(&[("retry-after-ms", "NaN"), ("retry-after", "2")]).retry_after,
+            Some(Duration::from_secs(2))
+        );
+    }
+
+    #[test]
+    fn request_id_and_should_retry() {
+        let parsed = meta(&[
+            ("request-id", "req_011CSHoEeqs5C35K2UUqR7Fy"),
+            ("x-should-retry", "false"),
+        ]);
+        assert_eq!(
+            parsed.request_id.as_deref(),
+            Some("req_011CSHoEeqs5C35K2UUqR7Fy")
+        );
+        assert_eq!(parsed.should_retry, Some(false));
+        assert_eq!(meta(&[("x-should-retry", "true")]).should_retry, Some(true));
+    }
+
+    #[test]
+    fn rate_limit_windows() {
+        let meta = meta(&[
+            ("anthropic-ratelimit-requests-limit", "4000"),
+            ("anthropic-ratelimit-requests-remaining", "3999"),
+            ("anthropic-ratelimit-requests-reset", "2025-08-21T12:40:00Z"),
+            ("anthropic-ratelimit-tokens-limit", "2000000"),
+            ("anthropic-ratelimit-tokens-remaining", "1998000"),
+            ("anthropic-ratelimit-tokens-reset", "2025-08-21T12:40:59Z"),
+            (
+                "anthropic-ratelimit-output-tokens-reset",
+                "2025-08-21T12:39:00Z",
+            ),
+        ]);
+        let limits = meta.limits;
+        let reset = |secs| Some(Duration::from_secs(secs));
+        assert_eq!(
+            limits.requests,
+            Window {
+                limit: Some(4000),
+                remaining: Some(3999),
+                reset_in: reset(0)
+            }
+        );
+        assert_eq!(
+            limits.tokens,
+            Window {
+                limit: Some(2_000_000),
+                remaining: Some(1_998_000),
+                reset_in: reset(59)
+            }
+        );
+        assert!(limits.input_tokens.is_empty());
+        assert_eq!(
+            limits.output_tokens.reset_in,
+            reset(0),
+            "a past reset saturates at zero"
+        );
+    }
+
+    #[test]
+    fn rate_limit_headers_round_trip() {
+        let window = Window {
+            limit: Some(50),
+            remaining: Some(49),
+            reset_in: Some(Duration::from_secs(59)),
+        };
+        let limits = RateLimits {
+            requests: window,
+            ..RateLimits::default()
+        };
+        let headers = rate_limit_headers(&limits, NOW);
+        let expected = [
+            ("anthropic-ratelimit-requests-limit", "50"),
+            ("anthropic-ratelimit-requests-remaining", "49"),
+            ("anthropic-ratelimit-requests-reset", "2025-08-21T12:40:59Z"),
+        ];
+        assert_eq!(headers, expected.map(|(k, v)| (k.to_owned(), v.to_owned())));
+        let mut map = HeaderMap::new();
+        for (name, value) in &headers {
+            map.insert(
+                http::HeaderName::try_from(name).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        assert_eq!(ResponseMeta::from_headers(&map, NOW).limits, limits);
+    }
+}

@@ -1,0 +1,231 @@
+//! The Messages request body (`POST /v1/messages`), as callers send it to breakwater and as
+//! breakwater forwards it upstream.
+//!
+//! Unset optional fields are never sent: the newer API version rejects `temperature`, `top_p`
+//! and `top_k` when present at all. Unknown fields ride along in `extra`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::content::ContentBlock;
+
+/// A Messages API request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MessagesRequest {
+    /// The model to ask; breakwater replaces it with each target's model.
+    pub model: String,
+    /// The most tokens the answer may hold.
+    pub max_tokens: u32,
+    /// The conversation so far.
+    pub messages: Vec<InputMessage>,
+    /// The system prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<System>,
+    /// Whether to stream the answer as server-sent events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    /// Sampling temperature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    /// Top-k sampling cutoff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u32>,
+    /// Custom sequences that stop generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_sequences: Option<Vec<String>>,
+    /// Request metadata (`user_id`), passed through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+    /// Tool definitions, passed through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<Value>>,
+    /// How the model may use the tools, passed through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<Value>,
+    /// Extended thinking configuration, passed through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<Value>,
+    /// Every other top-level field, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One turn of the conversation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InputMessage {
+    /// Who spoke.
+    pub role: Role,
+    /// What they said.
+    pub content: MessageContent,
+    /// Every other field, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The speaker of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// `"user"`.
+    User,
+    /// `"assistant"`.
+    Assistant,
+}
+
+/// A message's content: a plain string, or a list of blocks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MessageContent {
+    /// `"content": "..."`.
+    Text(String),
+    /// `"content": [{...}, ...]`.
+    Blocks(Vec<ContentBlock>),
+}
+
+/// The system prompt: a plain string, or a list of blocks (which may carry `cache_control`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum System {
+    /// `"system": "..."`.
+    Text(String),
+    /// `"system": [{...}, ...]`.
+    Blocks(Vec<ContentBlock>),
+}
+
+/// Why a request body could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// A required top-level field is absent (or null).
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    /// The body is not valid JSON, or a field has the wrong shape.
+    #[error("invalid request body: {0}")]
+    Invalid(String),
+}
+
+impl MessagesRequest {
+    /// The required fields of a request body, in the order they are checked.
+    const REQUIRED: [&'static str; 3] = ["model", "max_tokens", "messages"];
+
+    /// An empty conversation with `model`, answering in at most `max_tokens` tokens.
+    pub fn new(model: impl Into<String>, max_tokens: u32) -> Self {
+        Self {
+            model: model.into(),
+            max_tokens,
+            messages: Vec::new(),
+            system: None,
+            stream: None,
+            temperature: None,
+            top_p: None,
+            top_k: None,
+            stop_sequences: None,
+            metadata: None,
+            tools: None,
+            tool_choice: None,
+            thinking: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// Appends a user message holding `text`.
+    #[must_use]
+    pub fn with_user(mut self, text: impl Into<String>) -> Self {
+        self.messages.push(InputMessage {
+            role: Role::User,
+            content: MessageContent::Text(text.into()),
+            extra: Map::new(),
+        });
+        self
+    }
+
+    /// The JSON body to send upstream for `model`: `"stream": true` when `stream` is true, and
+    /// no `stream` field at all otherwise.
+    pub fn to_body(&self, model: &str, stream: bool) -> Vec<u8> {
+        // Cannot fail: every map key is a string, and non-finite floats serialize as null.
+        let mut body = serde_json::to_value(self).unwrap_or_default();
+        if let Value::Object(map) = &mut body {
+            map.insert("model".to_owned(), Value::String(model.to_owned()));
+            if stream {
+                map.insert("stream".to_owned(), Value::Bool(true));
+            } else {
+                map.remove("stream");
+            }
+        }
+        body.to_string().into_bytes()
+    }
+
+    /// Reads a request body, naming the missing field when a required one is absent.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, RequestError> {
+        let err = match serde_json::from_slice::<Self>(bytes) {
+            Ok(request) => return Ok(request),
+            Err(err) => err,
+        };
+        if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(bytes) {
+            let missing = Self::REQUIRED
+                .into_iter()
+                .find(|field| map.get(*field).is_none_or(Value::is_null));
+            if let Some(field) = missing {
+                return Err(RequestError::MissingField(field));
+            }
+        }
+        Err(RequestError::Invalid(err.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn to_body_replaces_model_and_sets_stream() {
+        let request = MessagesRequest::new("claude-a", 64).with_user("hi");
+        let body: Value = serde_json::from_slice(&request.to_body("claude-b", true)).unwrap();
+        let expected = json!({
+            "model": "claude-b", "max_tokens": 64, "stream": true,
+            "messages": [{"role": "user", "content": "hi"}],
+        });
+        assert_eq!(body, expected);
+        let mut streaming = request.clone();
+        streaming.stream = Some(true);
+        let body: Value = serde_json::from_slice(&streaming.to_body("claude-b", false)).unwrap();
+        assert_eq!(body.get("stream"), None);
+    }
+
+    #[test]
+    fn from_json_names_the_missing_field() {
+        let cases: [(&str, &str); 3] = [
+            (r#"{"max_tokens": 1, "messages": []}"#, "model"),
+            (r#"{"model": "m", "messages": []}"#, "max_tokens"),
+            (
+                r#"{"model": "m", "max_tokens": 1, "messages": null}"#,
+                "messages",
+            ),
+        ];
+        for (body, field) in cases {
+            assert_eq!(
+                MessagesRequest::from_json(body.as_bytes()),
+                Err(RequestError::MissingField(field))
+            );
+        }
+    }
+
+    #[test]
+    fn from_json_reports_other_errors_with_position() {
+        let err = MessagesRequest::from_json(b"{\"model\": 1,").unwrap_err();
+        assert!(
+            matches!(&err, RequestError::Invalid(m) if m.contains("line 1 column")),
+            "{err}"
+        );
+        let err =
+            MessagesRequest::from_json(br#"{"model": "m", "max_tokens": -1, "messages": []}"#)
+                .unwrap_err();
+        assert!(
+            err.to_string().starts_with("invalid request body: "),
+            "{err}"
+        );
+    }
+}

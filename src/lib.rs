@@ -1,0 +1,13 @@
+//! breakwater keeps a service answering when the Claude API is overloaded.
+//!
+//! This crate holds everything Claude-shaped: the Messages API types ([`api`]), the HTTP
+//! [`client`] (the only code that touches the network), and the loopback [`mock`] server
+//! that browns out on a script. The provider-agnostic engine lives in `breakwater-actors`,
+//! re-exported here as [`engine`].
+
+pub mod api;
+pub mod client;
+pub mod mock;
+pub mod wallclock;
+
+pub use breakwater_actors as engine;

@@ -1,0 +1,22 @@
+//! The loopback mock server: an Anthropic-compatible `POST /v1/messages` that browns out,
+//! rate-limits and misbehaves on a script ([`Scenario`]). Users point their own clients at it
+//! to rehearse an overload; the project's HTTP tests start one per test on `127.0.0.1:0`.
+//!
+//! [`scenario`](Scenario) is the script, [`ModelCapacity`] the pure per-model capacity model
+//! (slots, brownouts, rate limit, service time), and [`MockServer`] the HTTP server that plays
+//! them.
+
+mod capacity;
+mod fault;
+mod registry;
+mod reply;
+mod respond;
+mod routes;
+mod scenario;
+mod server;
+
+pub use capacity::{Admission, ModelCapacity, SlotGuard};
+pub use fault::{Fault, FaultKind};
+pub use registry::{ModelStats, Stats};
+pub use scenario::{Brownout, Distribution, ModelSpec, Scenario, ScenarioError};
+pub use server::MockServer;

@@ -1,0 +1,332 @@
+//! One model's capacity, as the mock server models it: a fixed number of slots that
+//! brownout windows shrink, an optional requests-per-second token bucket, and a service
+//! time drawn from a distribution. Pure apart from a mutex: `elapsed` (time since server
+//! start) is an argument, so tests drive it without a clock.
+//!
+//! Like the real API, a request that finds no free slot is refused at once with 529 rather
+//! than queued: queueing would hide the overload from the client under test.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rand::Rng;
+
+use super::scenario::{Distribution, ModelSpec};
+use crate::engine::{RateLimits, Window};
+
+/// The most an exponential service time may exceed its mean, so one unlucky draw cannot
+/// hold a slot for minutes.
+const EXPONENTIAL_CAP: f64 = 20.0;
+
+/// What the capacity model decided for one request.
+#[derive(Debug)]
+pub enum Admission {
+    /// Served: hold `slot` until the response is complete.
+    Admitted {
+        /// Releases the slot when dropped.
+        slot: SlotGuard,
+        /// The rate-limit state to report (empty without an `rps` limit).
+        limits: RateLimits,
+    },
+    /// No free slot: answer 529 `overloaded_error`.
+    Overloaded {
+        /// The scenario's `retry-after-on-overload` hint, if any.
+        retry_after: Option<Duration>,
+    },
+    /// Over the `rps` limit: answer 429 `rate_limit_error`.
+    RateLimited {
+        /// Whole seconds until a token frees, at least one.
+        retry_after: Duration,
+        /// The rate-limit state to report.
+        limits: RateLimits,
+    },
+}
+
+/// A model's slots, rate limit and service time.
+#[derive(Debug)]
+pub struct ModelCapacity {
+    spec: ModelSpec,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    in_flight: u32,
+    max_in_flight: u32,
+    bucket: Option<TokenBucket>,
+}
+
+impl ModelCapacity {
+    /// A model with `spec`'s capacity, all slots free and a full token bucket.
+    pub fn new(spec: ModelSpec) -> Self {
+        let bucket = spec.rps.map(TokenBucket::full);
+        let state = State {
+            in_flight: 0,
+            max_in_flight: 0,
+            bucket,
+        };
+        Self {
+            spec,
+            state: Mutex::new(state),
+        }
+    }
+
+    /// The model's settings.
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    /// Slots available `elapsed` after server start: `ceil(slots * fraction)` of the
+    /// smallest active brownout, else all of them.
+    pub fn slots_at(&self, elapsed: Duration) -> u32 {
+        let slots = self.spec.slots;
+        self.spec
+            .brownouts
+            .iter()
+            .filter(|brownout| brownout.is_active(elapsed))
+            .map(|brownout| (f64::from(slots) * brownout.fraction).ceil() as u32)
+            .fold(slots, u32::min)
+    }
+
+    /// Decides a request arriving `elapsed` after server start. The rate limit is checked
+    /// first (an account quota applies before capacity), then a slot is taken.
+    pub fn admit(self: &Arc<Self>, elapsed: Duration) -> Admission {
+        let mut state = self.lock();
+        let mut limits = RateLimits::default();
+        if let Some(bucket) = state.bucket.as_mut() {
+            let refused = bucket.take(elapsed);
+            limits = bucket.limits();
+            if let Some(retry_after) = refused {
+                return Admission::RateLimited {
+                    retry_after,
+                    limits,
+                };
+            }
+        }
+        if state.in_flight >= self.slots_at(elapsed) {
+            let retry_after = self.spec.retry_after_on_overload.map(Duration::from_secs);
+            return Admission::Overloaded { retry_after };
+        }
+        state.in_flight += 1;
+        state.max_in_flight = state.max_in_flight.max(state.in_flight);
+        Admission::Admitted {
+            slot: SlotGuard {
+                capacity: Arc::clone(self),
+            },
+            limits,
+        }
+    }
+
+    /// Requests holding a slot now.
+    pub fn in_flight(&self) -> u32 {
+        self.lock().in_flight
+    }
+
+    /// The most requests that held a slot at once.
+    pub fn max_in_flight(&self) -> u32 {
+        self.lock().max_in_flight
+    }
+
+    /// Draws a service time from the model's distribution.
+    pub fn service_time<R: Rng>(&self, rng: &mut R) -> Duration {
+        let mean = self.spec.service_time.as_secs_f64();
+        let secs = match self.spec.distribution {
+            Distribution::Fixed => mean,
+            Distribution::Exponential => {
+                let u: f64 = rng.random();
+                (-mean * (1.0 - u).ln()).min(mean * EXPONENTIAL_CAP)
+            }
+            Distribution::Uniform => {
+                let spread = self.spec.service_time_spread.as_secs_f64();
+                mean - spread + 2.0 * spread * rng.random::<f64>()
+            }
+        };
+        Duration::from_secs_f64(secs.max(0.0))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent across a panic (plain counters), so poisoning is moot.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A held slot; dropping it frees the slot.
+#[derive(Debug)]
+pub struct SlotGuard {
+    capacity: Arc<ModelCapacity>,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        let mut state = self.capacity.lock();
+        state.in_flight = state.in_flight.saturating_sub(1);
+    }
+}
+
+/// A requests-per-second bucket holding one second's worth of tokens.
+#[derive(Debug)]
+struct TokenBucket {
+    rate: f64,
+    tokens: f64,
+    updated: Duration,
+}
+
+impl TokenBucket {
+    fn full(rps: u32) -> Self {
+        let rate = f64::from(rps.max(1));
+        Self {
+            rate,
+            tokens: rate,
+            updated: Duration::ZERO,
+        }
+    }
+
+    /// Takes a token at `elapsed`; if there is none, says how long until one frees.
+    fn take(&mut self, elapsed: Duration) -> Option<Duration> {
+        let since = elapsed.saturating_sub(self.updated).as_secs_f64();
+        self.tokens = (self.tokens + since * self.rate).min(self.rate);
+        self.updated = self.updated.max(elapsed);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return None;
+        }
+        let wait = ((1.0 - self.tokens) / self.rate).ceil().max(1.0);
+        Some(Duration::from_secs_f64(wait))
+    }
+
+    fn limits(&self) -> RateLimits {
+        let refill = (self.rate - self.tokens).max(0.0) / self.rate;
+        let requests = Window {
+            limit: Some(self.rate as u64),
+            remaining: Some(self.tokens.floor() as u64),
+            reset_in: Some(Duration::from_secs_f64(refill)),
+        };
+        RateLimits {
+            requests,
+            ..RateLimits::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mock::scenario::Brownout;
+    use rand::SeedableRng;
+    use rand::rngs::SmallRng;
+
+    fn model(spec: ModelSpec) -> Arc<ModelCapacity> {
+        Arc::new(ModelCapacity::new(spec))
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn no_free_slot_means_overloaded_at_once() {
+        let cap = model(ModelSpec {
+            slots: 2,
+            retry_after_on_overload: Some(3),
+            ..ModelSpec::default()
+        });
+        let a = cap.admit(Duration::ZERO);
+        let _b = cap.admit(Duration::ZERO);
+        assert!(
+            matches!(cap.admit(Duration::ZERO), Admission::Overloaded { retry_after: Some(d) } if d == secs(3))
+        );
+        drop(a);
+        assert!(matches!(
+            cap.admit(Duration::ZERO),
+            Admission::Admitted { .. }
+        ));
+        assert_eq!(2, cap.max_in_flight());
+    }
+
+    #[test]
+    fn brownout_keeps_ceil_of_fraction() {
+        let brownouts = vec![
+            Brownout {
+                start: secs(10),
+                end: Some(secs(40)),
+                fraction: 0.05,
+            },
+            Brownout {
+                start: secs(20),
+                end: Some(secs(30)),
+                fraction: 0.0,
+            },
+        ];
+        let cap = model(ModelSpec {
+            slots: 8,
+            brownouts,
+            ..ModelSpec::default()
+        });
+        assert_eq!(8, cap.slots_at(secs(9)));
+        assert_eq!(1, cap.slots_at(secs(10)));
+        assert_eq!(0, cap.slots_at(secs(25)));
+        assert_eq!(8, cap.slots_at(secs(40)));
+    }
+
+    #[test]
+    fn rps_limit_refuses_with_whole_seconds_and_refills() {
+        let cap = model(ModelSpec {
+            rps: Some(2),
+            ..ModelSpec::default()
+        });
+        let first = cap.admit(Duration::ZERO);
+        let Admission::Admitted { limits, .. } = &first else {
+            panic!("{first:?}")
+        };
+        assert_eq!(Some(2), limits.requests.limit);
+        assert_eq!(Some(1), limits.requests.remaining);
+        let _second = cap.admit(Duration::ZERO);
+        match cap.admit(Duration::from_millis(100)) {
+            Admission::RateLimited {
+                retry_after,
+                limits,
+            } => {
+                assert_eq!(secs(1), retry_after);
+                assert_eq!(Some(0), limits.requests.remaining);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            cap.admit(Duration::from_millis(600)),
+            Admission::Admitted { .. }
+        ));
+    }
+
+    #[test]
+    fn service_times_follow_the_distribution() {
+        let mut rng = SmallRng::seed_from_u64(1);
+        let mean = Duration::from_millis(100);
+        let fixed = model(ModelSpec {
+            service_time: mean,
+            ..ModelSpec::default()
+        });
+        assert_eq!(mean, fixed.service_time(&mut rng));
+        let spread = Duration::from_millis(20);
+        let uniform = model(ModelSpec {
+            service_time: mean,
+            distribution: Distribution::Uniform,
+            service_time_spread: spread,
+            ..ModelSpec::default()
+        });
+        for _ in 0..100 {
+            let t = uniform.service_time(&mut rng);
+            assert!(t + spread >= mean && t <= mean + spread, "{t:?}");
+        }
+        let exp = model(ModelSpec {
+            service_time: mean,
+            distribution: Distribution::Exponential,
+            ..ModelSpec::default()
+        });
+        let total: Duration = (0..2000).map(|_| exp.service_time(&mut rng)).sum();
+        let avg = total / 2000;
+        assert!(
+            avg > Duration::from_millis(85) && avg < Duration::from_millis(115),
+            "{avg:?}"
+        );
+    }
+}

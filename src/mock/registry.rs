@@ -1,0 +1,175 @@
+//! The models a running mock server answers, each with its capacity and its counters, and
+//! the [`Stats`] snapshot built from them. Models listed in the scenario exist from the
+//! start; a `[default-model]` scenario adds any other name on its first request.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use serde::{Deserialize, Serialize};
+
+use super::capacity::ModelCapacity;
+use super::scenario::Scenario;
+
+/// What a mock server has seen, per model (also served as JSON at `GET /stats`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Counters by model name: every model the scenario lists, and any other name a
+    /// `[default-model]` scenario has answered.
+    pub models: BTreeMap<String, ModelStats>,
+}
+
+/// One model's counters. Requests rejected before the model was known (401, 400, 404) are
+/// not counted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelStats {
+    /// Requests that named this model.
+    pub requests: u64,
+    /// Responses by status (`"200"`, `"529"`...); `"dropped"` counts connections a `drop`
+    /// fault closed without a response.
+    pub by_status: BTreeMap<String, u64>,
+    /// Requests holding a slot now.
+    pub in_flight: u32,
+    /// The most requests that held a slot at once.
+    pub max_in_flight: u32,
+}
+
+/// One answered model: its capacity and counters.
+#[derive(Debug)]
+pub(crate) struct Model {
+    pub(crate) name: String,
+    pub(crate) capacity: Arc<ModelCapacity>,
+    counts: Mutex<Counts>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    requests: u64,
+    by_status: BTreeMap<String, u64>,
+}
+
+impl Model {
+    fn new(name: &str, capacity: ModelCapacity) -> Self {
+        let counts = Mutex::new(Counts::default());
+        Self {
+            name: name.to_owned(),
+            capacity: Arc::new(capacity),
+            counts,
+        }
+    }
+
+    /// Counts a request that named this model.
+    pub(crate) fn count_request(&self) {
+        self.counts().requests += 1;
+    }
+
+    /// Counts a response (or `"dropped"`) for this model.
+    pub(crate) fn count_status(&self, status: &str) {
+        *self
+            .counts()
+            .by_status
+            .entry(status.to_owned())
+            .or_default() += 1;
+    }
+
+    fn snapshot(&self) -> ModelStats {
+        let counts = self.counts();
+        ModelStats {
+            requests: counts.requests,
+            by_status: counts.by_status.clone(),
+            in_flight: self.capacity.in_flight(),
+            max_in_flight: self.capacity.max_in_flight(),
+        }
+    }
+
+    fn counts(&self) -> MutexGuard<'_, Counts> {
+        // Plain counters cannot be left half-updated, so a poisoned lock is still usable.
+        self.counts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The models a server answers, by name.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    scenario: Scenario,
+    models: Mutex<BTreeMap<String, Arc<Model>>>,
+}
+
+impl Registry {
+    /// A registry holding every model `scenario` lists.
+    pub(crate) fn new(scenario: Scenario) -> Self {
+        let models = scenario
+            .models
+            .iter()
+            .map(|(name, spec)| {
+                (
+                    name.clone(),
+                    Arc::new(Model::new(name, ModelCapacity::new(spec.clone()))),
+                )
+            })
+            .collect();
+        Self {
+            scenario,
+            models: Mutex::new(models),
+        }
+    }
+
+    /// The scenario being served.
+    pub(crate) fn scenario(&self) -> &Scenario {
+        &self.scenario
+    }
+
+    /// The model called `name`, created from `[default-model]` if need be; `None` means 404.
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<Model>> {
+        let mut models = self.models();
+        if let Some(model) = models.get(name) {
+            return Some(Arc::clone(model));
+        }
+        let spec = self.scenario.default_model.as_ref()?;
+        let model = Arc::new(Model::new(name, ModelCapacity::new(spec.clone())));
+        models.insert(name.to_owned(), Arc::clone(&model));
+        Some(model)
+    }
+
+    /// A snapshot of every model's counters.
+    pub(crate) fn stats(&self) -> Stats {
+        let models = self
+            .models()
+            .iter()
+            .map(|(name, model)| (name.clone(), model.snapshot()))
+            .collect();
+        Stats { models }
+    }
+
+    fn models(&self) -> MutexGuard<'_, BTreeMap<String, Arc<Model>>> {
+        // The map is only ever inserted into whole, so a poisoned lock is still consistent.
+        self.models.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mock::ModelSpec;
+
+    #[test]
+    fn listed_models_exist_and_others_need_a_default() {
+        let mut scenario = Scenario::default();
+        scenario.models.insert("a".into(), ModelSpec::default());
+        let registry = Registry::new(scenario.clone());
+        assert!(registry.get("a").is_some());
+        assert!(registry.get("b").is_none());
+        assert_eq!(
+            vec!["a"],
+            registry.stats().models.keys().collect::<Vec<_>>()
+        );
+
+        scenario.default_model = Some(ModelSpec::default());
+        let registry = Registry::new(scenario);
+        let b = registry.get("b").expect("default-model answers any name");
+        b.count_request();
+        b.count_status("200");
+        let stats = registry.stats();
+        assert_eq!(1, stats.models["b"].requests);
+        assert_eq!(Some(&1), stats.models["b"].by_status.get("200"));
+    }
+}

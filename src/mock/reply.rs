@@ -1,0 +1,180 @@
+//! What the mock says when it answers: a deterministic reply derived from the prompt, with
+//! plausible usage, as one JSON message or as the SSE events of a stream (where the
+//! `stream-error` and `stream-drop` faults cut in).
+
+use std::collections::VecDeque;
+use std::io;
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use serde_json::Map;
+
+use super::capacity::SlotGuard;
+use super::fault::{Fault, FaultKind};
+use crate::api::{
+    ContentBlock, ErrorBody, ErrorType, Message, MessageContent, MessageStreamEvent,
+    MessagesRequest, Role, System, Usage, events_for,
+};
+
+/// The pause before each SSE event: long enough for the client to see separate chunks,
+/// short enough for tests.
+const EVENT_PAUSE: Duration = Duration::from_millis(2);
+
+/// How much of the prompt the reply echoes, in characters.
+const ECHO_CHARS: usize = 40;
+
+/// The mock's answer to `request`: `mock reply from MODEL: <start of the last user text>`.
+pub(crate) fn message(request: &MessagesRequest, number: u64) -> Message {
+    let prompt: String = last_user_text(request).chars().take(ECHO_CHARS).collect();
+    let text = format!("mock reply from {}: {prompt}", request.model);
+    let usage = Usage {
+        input_tokens: tokens(input_chars(request)),
+        output_tokens: tokens(text.chars().count()).min(u64::from(request.max_tokens)),
+        cache_creation_input_tokens: None,
+        cache_read_input_tokens: None,
+        extra: Map::new(),
+    };
+    Message {
+        id: format!("msg_mock_{number}"),
+        kind: "message".to_owned(),
+        role: Role::Assistant,
+        model: request.model.clone(),
+        content: vec![ContentBlock::text(text)],
+        stop_reason: Some("end_turn".to_owned()),
+        stop_sequence: None,
+        usage,
+        extra: Map::new(),
+    }
+}
+
+/// The SSE body streaming `message`, cut short by a stream fault; `slot` is held until the
+/// body ends.
+pub(crate) fn stream_body(message: &Message, fault: Option<&Fault>, slot: SlotGuard) -> Body {
+    let mut events = events_for(message);
+    // Like the API, a ping follows message_start.
+    events.insert(events.len().min(1), MessageStreamEvent::Ping);
+    let mut chunks: VecDeque<Chunk> = events
+        .iter()
+        .map(|event| Ok(Bytes::from(event.to_sse())))
+        .collect();
+    if let Some(fault) = fault {
+        // The fault always lands before message_stop: a stream that completes is no fault.
+        chunks.truncate(fault.after_events().min(chunks.len().saturating_sub(1)));
+        match fault.kind {
+            FaultKind::StreamError => chunks.push_back(Ok(error_event(fault))),
+            FaultKind::StreamDrop => chunks.push_back(Err(io::Error::other("stream-drop fault"))),
+            _ => {}
+        }
+    }
+    let feed = Feed {
+        chunks,
+        _slot: slot,
+    };
+    Body::from_stream(futures::stream::unfold(feed, |mut feed| async move {
+        let chunk = feed.chunks.pop_front()?;
+        // Pausing also lets hyper flush what came before, so a stream-drop cuts after the
+        // events it promised.
+        tokio::time::sleep(EVENT_PAUSE).await;
+        Some((chunk, feed))
+    }))
+}
+
+type Chunk = Result<Bytes, io::Error>;
+
+/// The remaining chunks of a stream, and the slot it holds.
+struct Feed {
+    chunks: VecDeque<Chunk>,
+    _slot: SlotGuard,
+}
+
+fn error_event(fault: &Fault) -> Bytes {
+    let kind = fault
+        .error_type
+        .as_deref()
+        .map_or(ErrorType::Overloaded, ErrorType::from);
+    let message = error_message(&kind);
+    let error = ErrorBody::new(kind, message).error;
+    Bytes::from(MessageStreamEvent::Error { error }.to_sse())
+}
+
+/// The message the real API tends to send with `kind` (clients must not match on it).
+pub(crate) fn error_message(kind: &ErrorType) -> String {
+    match kind {
+        ErrorType::Overloaded => "Overloaded".to_owned(),
+        ErrorType::RateLimit => "Number of requests has exceeded your rate limit".to_owned(),
+        other => format!("mock {}", other.as_str()),
+    }
+}
+
+fn last_user_text(request: &MessagesRequest) -> String {
+    request
+        .messages
+        .iter()
+        .rev()
+        .find(|message| message.role == Role::User)
+        .map(|message| match &message.content {
+            MessageContent::Text(text) => text.clone(),
+            MessageContent::Blocks(blocks) => blocks_text(blocks),
+        })
+        .unwrap_or_default()
+}
+
+fn input_chars(request: &MessagesRequest) -> usize {
+    let system = match &request.system {
+        Some(System::Text(text)) => text.chars().count(),
+        Some(System::Blocks(blocks)) => blocks_text(blocks).chars().count(),
+        None => 0,
+    };
+    let messages: usize = request
+        .messages
+        .iter()
+        .map(|message| match &message.content {
+            MessageContent::Text(text) => text.chars().count(),
+            MessageContent::Blocks(blocks) => blocks_text(blocks).chars().count(),
+        })
+        .sum();
+    system + messages
+}
+
+fn blocks_text(blocks: &[ContentBlock]) -> String {
+    blocks
+        .iter()
+        .filter_map(|block| match block {
+            ContentBlock::Text { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// About four characters a token, at least one.
+fn tokens(chars: usize) -> u64 {
+    (chars as u64).div_ceil(4).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_echoes_the_start_of_the_last_user_text() {
+        let long = "x".repeat(100);
+        let request = MessagesRequest::new("m", 1000)
+            .with_user("first")
+            .with_user(long);
+        let message = message(&request, 7);
+        assert_eq!("msg_mock_7", message.id);
+        assert_eq!(
+            format!("mock reply from m: {}", "x".repeat(40)),
+            message.text()
+        );
+        assert_eq!(27, message.usage.input_tokens);
+        assert!(message.usage.output_tokens > 0);
+    }
+
+    #[test]
+    fn output_tokens_respect_max_tokens() {
+        let request = MessagesRequest::new("m", 2).with_user("hello there");
+        assert_eq!(2, message(&request, 1).usage.output_tokens);
+    }
+}

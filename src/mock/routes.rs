@@ -1,0 +1,224 @@
+//! The mock's HTTP surface: `POST /v1/messages` checks the key, the body and the model, then
+//! plays the scenario's faults and capacity model; `GET /stats` reports counters. Every
+//! response carries `request-id: req_mock_N`, and error bodies repeat it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use bytes::Bytes;
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use tokio::time::Instant;
+
+use super::capacity::{Admission, SlotGuard};
+use super::fault::{self, Fault, FaultKind};
+use super::registry::{Model, Registry};
+use super::reply;
+use super::respond::{self, RequestNumber};
+use super::scenario::Scenario;
+use super::server::ConnectionHandle;
+use crate::api::{ErrorType, MessagesRequest};
+
+/// State shared by every request of one server.
+#[derive(Debug)]
+pub(crate) struct App {
+    pub(crate) registry: Registry,
+    rng: Mutex<SmallRng>,
+    started: Instant,
+    requests: AtomicU64,
+}
+
+impl App {
+    pub(crate) fn new(scenario: Scenario) -> Self {
+        let rng = Mutex::new(SmallRng::seed_from_u64(scenario.seed));
+        let registry = Registry::new(scenario);
+        Self {
+            registry,
+            rng,
+            started: Instant::now(),
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn rng(&self) -> MutexGuard<'_, SmallRng> {
+        // An RNG cannot be left inconsistent by a panic, so a poisoned lock is still usable.
+        self.rng.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The router, with its request-id middleware, over `app`.
+pub(crate) fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v1/messages", post(messages))
+        .route("/stats", get(stats))
+        .fallback(no_route)
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&app),
+            number_request,
+        ))
+        .with_state(app)
+}
+
+async fn number_request(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
+    let number = RequestNumber(app.requests.fetch_add(1, Ordering::Relaxed) + 1);
+    request.extensions_mut().insert(number);
+    let mut response = next.run(request).await;
+    if let Ok(id) = HeaderValue::from_str(&number.id()) {
+        response.headers_mut().insert("request-id", id);
+    }
+    response
+}
+
+async fn stats(State(app): State<Arc<App>>) -> Response {
+    Json(app.registry.stats()).into_response()
+}
+
+async fn no_route(Extension(number): Extension<RequestNumber>, uri: Uri) -> Response {
+    respond::error(
+        number,
+        ErrorType::NotFound,
+        format!("no route: {}", uri.path()),
+    )
+}
+
+async fn messages(
+    State(app): State<Arc<App>>,
+    Extension(number): Extension<RequestNumber>,
+    connection: Option<Extension<ConnectionHandle>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if app.registry.scenario().require_key && !has_key(&headers) {
+        let message = "missing api key: send x-api-key or authorization: bearer";
+        return respond::error(number, ErrorType::Authentication, message);
+    }
+    let request = match MessagesRequest::from_json(&body) {
+        Ok(request) => request,
+        Err(err) => return respond::error(number, ErrorType::InvalidRequest, err.to_string()),
+    };
+    let Some(model) = app.registry.get(&request.model) else {
+        return respond::error(
+            number,
+            ErrorType::NotFound,
+            format!("model: {}", request.model),
+        );
+    };
+    model.count_request();
+    let response = serve(
+        &app,
+        &model,
+        &request,
+        number,
+        connection.map(|Extension(c)| c),
+    )
+    .await;
+    model.count_status(response.status().as_str());
+    response
+}
+
+/// Plays the scenario's faults, then its capacity model, for a request `model` answers.
+async fn serve(
+    app: &App,
+    model: &Model,
+    request: &MessagesRequest,
+    number: RequestNumber,
+    connection: Option<ConnectionHandle>,
+) -> Response {
+    let streaming = request.stream == Some(true);
+    let fault = {
+        let faults = &model.capacity.spec().faults;
+        fault::pick(faults, app.elapsed(), streaming, &mut *app.rng()).cloned()
+    };
+    let mut stream_fault = None;
+    if let Some(fault) = fault {
+        match fault.kind {
+            FaultKind::Status => return respond::status_fault(&fault, number),
+            FaultKind::Drop => return drop_connection(model, connection, number).await,
+            FaultKind::Malformed => return respond::malformed(),
+            FaultKind::Slow => tokio::time::sleep(fault.delay()).await,
+            FaultKind::StreamError | FaultKind::StreamDrop => stream_fault = Some(fault),
+        }
+    }
+    match model.capacity.admit(app.elapsed()) {
+        Admission::Overloaded { retry_after } => respond::overloaded(number, retry_after),
+        Admission::RateLimited {
+            retry_after,
+            limits,
+        } => respond::rate_limited(number, retry_after, &limits),
+        Admission::Admitted { slot, limits } => {
+            let service_time = model.capacity.service_time(&mut *app.rng());
+            tokio::time::sleep(service_time).await;
+            let mut response = answer(request, number, slot, stream_fault.as_ref());
+            respond::add_limits(response.headers_mut(), &limits);
+            response
+        }
+    }
+}
+
+/// The reply, as JSON or as a stream that holds `slot` until it ends.
+fn answer(
+    request: &MessagesRequest,
+    number: RequestNumber,
+    slot: SlotGuard,
+    fault: Option<&Fault>,
+) -> Response {
+    let message = reply::message(request, number.0);
+    if request.stream != Some(true) {
+        drop(slot);
+        return Json(message).into_response();
+    }
+    let body = reply::stream_body(&message, fault, slot);
+    let headers = [
+        (header::CONTENT_TYPE, "text/event-stream"),
+        (header::CACHE_CONTROL, "no-cache"),
+    ];
+    (headers, body).into_response()
+}
+
+/// Closes the connection with no response: the connection task drops the connection when
+/// told, which also drops this future.
+async fn drop_connection(
+    model: &Model,
+    connection: Option<ConnectionHandle>,
+    number: RequestNumber,
+) -> Response {
+    let Some(connection) = connection else {
+        // Served outside MockServer's accept loop: nothing below us to cut.
+        return respond::error(
+            number,
+            ErrorType::Api,
+            "drop fault needs MockServer's connection handling",
+        );
+    };
+    model.count_status("dropped");
+    tracing::debug!(model = %model.name, "mock drops a connection");
+    connection.cut();
+    std::future::pending().await
+}
+
+fn has_key(headers: &HeaderMap) -> bool {
+    let value = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let api_key = value(HeaderName::from_static("x-api-key")).is_some_and(|key| !key.is_empty());
+    let bearer = value(header::AUTHORIZATION)
+        .and_then(|auth| auth.split_once(' '))
+        .is_some_and(|(scheme, token)| {
+            scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
+        });
+    api_key || bearer
+}

@@ -1,0 +1,354 @@
+//! The mock server's script: which models it answers, how much capacity each has, and when
+//! it browns out or misbehaves. Scenarios are TOML (see `scenarios/mock/`); the built-ins are
+//! those same files compiled in, so the documented files and the built-ins cannot drift.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::fault::Fault;
+
+/// The built-in scenarios: name and TOML text. The first is the default.
+const BUILTINS: &[(&str, &str)] = &[
+    ("healthy", include_str!("../../scenarios/mock/healthy.toml")),
+    (
+        "brownout",
+        include_str!("../../scenarios/mock/brownout.toml"),
+    ),
+    ("outage", include_str!("../../scenarios/mock/outage.toml")),
+    (
+        "rate-limited",
+        include_str!("../../scenarios/mock/rate-limited.toml"),
+    ),
+    (
+        "flaky-stream",
+        include_str!("../../scenarios/mock/flaky-stream.toml"),
+    ),
+];
+
+/// Why a scenario could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScenarioError {
+    /// The TOML did not parse or did not match the format; the message has line and column.
+    #[error("invalid scenario toml: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// A setting parsed but makes no sense; `field` is its dotted path.
+    #[error("invalid scenario setting {field}: {reason}")]
+    Invalid {
+        /// Dotted path of the bad setting, e.g. `models.claude-x.slots`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The file could not be read (and the name is no built-in).
+    #[error("cannot read scenario file {path} (built-in scenarios: {builtins}): {source}")]
+    Read {
+        /// The path that was tried.
+        path: PathBuf,
+        /// Comma-separated built-in names, for the reader who mistyped one.
+        builtins: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file was read but its contents are invalid.
+    #[error("scenario file {path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: Box<ScenarioError>,
+    },
+}
+
+/// How a model's service time varies around its mean.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Distribution {
+    /// Always exactly the mean.
+    #[default]
+    Fixed,
+    /// Exponentially distributed with the given mean (a memoryless server).
+    Exponential,
+    /// Uniform in `mean ± service-time-spread`, floored at zero.
+    Uniform,
+}
+
+/// A window in which a model loses capacity (`brownouts = [{ ... }]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Brownout {
+    /// When it begins, time since server start. Default: 0s
+    #[serde(default, with = "humantime_serde")]
+    pub start: Duration,
+    /// When it ends, time since server start. Default: none (it never ends)
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub end: Option<Duration>,
+    /// Share of the slots the model keeps, rounded up; 0 is a full outage. Required.
+    pub fraction: f64,
+}
+
+impl Brownout {
+    /// Whether `elapsed` (time since server start) falls in the window.
+    pub fn is_active(&self, elapsed: Duration) -> bool {
+        elapsed >= self.start && self.end.is_none_or(|end| elapsed < end)
+    }
+}
+
+/// One model's capacity and script (`[models.NAME]` or `[default-model]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ModelSpec {
+    /// Requests served at once; one more gets an immediate 529. Default: 8
+    pub slots: u32,
+    /// Mean time to serve a request while holding a slot. Default: 200ms
+    #[serde(with = "humantime_serde")]
+    pub service_time: Duration,
+    /// How service time varies around the mean. Default: fixed
+    pub distribution: Distribution,
+    /// Half-width of the `uniform` distribution. Default: 0s
+    #[serde(with = "humantime_serde")]
+    pub service_time_spread: Duration,
+    /// Requests per second allowed (a token bucket with a burst of one second's worth);
+    /// excess gets 429 `rate_limit_error`. Default: none (unlimited)
+    pub rps: Option<u32>,
+    /// Seconds sent as `retry-after` on 529s. Default: none (no header, like the real API)
+    pub retry_after_on_overload: Option<u64>,
+    /// Capacity loss windows; overlapping windows take the smallest. Default: none
+    pub brownouts: Vec<Brownout>,
+    /// Scripted faults, tried in order. Default: none
+    pub faults: Vec<Fault>,
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        Self {
+            slots: 8,
+            service_time: Duration::from_millis(200),
+            distribution: Distribution::Fixed,
+            service_time_spread: Duration::ZERO,
+            rps: None,
+            retry_after_on_overload: None,
+            brownouts: Vec::new(),
+            faults: Vec::new(),
+        }
+    }
+}
+
+impl ModelSpec {
+    /// Checks the settings; `at` is the table's dotted path, used in errors.
+    fn validate(&self, at: &str) -> Result<(), ScenarioError> {
+        if self.slots == 0 {
+            return Err(invalid(format!("{at}.slots"), "must be at least 1"));
+        }
+        if self.rps == Some(0) {
+            return Err(invalid(format!("{at}.rps"), "must be at least 1"));
+        }
+        for (i, brownout) in self.brownouts.iter().enumerate() {
+            let field = format!("{at}.brownouts[{i}]");
+            if !(0.0..=1.0).contains(&brownout.fraction) {
+                let reason = format!("must be within 0..=1, got {}", brownout.fraction);
+                return Err(invalid(format!("{field}.fraction"), reason));
+            }
+            if brownout.end.is_some_and(|end| end < brownout.start) {
+                return Err(invalid(format!("{field}.end"), "must not be before start"));
+            }
+        }
+        for (i, fault) in self.faults.iter().enumerate() {
+            fault
+                .validate(&format!("{at}.faults[{i}]"))
+                .map_err(|(field, reason)| invalid(field, reason))?;
+        }
+        Ok(())
+    }
+}
+
+/// A mock server script. `Scenario::default()` answers no model at all; start from
+/// [`Scenario::builtin`] or a TOML file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Scenario {
+    /// One line saying what the scenario rehearses. Default: ""
+    pub description: String,
+    /// Seed for service times and fault coin flips. Default: 0
+    pub seed: u64,
+    /// Whether a non-empty `x-api-key` or `Authorization: Bearer` is required (any value
+    /// passes). Default: true
+    pub require_key: bool,
+    /// Settings for any model not listed in `models`. Default: none (unknown models get 404)
+    pub default_model: Option<ModelSpec>,
+    /// Per-model settings, by model name. Default: none
+    pub models: BTreeMap<String, ModelSpec>,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Self {
+            description: String::new(),
+            seed: 0,
+            require_key: true,
+            default_model: None,
+            models: BTreeMap::new(),
+        }
+    }
+}
+
+impl Scenario {
+    /// Parses and validates a scenario. Parse errors keep toml's line and column.
+    pub fn from_toml(text: &str) -> Result<Self, ScenarioError> {
+        let scenario: Self = toml::from_str(text)?;
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    /// A built-in scenario by name, else the TOML file at that path.
+    pub fn load(name_or_path: &str) -> Result<Self, ScenarioError> {
+        if let Some(scenario) = Self::builtin(name_or_path) {
+            return Ok(scenario);
+        }
+        let path = PathBuf::from(name_or_path);
+        let text = std::fs::read_to_string(&path).map_err(|source| ScenarioError::Read {
+            path: path.clone(),
+            builtins: Self::builtin_names().join(", "),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|source| ScenarioError::File {
+            path,
+            source: Box::new(source),
+        })
+    }
+
+    /// The built-in scenario called `name`, if there is one.
+    ///
+    /// # Panics
+    ///
+    /// Never: every built-in is parsed and validated by this module's tests.
+    pub fn builtin(name: &str) -> Option<Self> {
+        let (_, text) = BUILTINS.iter().find(|(builtin, _)| *builtin == name)?;
+        Some(Self::from_toml(text).expect("built-in scenarios are parsed and validated by tests"))
+    }
+
+    /// Names of the built-in scenarios; the first (`healthy`) is the default.
+    pub fn builtin_names() -> Vec<&'static str> {
+        BUILTINS.iter().map(|(name, _)| *name).collect()
+    }
+
+    /// The settings for `model`: its own table, else `[default-model]`, else none (404).
+    pub fn model(&self, model: &str) -> Option<&ModelSpec> {
+        self.models.get(model).or(self.default_model.as_ref())
+    }
+
+    /// Checks every setting, naming the first bad one by its dotted path.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        if let Some(spec) = &self.default_model {
+            spec.validate("default-model")?;
+        }
+        for (name, spec) in &self.models {
+            spec.validate(&format!("models.{name}"))?;
+        }
+        Ok(())
+    }
+}
+
+fn invalid(field: String, reason: impl Into<String>) -> ScenarioError {
+    ScenarioError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_parses_and_validates() {
+        for (name, text) in BUILTINS {
+            let scenario = Scenario::from_toml(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(
+                !scenario.description.is_empty(),
+                "{name} has no description"
+            );
+        }
+        assert_eq!("healthy", Scenario::builtin_names()[0]);
+    }
+
+    #[test]
+    fn healthy_answers_any_model() {
+        let healthy = Scenario::builtin("healthy").expect("healthy is built in");
+        assert!(healthy.model("claude-sonnet-4-5").is_some());
+        assert!(healthy.model("anything").is_some());
+    }
+
+    #[test]
+    fn defaults_fill_missing_settings() {
+        let scenario = Scenario::from_toml("[models.m]\nrps = 3\n").expect("valid");
+        let spec = scenario.model("m").expect("listed");
+        assert_eq!(8, spec.slots);
+        assert_eq!(Duration::from_millis(200), spec.service_time);
+        assert_eq!(Some(3), spec.rps);
+        assert!(scenario.require_key);
+        assert!(scenario.model("other").is_none());
+    }
+
+    #[test]
+    fn unknown_field_names_field_and_line() {
+        let err = Scenario::from_toml("seed = 1\n[models.m]\nslotz = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("slotz") && err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn bad_duration_names_line() {
+        let err = Scenario::from_toml("[models.m]\n\nservice-time = \"fast\"\n").unwrap_err();
+        let err = err.to_string();
+        assert!(
+            err.contains("line 3") && err.contains("service-time"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn validate_names_the_bad_field() {
+        let cases = [
+            ("[models.m]\nslots = 0", "models.m.slots"),
+            ("[default-model]\nrps = 0", "default-model.rps"),
+            (
+                "[models.m]\nbrownouts = [{ fraction = 1.5 }]",
+                "models.m.brownouts[0].fraction",
+            ),
+            (
+                "[models.m]\nbrownouts = [{ start = \"2s\", end = \"1s\", fraction = 0.5 }]",
+                "models.m.brownouts[0].end",
+            ),
+            (
+                "[models.m]\nfaults = [{ kind = \"drop\", probability = -0.1 }]",
+                "models.m.faults[0].probability",
+            ),
+        ];
+        for (text, field) in cases {
+            let err = Scenario::from_toml(text).unwrap_err().to_string();
+            assert!(err.contains(field), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn load_names_the_missing_path() {
+        let err = Scenario::load("/nonexistent/scenario.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/nonexistent/scenario.toml") && err.contains("healthy"),
+            "{err}"
+        );
+    }
+}

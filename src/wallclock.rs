@@ -1,0 +1,13 @@
+//! The one place that reads the wall clock. Everything else runs on tokio's clock, so tests
+//! can pause it; wall-clock time is only needed to turn absolute timestamps the API sends
+//! (HTTP dates, RFC 3339 resets) into durations, and to stamp what is stored.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Time since the Unix epoch, now.
+#[allow(clippy::disallowed_types, clippy::disallowed_methods)]
+pub fn unix_now() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
