@@ -1,11 +1,14 @@
 //! Pure decisions: no tasks, no I/O, and `now` is always an argument, so every rule here is
 //! tested with exact values and property tests, and applied unchanged in virtual time.
 
+pub mod admission;
 pub mod backoff;
 pub mod breaker;
 pub mod budget;
 pub mod decision;
+pub mod parking;
 
+pub use admission::AdmissionConfig;
 pub use backoff::{Backoff, BackoffConfig, Jitter};
 pub use breaker::{
     Admission, BreakerConfig, BreakerState, CircuitBreaker, PolicyError, StateKind, Transition,
@@ -13,3 +16,4 @@ pub use breaker::{
 };
 pub use budget::{BudgetConfig, RetryBudget};
 pub use decision::{Attempts, Decision, GiveUp, RetryPolicy};
+pub use parking::{Parked, ParkingLot};

@@ -1,0 +1,187 @@
+//! The breaker actor: one per target. It owns that target's [`CircuitBreaker`] state machine,
+//! is fed every attempt's outcome by the target's worker, grants half-open probe slots to the
+//! dispatcher, moves itself from open to half-open on a timer (once traffic is rerouted, no
+//! caller would), and publishes every transition to the [`Board`] and the dispatcher.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::time::Instant;
+
+use crate::board::Board;
+use crate::directory::Directory;
+use crate::dispatcher::Signal;
+use crate::job::Job;
+use crate::policy::breaker::{Admission, BreakerConfig, CircuitBreaker, StateKind, Transition};
+use crate::upstream::{Class, Target, Upstream};
+
+/// What a breaker actor is told.
+pub(crate) enum BreakerMsg<U: Upstream> {
+    /// An attempt ended: `class` is `None` on success.
+    Record {
+        class: Option<Class>,
+        retry_after: Option<Duration>,
+        probe: bool,
+    },
+    /// A granted probe will not run (its caller left before it started).
+    ReleaseProbe,
+    /// The dispatcher asks whether `job` may run now; the answer goes back as a signal.
+    Admit(Box<Job<U>>),
+    /// The open interval may have elapsed.
+    Tick,
+    /// Force the circuit open until reset.
+    Isolate,
+    /// Force the circuit closed, forgetting history.
+    Reset,
+}
+
+pub(crate) struct BreakerActor<U>(PhantomData<fn() -> U>);
+
+impl<U> BreakerActor<U> {
+    pub(crate) fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+pub(crate) struct BreakerArgs<U: Upstream> {
+    pub(crate) target: Target,
+    pub(crate) config: BreakerConfig,
+    pub(crate) seed: u64,
+    pub(crate) board: Arc<Board>,
+    pub(crate) directory: Arc<Directory<U>>,
+}
+
+pub(crate) struct BreakerState<U: Upstream> {
+    target: Target,
+    breaker: CircuitBreaker,
+    board: Arc<Board>,
+    directory: Arc<Directory<U>>,
+}
+
+impl<U: Upstream> Actor for BreakerActor<U> {
+    type Msg = BreakerMsg<U>;
+    type State = BreakerState<U>;
+    type Arguments = BreakerArgs<U>;
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<Self::Msg>,
+        args: BreakerArgs<U>,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        args.board.register(&args.target, Instant::now());
+        Ok(BreakerState {
+            breaker: CircuitBreaker::new(args.config, args.seed),
+            target: args.target,
+            board: args.board,
+            directory: args.directory,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let now = Instant::now();
+        let transition = match message {
+            BreakerMsg::Record {
+                class,
+                retry_after,
+                probe,
+            } => {
+                let until = state.breaker.open_until();
+                let transition = state.breaker.record(class, retry_after, probe, now);
+                if transition.is_none() && state.breaker.open_until() > until {
+                    state.extended(&myself, now);
+                }
+                transition
+            }
+            BreakerMsg::ReleaseProbe => {
+                state.breaker.release_probe();
+                None
+            }
+            BreakerMsg::Admit(job) => state.admit(*job, now),
+            BreakerMsg::Tick => state.breaker.poll(now),
+            BreakerMsg::Isolate => state.breaker.isolate(now),
+            BreakerMsg::Reset => state.breaker.reset(now),
+        };
+        if let Some(transition) = transition {
+            state.transitioned(&myself, &transition, now);
+        }
+        Ok(())
+    }
+}
+
+impl<U: Upstream> BreakerState<U> {
+    fn admit(&mut self, mut job: Job<U>, now: Instant) -> Option<Transition> {
+        let (admission, transition) = self.breaker.admit(now);
+        let signal = match admission {
+            Admission::Allowed => Signal::Admitted(job),
+            Admission::Probe => {
+                job.probe = true;
+                Signal::Admitted(job)
+            }
+            Admission::Rejected { .. } => Signal::Refused(job),
+        };
+        self.signal(signal);
+        transition
+    }
+
+    fn transitioned(
+        &self,
+        myself: &ActorRef<BreakerMsg<U>>,
+        transition: &Transition,
+        now: Instant,
+    ) {
+        let open_until = self.breaker.open_until();
+        self.board
+            .publish_transition(&self.target, transition, open_until);
+        tracing::info!(target = %self.target, from = transition.from.as_label(), to = transition.to.as_label(), reason = transition.reason.as_label(), "breaker transition");
+        let labels = [
+            ("target", self.target.to_string()),
+            ("to", transition.to.as_label().to_owned()),
+        ];
+        metrics::counter!("breakwater_breaker_transitions_total", &labels).increment(1);
+        metrics::gauge!("breakwater_breaker_state", "target" => self.target.to_string())
+            .set(state_value(transition.to));
+        if let Some(until) = open_until {
+            schedule_tick(myself, until, now);
+        }
+        self.signal(Signal::Transition {
+            target: self.target.clone(),
+            to: transition.to,
+        });
+    }
+
+    fn extended(&self, myself: &ActorRef<BreakerMsg<U>>, now: Instant) {
+        if let Some(until) = self.breaker.open_until() {
+            self.board.extend(&self.target, until);
+            schedule_tick(myself, until, now);
+        }
+    }
+
+    fn signal(&self, signal: Signal<U>) {
+        if let Some(dispatcher) = self.directory.dispatcher() {
+            // A dispatcher that is gone takes its jobs with it; its callers are told by
+            // their dropped reply ports.
+            let _ = dispatcher.cast(signal.into());
+        }
+    }
+}
+
+fn schedule_tick<U: Upstream>(myself: &ActorRef<BreakerMsg<U>>, until: Instant, now: Instant) {
+    myself.send_after(until.saturating_duration_since(now), || BreakerMsg::Tick);
+}
+
+/// The breaker state as a gauge value: 0 closed, 1 half-open, 2 open, 3 isolated.
+fn state_value(state: StateKind) -> f64 {
+    match state {
+        StateKind::Closed => 0.0,
+        StateKind::HalfOpen => 1.0,
+        StateKind::Open => 2.0,
+        StateKind::Isolated => 3.0,
+    }
+}

@@ -1,0 +1,233 @@
+//! [`Engine`]: the actor tree behind one handle. Start it with an [`Upstream`] and an
+//! [`EngineConfig`]; `send` and `stream` answer every request by its deadline.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use ractor::{Actor, ActorRef, RpcReplyPort};
+use tokio::sync::broadcast;
+
+use crate::board::{Board, BreakerStatus, Event};
+use crate::config::EngineConfig;
+use crate::directory::Directory;
+use crate::dispatcher::DispatcherMsg;
+use crate::job::Outstanding;
+use crate::policy::PolicyError;
+use crate::request::{Answer, Error, RequestOptions};
+use crate::supervisor::{SupervisorActor, SupervisorArgs, SupervisorMsg};
+use crate::upstream::{Committed, Target, Upstream};
+
+/// How long after a request's deadline the handle stops waiting for the engine's own answer.
+///
+/// The engine answers by the deadline itself; this is the last resort for an engine that
+/// failed, so that no caller ever waits much past its deadline.
+const LAST_RESORT: Duration = Duration::from_millis(50);
+
+/// Numbers engines, so that their actors' registered names are unique in the process.
+static NEXT_ENGINE: AtomicU64 = AtomicU64::new(1);
+
+/// Why the engine did not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] PolicyError),
+    /// The actors could not be spawned.
+    #[error("cannot spawn the engine's actors: {0}")]
+    Spawn(String),
+}
+
+/// A running engine.
+pub struct Engine<U: Upstream> {
+    name: String,
+    supervisor: ActorRef<SupervisorMsg>,
+    directory: Arc<Directory<U>>,
+    board: Arc<Board>,
+    outstanding: Arc<Outstanding>,
+    config: Arc<EngineConfig>,
+    stopping: AtomicBool,
+}
+
+impl<U: Upstream> Engine<U> {
+    /// Starts the actor tree.
+    ///
+    /// # Errors
+    /// [`StartError::Config`] naming the bad field, or [`StartError::Spawn`].
+    pub async fn start(upstream: Arc<U>, config: EngineConfig) -> Result<Self, StartError> {
+        config.validate()?;
+        let config = Arc::new(config);
+        let board = Arc::new(Board::new(1024));
+        let directory = Arc::new(Directory::new());
+        let outstanding = Arc::new(Outstanding::new());
+        let name = format!("breakwater-{}", NEXT_ENGINE.fetch_add(1, Ordering::Relaxed));
+        let args = SupervisorArgs {
+            name: name.clone(),
+            upstream,
+            config: config.clone(),
+            board: board.clone(),
+            directory: directory.clone(),
+            outstanding: outstanding.clone(),
+            seed: config.seed.unwrap_or_else(rand::random),
+        };
+        let (supervisor, _) = Actor::spawn(Some(name.clone()), SupervisorActor::new(), args)
+            .await
+            .map_err(|error| StartError::Spawn(error.to_string()))?;
+        Ok(Self {
+            name,
+            supervisor,
+            directory,
+            board,
+            outstanding,
+            config,
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    /// Sends `request` and waits for the whole answer.
+    ///
+    /// # Errors
+    /// Every way a request can end without an answer; see [`Error`].
+    pub async fn send(
+        &self,
+        request: U::Request,
+        options: RequestOptions,
+    ) -> Result<Answer<U::Response>, Error> {
+        let timeout = self.timeout(&options);
+        self.ask(timeout, |reply| DispatcherMsg::Submit {
+            request: Arc::new(request),
+            options,
+            reply,
+        })
+        .await
+    }
+
+    /// Sends `request` for a streamed answer, and waits until the stream commits: failures
+    /// before its first content event are retried or rerouted like any other.
+    ///
+    /// # Errors
+    /// As [`Engine::send`].
+    pub async fn stream(
+        &self,
+        request: U::Request,
+        options: RequestOptions,
+    ) -> Result<Answer<Committed<U::Event>>, Error> {
+        let timeout = self.timeout(&options);
+        self.ask(timeout, |reply| DispatcherMsg::SubmitStream {
+            request: Arc::new(request),
+            options,
+            reply,
+        })
+        .await
+    }
+
+    fn timeout(&self, options: &RequestOptions) -> Duration {
+        options
+            .timeout
+            .unwrap_or(self.config.admission.default_timeout)
+    }
+
+    async fn ask<T>(
+        &self,
+        timeout: Duration,
+        message: impl FnOnce(RpcReplyPort<Result<T, Error>>) -> DispatcherMsg<U>,
+    ) -> Result<T, Error> {
+        let Some(dispatcher) = self.dispatcher() else {
+            return Err(self.gone());
+        };
+        let (tx, rx) = ractor::concurrency::oneshot();
+        if dispatcher.cast(message(tx.into())).is_err() {
+            return Err(self.gone());
+        }
+        match tokio::time::timeout(timeout + LAST_RESORT, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(self.gone()),
+            Err(_) => Err(Error::DeadlineExceeded {
+                attempts: Vec::new(),
+            }),
+        }
+    }
+
+    fn gone(&self) -> Error {
+        if self.stopping.load(Ordering::Relaxed) {
+            Error::Shutdown
+        } else {
+            Error::Internal("the engine dropped the request (an actor crashed)".into())
+        }
+    }
+
+    /// The dispatcher, for ractor applications that speak its message protocol; `None`
+    /// while it restarts.
+    pub fn dispatcher(&self) -> Option<ActorRef<DispatcherMsg<U>>> {
+        self.directory.dispatcher()
+    }
+
+    /// The name under which an actor of this engine is registered with ractor (see
+    /// `ractor::registry::where_is`): `role` is `dispatcher`, `worker/TARGET` or
+    /// `breaker/TARGET`.
+    pub fn actor_name(&self, role: &str) -> String {
+        format!("{}/{role}", self.name)
+    }
+
+    /// Events from now on: breaker transitions, fallbacks, retries, sheds.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.board.subscribe()
+    }
+
+    /// Every breaker's current state.
+    pub fn breakers(&self) -> Vec<(Target, BreakerStatus)> {
+        self.board.snapshot()
+    }
+
+    /// The shared breaker board.
+    pub fn board(&self) -> &Arc<Board> {
+        &self.board
+    }
+
+    /// Requests the engine holds now.
+    pub fn outstanding(&self) -> u32 {
+        self.outstanding.total()
+    }
+
+    /// The configuration the engine runs with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Forces `target`'s circuit open until [`Engine::reset`].
+    pub fn isolate(&self, target: Target) {
+        if let Some(dispatcher) = self.dispatcher() {
+            let _ = dispatcher.cast(DispatcherMsg::Isolate(target));
+        }
+    }
+
+    /// Forces `target`'s circuit closed.
+    pub fn reset(&self, target: Target) {
+        if let Some(dispatcher) = self.dispatcher() {
+            let _ = dispatcher.cast(DispatcherMsg::Reset(target));
+        }
+    }
+
+    /// Stops admitting, lets in-flight requests finish for up to `grace`, then stops every
+    /// actor; requests still held end with [`Error::Shutdown`]. Returns how many that was.
+    pub async fn shutdown(&self, grace: Duration) -> u32 {
+        self.stopping.store(true, Ordering::Relaxed);
+        if let Some(dispatcher) = self.dispatcher() {
+            let _ = ractor::call!(dispatcher, DispatcherMsg::Drain);
+        }
+        let _ = tokio::time::timeout(grace, self.outstanding.emptied()).await;
+        let left = self.outstanding.total();
+        let _ = self
+            .supervisor
+            .stop_and_wait(Some("shutdown".into()), None)
+            .await;
+        left
+    }
+}
+
+impl<U: Upstream> Drop for Engine<U> {
+    fn drop(&mut self) {
+        self.supervisor.stop(Some("engine dropped".into()));
+    }
+}

@@ -1,0 +1,181 @@
+//! A request in flight through the engine: what was asked, where it may go, how far it got,
+//! and the port its answer goes to. A job is moved, never copied, from actor to actor, so
+//! exactly one place holds it at any time; dropping it closes its reply port, so a lost job
+//! is an immediate error for its caller, never a hang.
+
+use std::sync::Arc;
+
+use ractor::RpcReplyPort;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::policy::Backoff;
+use crate::request::{Answer, Attempt, Error, Priority};
+use crate::upstream::{Committed, Failure, Reply, Target, Upstream};
+
+/// Where a whole answer goes.
+pub type AnswerPort<U> = RpcReplyPort<Result<Answer<<U as Upstream>::Response>, Error>>;
+/// Where a committed stream goes.
+pub type StreamPort<U> = RpcReplyPort<Result<Answer<Committed<<U as Upstream>::Event>>, Error>>;
+
+/// The caller's port, by kind of request.
+pub(crate) enum ReplyPort<U: Upstream> {
+    Whole(AnswerPort<U>),
+    Stream(StreamPort<U>),
+}
+
+impl<U: Upstream> ReplyPort<U> {
+    /// Answers with an error. A caller that left is not an error: there is nobody to tell.
+    pub(crate) fn fail(self, error: Error) {
+        match self {
+            ReplyPort::Whole(port) => drop(port.send(Err(error))),
+            ReplyPort::Stream(port) => drop(port.send(Err(error))),
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        match self {
+            ReplyPort::Whole(port) => port.is_closed(),
+            ReplyPort::Stream(port) => port.is_closed(),
+        }
+    }
+}
+
+/// What a successful attempt delivers.
+pub(crate) enum Delivery<U: Upstream> {
+    Whole(U::Response),
+    Stream(Committed<U::Event>),
+}
+
+pub(crate) struct Job<U: Upstream> {
+    pub(crate) id: u64,
+    pub(crate) request: Arc<U::Request>,
+    pub(crate) chain: Arc<[Target]>,
+    pub(crate) allow_fallback: bool,
+    pub(crate) priority: Priority,
+    pub(crate) submitted: Instant,
+    pub(crate) deadline: Instant,
+    pub(crate) reply: ReplyPort<U>,
+    /// Index in `chain` of the target currently tried.
+    pub(crate) position: usize,
+    /// Attempts made on the current target.
+    pub(crate) on_target: u32,
+    pub(crate) attempts: Vec<Attempt>,
+    pub(crate) backoff: Backoff,
+    /// Whether the attempt under way is a half-open probe.
+    pub(crate) probe: bool,
+    pub(crate) last: Option<Failure>,
+    /// Counts the job as outstanding for as long as it exists.
+    pub(crate) _ticket: Ticket,
+}
+
+/// How many requests the engine holds. Every job holds a [`Ticket`], so the count is right
+/// however a job ends: answered, failed, abandoned, or lost with an actor.
+pub(crate) struct Outstanding {
+    total: watch::Sender<u32>,
+}
+
+impl Outstanding {
+    pub(crate) fn new() -> Self {
+        Self {
+            total: watch::Sender::new(0),
+        }
+    }
+
+    pub(crate) fn total(&self) -> u32 {
+        *self.total.borrow()
+    }
+
+    /// Resolves once the engine holds no request.
+    pub(crate) async fn emptied(&self) {
+        let mut total = self.total.subscribe();
+        // The sender lives as long as `self`, so this cannot fail while we wait.
+        let _ = total.wait_for(|n| *n == 0).await;
+    }
+
+    pub(crate) fn ticket(self: &Arc<Self>) -> Ticket {
+        self.total.send_modify(|n| *n += 1);
+        Ticket {
+            outstanding: self.clone(),
+        }
+    }
+}
+
+/// One outstanding request; dropping it releases the count.
+pub(crate) struct Ticket {
+    outstanding: Arc<Outstanding>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.outstanding
+            .total
+            .send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+impl<U: Upstream> Job<U> {
+    pub(crate) fn target(&self) -> &Target {
+        &self.chain[self.position.min(self.chain.len() - 1)]
+    }
+
+    pub(crate) fn is_streaming(&self) -> bool {
+        matches!(self.reply, ReplyPort::Stream(_))
+    }
+
+    /// Whether the caller stopped waiting.
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.reply.is_closed()
+    }
+
+    /// Whether the chain has a target after the current one that this job may use.
+    pub(crate) fn can_fall_back(&self) -> bool {
+        self.allow_fallback && self.position + 1 < self.chain.len()
+    }
+
+    pub(crate) fn record(&mut self, failure: Option<&Failure>, now: Instant) {
+        self.attempts.push(Attempt {
+            target: self.target().clone(),
+            failure: failure.map(Failure::class),
+            status: failure.and_then(Failure::status),
+            probe: self.probe,
+            ended_after: now.saturating_duration_since(self.submitted),
+        });
+        self.on_target += 1;
+    }
+
+    /// Answers the caller with an error.
+    pub(crate) fn fail(self, error: Error) {
+        self.reply.fail(error);
+    }
+
+    /// Answers the caller with what the attempt delivered.
+    pub(crate) fn succeed(self, reply: Reply<Delivery<U>>) {
+        let target = self.target().clone();
+        let (attempts, request_id) = (self.attempts, reply.request_id);
+        // A caller that left is not an error: there is nobody to tell.
+        match (self.reply, reply.value) {
+            (ReplyPort::Whole(port), Delivery::Whole(value)) => {
+                drop(port.send(Ok(Answer {
+                    value,
+                    target,
+                    attempts,
+                    request_id,
+                })));
+            }
+            (ReplyPort::Stream(port), Delivery::Stream(value)) => {
+                drop(port.send(Ok(Answer {
+                    value,
+                    target,
+                    attempts,
+                    request_id,
+                })));
+            }
+            (port, _) => port.fail(mismatch()),
+        }
+    }
+}
+
+fn mismatch() -> Error {
+    Error::Internal("an attempt delivered the wrong kind of answer".into())
+}

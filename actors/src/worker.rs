@@ -1,0 +1,297 @@
+//! The worker actor: one per target. It owns the target's concurrency cap and pacing, runs
+//! each attempt as its own task (so a slow upstream never blocks its mailbox) with a timeout
+//! that never reaches past the request's deadline, reports every outcome to the target's
+//! breaker, answers the caller on success, and hands failures back to the dispatcher.
+//!
+//! Jobs live in a [`Ledger`] shared with the supervisor rather than in the actor's state, so
+//! that if the worker crashes, the supervisor hands every job it held back to the dispatcher.
+
+use std::collections::{HashMap, VecDeque};
+use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::FutureExt;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::time::Instant;
+
+use crate::breaker::BreakerMsg;
+use crate::config::TargetLimits;
+use crate::directory::Directory;
+use crate::dispatcher::Signal;
+use crate::job::{Delivery, Job};
+use crate::upstream::{Class, Failure, Outcome, Reply, Target, Upstream, await_commit};
+
+/// Jobs a worker holds, queued or running, where the supervisor can reach them.
+pub(crate) struct Ledger<U: Upstream>(Mutex<HashMap<u64, Job<U>>>);
+
+impl<U: Upstream> Ledger<U> {
+    pub(crate) fn new() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut HashMap<u64, Job<U>>) -> R) -> R {
+        // A poisoned lock only means a panic elsewhere; the map itself is always consistent.
+        let mut guard = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut guard)
+    }
+
+    fn insert(&self, job: Job<U>) {
+        self.with(|jobs| jobs.insert(job.id, job));
+    }
+
+    fn remove(&self, id: u64) -> Option<Job<U>> {
+        self.with(|jobs| jobs.remove(&id))
+    }
+
+    /// Every job held, for the supervisor to hand back after a crash.
+    pub(crate) fn drain(&self) -> Vec<Job<U>> {
+        self.with(|jobs| jobs.drain().map(|(_, job)| job).collect())
+    }
+}
+
+/// What a worker is told.
+pub(crate) enum WorkerMsg<U: Upstream> {
+    /// Run an attempt for `job` as soon as the cap and pacing allow.
+    Run(Job<U>),
+    /// An attempt task finished.
+    Done {
+        id: u64,
+        outcome: Outcome<Delivery<U>>,
+        started: Instant,
+    },
+    /// A pause or pacing interval may have ended.
+    Wake,
+}
+
+pub(crate) struct WorkerActor<U>(PhantomData<fn() -> U>);
+
+impl<U> WorkerActor<U> {
+    pub(crate) fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+pub(crate) struct WorkerArgs<U: Upstream> {
+    pub(crate) target: Target,
+    pub(crate) upstream: Arc<U>,
+    pub(crate) limits: TargetLimits,
+    pub(crate) ledger: Arc<Ledger<U>>,
+    pub(crate) directory: Arc<Directory<U>>,
+}
+
+pub(crate) struct WorkerState<U: Upstream> {
+    args: WorkerArgs<U>,
+    queue: VecDeque<u64>,
+    in_flight: u32,
+    next_start: Instant,
+    paused_until: Option<Instant>,
+    wake_at: Option<Instant>,
+}
+
+impl<U: Upstream> Actor for WorkerActor<U> {
+    type Msg = WorkerMsg<U>;
+    type State = WorkerState<U>;
+    type Arguments = WorkerArgs<U>;
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<Self::Msg>,
+        args: WorkerArgs<U>,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let now = Instant::now();
+        Ok(WorkerState {
+            args,
+            queue: VecDeque::new(),
+            in_flight: 0,
+            next_start: now,
+            paused_until: None,
+            wake_at: None,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            WorkerMsg::Run(job) => {
+                state.queue.push_back(job.id);
+                state.args.ledger.insert(job);
+            }
+            WorkerMsg::Done {
+                id,
+                outcome,
+                started,
+            } => state.finish(id, outcome, started),
+            WorkerMsg::Wake => state.wake_at = None,
+        }
+        state.pump(&myself);
+        Ok(())
+    }
+}
+
+impl<U: Upstream> WorkerState<U> {
+    /// Starts queued attempts while the cap, a 429 pause and pacing allow.
+    fn pump(&mut self, myself: &ActorRef<WorkerMsg<U>>) {
+        let now = Instant::now();
+        while self.in_flight < self.args.limits.concurrency.get() {
+            let Some(&id) = self.queue.front() else {
+                return;
+            };
+            let ready_at = self.next_start.max(self.paused_until.unwrap_or(now));
+            if ready_at > now {
+                self.wake(myself, ready_at, now);
+                return;
+            }
+            self.queue.pop_front();
+            self.start(myself, id, now);
+        }
+    }
+
+    fn start(&mut self, myself: &ActorRef<WorkerMsg<U>>, id: u64, now: Instant) {
+        let Some(job) = self.args.ledger.remove(id) else {
+            return;
+        };
+        if job.is_abandoned() {
+            if job.probe {
+                self.tell_breaker(BreakerMsg::ReleaseProbe);
+            }
+            return;
+        }
+        if job.deadline <= now {
+            let failure = Failure::new(
+                Class::Timeout,
+                "the deadline passed while the request waited for a slot",
+            );
+            self.hand_back(job, failure);
+            return;
+        }
+        let timeout = self.args.limits.attempt_timeout.min(job.deadline - now);
+        let attempt = attempt(
+            self.args.upstream.clone(),
+            job.target().clone(),
+            job.request.clone(),
+            job.is_streaming(),
+            self.args.limits.stall_timeout,
+        );
+        self.args.ledger.insert(job);
+        self.in_flight += 1;
+        self.next_start = now + self.args.limits.min_interval;
+        let myself = myself.clone();
+        tokio::spawn(async move {
+            let outcome =
+                match tokio::time::timeout(timeout, AssertUnwindSafe(attempt).catch_unwind()).await
+                {
+                    Ok(Ok(outcome)) => outcome,
+                    Ok(Err(_)) => Err(Failure::new(Class::ServerError, "the upstream panicked")),
+                    Err(_) => Err(Failure::new(
+                        Class::Timeout,
+                        format!("no answer within {}ms", timeout.as_millis()),
+                    )),
+                };
+            // A worker that is gone had its jobs handed back by the supervisor.
+            let _ = myself.cast(WorkerMsg::Done {
+                id,
+                outcome,
+                started: now,
+            });
+        });
+    }
+
+    fn finish(&mut self, id: u64, outcome: Outcome<Delivery<U>>, started: Instant) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let now = Instant::now();
+        let Some(mut job) = self.args.ledger.remove(id) else {
+            return;
+        };
+        let failure = outcome.as_ref().err();
+        self.observe(failure, now - started);
+        self.tell_breaker(BreakerMsg::Record {
+            class: failure.map(Failure::class),
+            retry_after: failure.and_then(Failure::retry_after),
+            probe: job.probe,
+        });
+        job.record(failure, now);
+        match outcome {
+            Ok(reply) => job.succeed(reply),
+            Err(failure) => {
+                if failure.class() == Class::RateLimited {
+                    self.pause(&failure, now);
+                }
+                self.hand_back(job, failure);
+            }
+        }
+    }
+
+    /// A 429 is about our quota: stop sending to this target until it is likely lifted.
+    fn pause(&mut self, failure: &Failure, now: Instant) {
+        let wait = failure
+            .retry_after()
+            .or(failure.limits().requests.reset_in)
+            .unwrap_or(self.args.limits.rate_limit_pause);
+        let until = now + wait;
+        self.paused_until = Some(
+            self.paused_until
+                .map_or(until, |current| current.max(until)),
+        );
+        tracing::info!(target = %self.args.target, ?wait, "paused after a 429");
+    }
+
+    fn wake(&mut self, myself: &ActorRef<WorkerMsg<U>>, at: Instant, now: Instant) {
+        if self.wake_at.is_some_and(|scheduled| scheduled <= at) {
+            return;
+        }
+        self.wake_at = Some(at);
+        myself.send_after(at - now, || WorkerMsg::Wake);
+    }
+
+    fn observe(&self, failure: Option<&Failure>, latency: Duration) {
+        let outcome = failure.map_or("success", |f| f.class().as_label());
+        let target = self.args.target.to_string();
+        metrics::counter!("breakwater_attempts_total", "target" => target.clone(), "outcome" => outcome).increment(1);
+        metrics::histogram!("breakwater_attempt_duration_seconds", "target" => target)
+            .record(latency.as_secs_f64());
+    }
+
+    fn tell_breaker(&self, message: BreakerMsg<U>) {
+        if let Some(breaker) = self.args.directory.breaker(&self.args.target) {
+            let _ = breaker.cast(message);
+        }
+    }
+
+    fn hand_back(&self, job: Job<U>, failure: Failure) {
+        if let Some(dispatcher) = self.args.directory.dispatcher() {
+            let _ = dispatcher.cast(Signal::Failed { job, failure }.into());
+        }
+    }
+}
+
+/// One attempt: a whole answer, or a stream read until it commits.
+async fn attempt<U: Upstream>(
+    upstream: Arc<U>,
+    target: Target,
+    request: Arc<U::Request>,
+    streaming: bool,
+    stall: Duration,
+) -> Outcome<Delivery<U>> {
+    if !streaming {
+        return upstream
+            .send(&target, &request)
+            .await
+            .map(|reply| reply.map(Delivery::Whole));
+    }
+    let opened = upstream.stream(&target, &request).await?;
+    let committed = await_commit(opened.value, stall).await?;
+    Ok(Reply {
+        value: Delivery::Stream(committed),
+        request_id: opened.request_id,
+        limits: opened.limits,
+    })
+}

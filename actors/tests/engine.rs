@@ -1,0 +1,472 @@
+//! The actor engine in paused virtual time against a scripted fake upstream: breakers,
+//! probes, fallbacks, budgets, deadlines, admission, crashes and shutdown, with exact timings.
+
+#[path = "support/fake.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod fake;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use breakwater_actors::policy::{Jitter, StateKind};
+use breakwater_actors::{
+    Class, Engine, EngineConfig, Error, Event, Failure, Priority, RequestOptions, Target,
+};
+use fake::{Fake, Step, failing, ok, overloaded};
+use tokio::time::Instant;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Exact timings: no jitter anywhere, a fixed seed.
+fn config(chain: &[&str]) -> EngineConfig {
+    let mut config = EngineConfig::new(chain.iter().map(|model| Target::new(*model)));
+    config.retry.backoff.jitter = Jitter::None;
+    config.breaker.open_jitter = 0.0;
+    config.seed = Some(7);
+    config
+}
+
+async fn start(fake: Fake, config: EngineConfig) -> (Arc<Fake>, Engine<Fake>) {
+    let fake = Arc::new(fake);
+    let engine = Engine::start(fake.clone(), config)
+        .await
+        .expect("engine starts");
+    (fake, engine)
+}
+
+fn timeout(ms_: u64) -> RequestOptions {
+    RequestOptions::default().with_timeout(ms(ms_))
+}
+
+/// Waits for the next breaker transition of `target` to `to`, returning when it happened.
+async fn transition(
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    target: &str,
+    to: StateKind,
+) -> Instant {
+    loop {
+        match events.recv().await.expect("events flow") {
+            Event::Breaker {
+                target: t,
+                to: state,
+                at,
+                ..
+            } if t.model() == target && state == to => return at,
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn five_529s_open_the_breaker_and_then_no_call_is_made() {
+    let mut config = config(&["a"]);
+    config.retry.max_retries_per_target = 0;
+    let (fake, engine) = start(Fake::new().default_for("a", overloaded(10)), config).await;
+    let mut events = engine.subscribe();
+    let t0 = Instant::now();
+    for _ in 0..5 {
+        let error = engine.send("hi".into(), timeout(1_000)).await.unwrap_err();
+        assert!(matches!(error, Error::Exhausted { .. }), "{error}");
+    }
+    assert_eq!(
+        transition(&mut events, "a", StateKind::Open).await,
+        t0 + ms(50)
+    );
+    let error = engine.send("hi".into(), timeout(1_000)).await.unwrap_err();
+    assert_eq!(fake.calls_to("a"), 5, "an open circuit sends nothing");
+    assert_eq!(
+        Instant::now(),
+        t0 + ms(50),
+        "a request that cannot be served in time is answered at once"
+    );
+    assert_eq!(error.retry_after(), Some(ms(5_000)));
+    assert!(error.attempts().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_open_interval_honours_retry_after_and_only_extends() {
+    let mut config = config(&["a"]);
+    config.retry.max_retries_per_target = 0;
+    let long = Failure::new(Class::Overloaded, "Overloaded")
+        .with_status(529)
+        .with_retry_after(ms(30_000));
+    let short = Failure::new(Class::Overloaded, "Overloaded")
+        .with_status(529)
+        .with_retry_after(ms(1_000));
+    let script = [0, 0, 0, 0, 0]
+        .map(|_| failing(long.clone(), 10))
+        .into_iter()
+        .chain([failing(short, 20)]);
+    let (_fake, engine) = start(Fake::new().script("a", script), config).await;
+    let t0 = Instant::now();
+    let requests = (0..6).map(|_| engine.send("hi".into(), timeout(60_000)));
+    let _ = futures::future::join_all(requests).await;
+    let status = engine.board().status(&Target::new("a")).unwrap();
+    assert_eq!(status.state, StateKind::Open);
+    assert_eq!(
+        status.open_until,
+        Some(t0 + ms(10) + ms(30_000)),
+        "the straggler's shorter retry-after did not shrink it"
+    );
+}
+
+/// Opens `a` with five 529s (breaker opens at 50 ms, half-opens at 5050 ms).
+async fn open_a(engine: &Engine<Fake>) {
+    for _ in 0..5 {
+        let _ = engine
+            .send(
+                "x".into(),
+                RequestOptions::default()
+                    .with_fallback(false)
+                    .with_timeout(ms(1_000)),
+            )
+            .await;
+    }
+}
+
+fn fallback_config(probes: u32) -> EngineConfig {
+    let mut config = config(&["a", "b"]);
+    config.retry.max_retries_per_target = 0;
+    config.breaker.probes = probes.try_into().unwrap();
+    config
+}
+
+#[tokio::test(start_paused = true)]
+async fn half_open_admits_exactly_k_probes() {
+    for probes in [1, 3] {
+        let fake = Fake::new()
+            .script("a", [0; 5].map(|_| overloaded(10)))
+            .default_for("a", ok(1_000));
+        let (fake, engine) = start(fake, fallback_config(probes)).await;
+        let mut events = engine.subscribe();
+        open_a(&engine).await;
+        transition(&mut events, "a", StateKind::HalfOpen).await;
+        let requests = (0..5).map(|_| engine.send("hi".into(), timeout(10_000)));
+        let answers = futures::future::join_all(requests).await;
+        assert!(answers.iter().all(Result::is_ok));
+        assert_eq!(fake.calls_to("a"), 5 + probes as usize, "probes = {probes}");
+        assert_eq!(
+            fake.calls_to("b"),
+            5 - probes as usize,
+            "the rest fell back, probes = {probes}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_probe_falls_through_invisibly_and_reopens_for_longer() {
+    let fake = Fake::new().script("a", [0; 6].map(|_| overloaded(10)));
+    let (_fake, engine) = start(fake, fallback_config(1)).await;
+    let mut events = engine.subscribe();
+    open_a(&engine).await;
+    let half_open = transition(&mut events, "a", StateKind::HalfOpen).await;
+    let answer = engine
+        .send("hi".into(), timeout(10_000))
+        .await
+        .expect("the caller never sees the probe fail");
+    assert_eq!(answer.target.model(), "b");
+    let tried: Vec<_> = answer
+        .attempts
+        .iter()
+        .map(|a| (a.target.model().to_owned(), a.failure, a.probe))
+        .collect();
+    assert_eq!(
+        tried,
+        vec![
+            ("a".into(), Some(Class::Overloaded), true),
+            ("b".into(), None, false)
+        ]
+    );
+    let reopened = transition(&mut events, "a", StateKind::Open).await;
+    assert_eq!(reopened, half_open + ms(10));
+    let status = engine.board().status(&Target::new("a")).unwrap();
+    assert_eq!(
+        status.open_until,
+        Some(reopened + ms(10_000)),
+        "the second interval doubles"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_successful_probe_closes_the_circuit_and_traffic_returns() {
+    let fake = Fake::new().script("a", [0; 5].map(|_| overloaded(10)));
+    let (fake, engine) = start(fake, fallback_config(1)).await;
+    let mut events = engine.subscribe();
+    open_a(&engine).await;
+    transition(&mut events, "a", StateKind::HalfOpen).await;
+    let probe = engine.send("probe".into(), timeout(10_000)).await.unwrap();
+    assert_eq!(probe.target.model(), "a");
+    assert!(probe.attempts[0].probe);
+    transition(&mut events, "a", StateKind::Closed).await;
+    let next = engine.send("next".into(), timeout(10_000)).await.unwrap();
+    assert_eq!((next.target.model(), next.attempts[0].probe), ("a", false));
+    assert_eq!(fake.calls_to("b"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn parked_requests_are_released_when_the_breaker_half_opens() {
+    let mut config = config(&["a"]);
+    config.retry.max_retries_per_target = 0;
+    let fake = Fake::new().script("a", [0; 5].map(|_| overloaded(10)));
+    let (_fake, engine) = start(fake, config).await;
+    open_a(&engine).await;
+    let t0 = Instant::now();
+    let answer = engine
+        .send("waits".into(), timeout(10_000))
+        .await
+        .expect("served after the circuit half-opens");
+    assert_eq!(
+        Instant::now(),
+        t0 + ms(5_000) + ms(100),
+        "released at half-open (5 s), answered 100 ms later"
+    );
+    assert!(answer.attempts[0].probe);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_parked_behind_an_isolated_target_ends_exhausted_at_its_deadline() {
+    let mut config = config(&["a"]);
+    config.retry.max_retries_per_target = 0;
+    config.breaker.open_for = ms(5_000);
+    let fake = Fake::new()
+        .script("a", [0; 5].map(|_| overloaded(10)))
+        .default_for("a", Step::Hang);
+    let (_fake, engine) = start(fake, config).await;
+    open_a(&engine).await;
+    engine.isolate(Target::new("a"));
+    tokio::task::yield_now().await;
+    let t0 = Instant::now();
+    let error = engine.send("hi".into(), timeout(2_000)).await.unwrap_err();
+    assert_eq!(Instant::now(), t0 + ms(2_000));
+    assert!(matches!(error, Error::Exhausted { .. }), "{error}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_wait_the_backoff_and_then_succeed() {
+    let fake = Fake::new().script("a", [overloaded(10), overloaded(10)]);
+    let (_fake, engine) = start(fake, config(&["a"])).await;
+    let t0 = Instant::now();
+    let answer = engine.send("hi".into(), timeout(10_000)).await.unwrap();
+    // 10 ms + 500 ms backoff + 10 ms + 1000 ms backoff + 100 ms success.
+    assert_eq!(Instant::now(), t0 + ms(1_620));
+    assert_eq!(answer.attempts.len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_retry_budget_caps_retries_under_a_storm() {
+    let mut config = config(&["a"]);
+    config.breaker.consecutive_failures = 1_000_000.try_into().unwrap();
+    config.breaker.min_calls = u32::MAX;
+    config.budget.min_per_second = 0;
+    let (fake, engine) = start(Fake::new().default_for("a", overloaded(10)), config).await;
+    let engine = Arc::new(engine);
+    let mut requests = Vec::new();
+    for _ in 0..100 {
+        let engine = engine.clone();
+        requests.push(tokio::spawn(async move {
+            engine.send("hi".into(), timeout(30_000)).await
+        }));
+        tokio::time::sleep(ms(50)).await;
+    }
+    for request in requests {
+        assert!(request.await.unwrap().is_err());
+    }
+    let calls = fake.calls_to("a");
+    assert!(calls >= 100, "every first attempt is made");
+    assert!(
+        calls <= 120,
+        "retries add at most 20% on top of first attempts: {calls} calls"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_upstream_ends_at_the_deadline_exactly() {
+    let (_fake, engine) = start(Fake::new().default_for("a", Step::Hang), config(&["a"])).await;
+    let t0 = Instant::now();
+    let error = engine.send("hi".into(), timeout(2_000)).await.unwrap_err();
+    assert_eq!(Instant::now(), t0 + ms(2_000));
+    assert!(matches!(error, Error::DeadlineExceeded { .. }), "{error}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn permanent_errors_are_neither_retried_nor_rerouted() {
+    let invalid = Failure::new(Class::Invalid, "bad request").with_status(400);
+    let (fake, engine) = start(
+        Fake::new().default_for("a", failing(invalid, 10)),
+        config(&["a", "b"]),
+    )
+    .await;
+    let error = engine.send("hi".into(), timeout(10_000)).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Upstream { failure, .. } if failure.status() == Some(400)),
+        "{error}"
+    );
+    assert_eq!((fake.calls_to("a"), fake.calls_to("b")), (1, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn priorities_are_shed_lowest_first() {
+    let mut config = config(&["a"]);
+    config.admission.max_outstanding = 10.try_into().unwrap();
+    let (_fake, engine) = start(Fake::new().default_for("a", ok(10_000)), config).await;
+    let engine = Arc::new(engine);
+    let send = |priority| {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            engine
+                .send("hi".into(), timeout(60_000).with_priority(priority))
+                .await
+        })
+    };
+    let mut held = Vec::new();
+    let mut outcomes = Vec::new();
+    for priority in [
+        [Priority::Sheddable; 6].as_slice(),
+        &[Priority::Normal; 5],
+        &[Priority::Critical; 2],
+    ]
+    .concat()
+    {
+        let request = send(priority);
+        tokio::time::sleep(ms(1)).await;
+        if request.is_finished() {
+            let shed = matches!(request.await.unwrap(), Err(Error::Shed { .. }));
+            outcomes.push((priority, if shed { "shed" } else { "?" }));
+        } else {
+            outcomes.push((priority, "admitted"));
+            held.push(request);
+        }
+    }
+    let admitted = |p| {
+        outcomes
+            .iter()
+            .filter(|(q, o)| *q == p && *o == "admitted")
+            .count()
+    };
+    let shed = |p| {
+        outcomes
+            .iter()
+            .filter(|(q, o)| *q == p && *o == "shed")
+            .count()
+    };
+    assert_eq!(
+        (admitted(Priority::Sheddable), shed(Priority::Sheddable)),
+        (5, 1),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        (admitted(Priority::Normal), shed(Priority::Normal)),
+        (4, 1),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        (admitted(Priority::Critical), shed(Priority::Critical)),
+        (1, 1),
+        "{outcomes:?}"
+    );
+    for request in held {
+        assert!(request.await.unwrap().is_ok());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_upstream_is_a_server_error_that_falls_back() {
+    let (_fake, engine) = start(
+        Fake::new().default_for("a", Step::Panic),
+        config(&["a", "b"]),
+    )
+    .await;
+    let answer = engine.send("hi".into(), timeout(10_000)).await.unwrap();
+    assert_eq!(answer.target.model(), "b");
+    assert_eq!(answer.attempts[0].failure, Some(Class::ServerError));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crashed_worker_hands_its_jobs_back_and_no_caller_hangs() {
+    let fake = Fake::new().script("a", [Step::Hang]);
+    let (_fake, engine) = start(fake, config(&["a", "b"])).await;
+    let engine = Arc::new(engine);
+    let request = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.send("hi".into(), timeout(10_000)).await })
+    };
+    tokio::time::sleep(ms(10)).await;
+    let worker = ractor::registry::where_is(engine.actor_name("worker/a"))
+        .expect("the worker is registered");
+    worker.kill();
+    let answer = request
+        .await
+        .unwrap()
+        .expect("the job went back to the dispatcher and was retried");
+    let tried: Vec<_> = answer
+        .attempts
+        .iter()
+        .map(|a| (a.target.model().to_owned(), a.failure))
+        .collect();
+    assert_eq!(
+        tried,
+        vec![("a".into(), Some(Class::ServerError)), ("a".into(), None)],
+        "retried on the restarted worker"
+    );
+    let restarted = ractor::registry::where_is(engine.actor_name("worker/a"));
+    assert!(
+        restarted.is_some_and(|cell| cell.get_id() != worker.get_id()),
+        "the worker was restarted"
+    );
+}
+
+fn spawn_sends(
+    engine: &Arc<Engine<Fake>>,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<Result<breakwater_actors::Answer<String>, Error>>> {
+    (0..n)
+        .map(|_| {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.send("hi".into(), timeout(60_000)).await })
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_drains_in_flight_work_then_refuses_new_work() {
+    let (_fake, engine) = start(Fake::new().default_for("a", ok(1_000)), config(&["a"])).await;
+    let engine = Arc::new(engine);
+    let requests = spawn_sends(&engine, 3);
+    tokio::time::sleep(ms(10)).await;
+    let t0 = Instant::now();
+    assert_eq!(
+        engine.shutdown(ms(5_000)).await,
+        0,
+        "everything finished within the grace period"
+    );
+    assert_eq!(
+        Instant::now(),
+        t0 + ms(990),
+        "shutdown waited exactly for the in-flight work"
+    );
+    for request in requests {
+        assert!(request.await.unwrap().is_ok());
+    }
+    let refused = engine
+        .send("late".into(), timeout(1_000))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::Shutdown), "{refused}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_fails_what_outlasts_the_grace_period() {
+    let (_fake, engine) = start(Fake::new().default_for("a", ok(10_000)), config(&["a"])).await;
+    let engine = Arc::new(engine);
+    let requests = spawn_sends(&engine, 3);
+    tokio::time::sleep(ms(10)).await;
+    let t0 = Instant::now();
+    assert_eq!(engine.shutdown(ms(100)).await, 3);
+    assert_eq!(Instant::now(), t0 + ms(100));
+    for request in requests {
+        let error = request.await.unwrap().unwrap_err();
+        assert!(matches!(error, Error::Shutdown), "{error}");
+    }
+}

@@ -1,0 +1,181 @@
+//! A scripted fake upstream for paused-time engine tests: each target answers from its own
+//! script of steps (529 after 10 ms, success after 100 ms, hang, panic, ...), then from its
+//! default step; every call is recorded with its virtual time.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use breakwater_actors::{
+    Class, EventStream, Failure, Outcome, Reply, StreamEvent, Target, Upstream,
+};
+use futures::future::BoxFuture;
+use tokio::time::Instant;
+
+/// What one call does.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// Succeeds after the delay.
+    Ok(Duration),
+    /// Fails with the failure after the delay.
+    Fail(Failure, Duration),
+    /// Never answers.
+    Hang,
+    /// Panics.
+    Panic,
+}
+
+pub fn ok(ms: u64) -> Step {
+    Step::Ok(Duration::from_millis(ms))
+}
+
+pub fn overloaded(ms: u64) -> Step {
+    Step::Fail(
+        Failure::new(Class::Overloaded, "Overloaded").with_status(529),
+        Duration::from_millis(ms),
+    )
+}
+
+pub fn failing(failure: Failure, ms: u64) -> Step {
+    Step::Fail(failure, Duration::from_millis(ms))
+}
+
+#[derive(Default)]
+pub struct Fake {
+    scripts: Mutex<HashMap<String, VecDeque<Step>>>,
+    defaults: Mutex<HashMap<String, Step>>,
+    calls: Mutex<Vec<(String, Instant)>>,
+}
+
+impl Fake {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `model` answers `steps` in order, then its default.
+    pub fn script(self, model: &str, steps: impl IntoIterator<Item = Step>) -> Self {
+        self.scripts
+            .lock()
+            .unwrap()
+            .entry(model.into())
+            .or_default()
+            .extend(steps);
+        self
+    }
+
+    /// `model` answers `step` once its script is used up (the default default: ok(100)).
+    pub fn default_for(self, model: &str, step: Step) -> Self {
+        self.defaults.lock().unwrap().insert(model.into(), step);
+        self
+    }
+
+    /// Replaces `model`'s default while the engine runs.
+    pub fn set_default(&self, model: &str, step: Step) {
+        self.defaults.lock().unwrap().insert(model.into(), step);
+    }
+
+    /// Every call so far: the model and when it started.
+    pub fn calls(&self) -> Vec<(String, Instant)> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// How many calls went to `model`.
+    pub fn calls_to(&self, model: &str) -> usize {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(m, _)| m == model)
+            .count()
+    }
+
+    fn next(&self, model: &str) -> Step {
+        self.calls
+            .lock()
+            .unwrap()
+            .push((model.to_owned(), Instant::now()));
+        let scripted = self
+            .scripts
+            .lock()
+            .unwrap()
+            .get_mut(model)
+            .and_then(VecDeque::pop_front);
+        scripted.unwrap_or_else(|| {
+            self.defaults
+                .lock()
+                .unwrap()
+                .get(model)
+                .cloned()
+                .unwrap_or(ok(100))
+        })
+    }
+}
+
+/// A stream event: `Start` does not commit, `Text` does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ev {
+    Start,
+    Text(String),
+}
+
+impl StreamEvent for Ev {
+    fn commits(&self) -> bool {
+        matches!(self, Ev::Text(_))
+    }
+}
+
+impl Upstream for Fake {
+    type Request = String;
+    type Response = String;
+    type Event = Ev;
+
+    fn send<'a>(
+        &'a self,
+        target: &'a Target,
+        request: &'a String,
+    ) -> BoxFuture<'a, Outcome<String>> {
+        Box::pin(async move {
+            match self.next(target.model()) {
+                Step::Ok(after) => {
+                    tokio::time::sleep(after).await;
+                    Ok(Reply::new(format!("{} answered {request}", target.model())))
+                }
+                Step::Fail(failure, after) => {
+                    tokio::time::sleep(after).await;
+                    Err(failure)
+                }
+                Step::Hang => futures::future::pending().await,
+                Step::Panic => panic!("scripted upstream panic"),
+            }
+        })
+    }
+
+    fn stream<'a>(
+        &'a self,
+        target: &'a Target,
+        request: &'a String,
+    ) -> BoxFuture<'a, Outcome<EventStream<Ev>>> {
+        Box::pin(async move {
+            let text = format!("{} answered {request}", target.model());
+            match self.next(target.model()) {
+                Step::Ok(after) => {
+                    tokio::time::sleep(after).await;
+                    let events: EventStream<Ev> = Box::pin(futures::stream::iter(vec![
+                        Ok(Ev::Start),
+                        Ok(Ev::Text(text)),
+                    ]));
+                    Ok(Reply::new(events))
+                }
+                Step::Fail(failure, after) => {
+                    // The failure arrives inside a 200 stream, before any content.
+                    tokio::time::sleep(after).await;
+                    let events: EventStream<Ev> =
+                        Box::pin(futures::stream::iter(vec![Ok(Ev::Start), Err(failure)]));
+                    Ok(Reply::new(events))
+                }
+                Step::Hang => futures::future::pending().await,
+                Step::Panic => panic!("scripted upstream panic"),
+            }
+        })
+    }
+}
