@@ -13,7 +13,7 @@ pub mod request;
 pub mod response;
 pub mod stream;
 
-pub use classify::{classify, failure, stream_failure};
+pub use classify::{answered, classify, failure, stream_failure};
 pub use content::ContentBlock;
 pub use error::{ApiError, ErrorBody, ErrorType};
 pub use headers::{ResponseMeta, rate_limit_headers};

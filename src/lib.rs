@@ -7,7 +7,10 @@
 
 pub mod api;
 pub mod client;
+pub mod config;
+pub mod load;
 pub mod mock;
+pub mod runtime;
 pub mod wallclock;
 
 pub use breakwater_actors as engine;

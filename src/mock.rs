@@ -17,6 +17,6 @@ mod server;
 
 pub use capacity::{Admission, ModelCapacity, SlotGuard};
 pub use fault::{Fault, FaultKind};
-pub use registry::{ModelStats, Stats};
+pub use registry::{MAX_DEFAULT_MODELS, ModelStats, OVERFLOW_MODEL, Stats};
 pub use scenario::{Brownout, Distribution, ModelSpec, Scenario, ScenarioError};
 pub use server::MockServer;

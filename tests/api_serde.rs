@@ -155,8 +155,8 @@ fn accumulator_rebuilds_the_message_from_the_transcript() {
     let first_commit = events.iter().position(StreamEvent::commits);
     assert_eq!(
         first_commit,
-        Some(2),
-        "message_start and ping do not commit"
+        Some(3),
+        "message_start, ping and content_block_start do not commit; the first delta does"
     );
     let mut accumulator = MessageAccumulator::new();
     for event in &events {

@@ -279,6 +279,16 @@ async fn an_overload_inside_a_200_stream_before_content_is_a_retryable_outcome()
 }
 
 #[tokio::test]
+async fn an_overload_right_after_content_block_start_is_still_retryable() {
+    // message_start, ping and content_block_start: an empty block has reached no caller.
+    let (_server, events) = open_stream(r#"{ kind = "stream-error", after-events = 3 }"#).await;
+    let failure = await_commit(events, Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert_class(&failure, Class::Overloaded, 200, "overloaded_error");
+}
+
+#[tokio::test]
 async fn an_overload_after_content_ends_the_stream_with_a_failure() {
     let (_server, events) = open_stream(r#"{ kind = "stream-error", after-events = 4 }"#).await;
     let committed = await_commit(events, Duration::from_secs(5))
@@ -298,10 +308,9 @@ async fn a_stream_cut_after_content_never_ends_silently() {
         .expect("content came first");
     let rest: Vec<_> = committed.tail.collect().await;
     let failure = rest.last().unwrap().as_ref().unwrap_err();
-    assert!(
-        matches!(failure.class(), Class::Connect | Class::ServerError),
-        "{failure}"
-    );
+    assert_eq!(failure.class(), Class::Connect, "{failure}");
+    assert_eq!(failure.status(), Some(200), "{failure}");
+    assert!(failure.request_id().is_some(), "{failure}");
 }
 
 #[tokio::test]
@@ -339,4 +348,123 @@ async fn the_key_never_appears_in_debug_or_errors() {
     ] {
         assert!(!text.contains("sk-test-secret"), "{text}");
     }
+}
+
+#[tokio::test]
+async fn a_slow_non_streamed_answer_outlives_the_read_timeout() {
+    let server = serve(r#"faults = [{ kind = "slow", delay = "300ms" }]"#).await;
+    let config = ClientConfig {
+        read_timeout: Duration::from_millis(50),
+        request_timeout: Duration::from_secs(5),
+        ..config(&server)
+    };
+    let client = ClaudeClient::new(&config).unwrap();
+    let reply = client.send(&Target::new(MODEL), &request()).await;
+    assert!(reply.is_ok(), "{reply:?}");
+}
+
+#[tokio::test]
+async fn a_stream_that_ends_without_message_stop_is_a_server_error() {
+    let (_server, events) = open_stream(r#"{ kind = "stream-end", after-events = 4 }"#).await;
+    let committed = await_commit(events, Duration::from_secs(5))
+        .await
+        .expect("content came first");
+    let rest: Vec<_> = committed.tail.collect().await;
+    let failure = rest.last().unwrap().as_ref().unwrap_err();
+    assert_eq!(failure.class(), Class::ServerError, "{failure}");
+    assert_eq!(failure.status(), Some(200), "{failure}");
+    assert!(
+        failure
+            .request_id()
+            .is_some_and(|id| id.starts_with("req_"))
+    );
+}
+
+#[tokio::test]
+async fn a_stream_that_stalls_is_a_timeout() {
+    // A listener that answers with headers and one event, then holds the stream open.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0; 64 * 1024];
+        let _ = socket.read(&mut buf).await;
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                    request-id: req_stall\r\ntransfer-encoding: chunked\r\n\r\n";
+        let event = "event: ping\ndata: {\"type\": \"ping\"}\n\n";
+        let chunk = format!("{:x}\r\n{event}\r\n", event.len());
+        socket.write_all(head.as_bytes()).await.unwrap();
+        socket.write_all(chunk.as_bytes()).await.unwrap();
+        std::future::pending::<()>().await;
+    });
+    let config = ClientConfig {
+        read_timeout: Duration::from_millis(100),
+        ..ClientConfig::default().with_base_url(base_url)
+    };
+    let client = ClaudeClient::new(&config).unwrap();
+    let events = client
+        .stream(&Target::new(MODEL), &request())
+        .await
+        .expect("a 200 stream")
+        .value;
+    let items: Vec<_> = events.collect().await;
+    assert!(
+        matches!(items[0], Ok(MessageStreamEvent::Ping)),
+        "{items:?}"
+    );
+    let failure = items[1].as_ref().unwrap_err();
+    assert_eq!(failure.class(), Class::Timeout, "{failure}");
+    assert_eq!(failure.status(), Some(200), "{failure}");
+    assert_eq!(failure.request_id(), Some("req_stall"), "{failure}");
+    assert_eq!(items.len(), 2);
+}
+
+#[tokio::test]
+async fn a_408_is_a_timeout() {
+    let failure = fail_with(r#"{ kind = "status", status = 408 }"#).await;
+    assert_eq!(failure.class(), Class::Timeout, "{failure}");
+    assert_eq!(failure.status(), Some(408));
+}
+
+#[tokio::test]
+async fn a_418_and_a_422_are_invalid() {
+    for status in [418, 422] {
+        let failure = fail_with(&format!(r#"{{ kind = "status", status = {status} }}"#)).await;
+        assert_eq!(failure.class(), Class::Invalid, "{failure}");
+        assert_eq!(failure.status(), Some(status));
+    }
+}
+
+#[tokio::test]
+async fn a_non_json_413_from_the_cdn_is_invalid_with_a_short_message() {
+    let page = format!(
+        "<html><body>{}</body></html>",
+        "413 Request Entity Too Large ".repeat(50)
+    );
+    let failure = fail_with(&format!(
+        r#"{{ kind = "status", status = 413, body = "{page}" }}"#
+    ))
+    .await;
+    assert_eq!(failure.class(), Class::Invalid, "{failure}");
+    assert_eq!(failure.status(), Some(413));
+    assert_eq!(failure.error_type(), None);
+    assert!(
+        failure.message().starts_with("<html><body>413"),
+        "{failure}"
+    );
+    assert!(failure.message().chars().count() <= 200, "{failure}");
+    assert!(
+        failure
+            .request_id()
+            .is_some_and(|id| id.starts_with("req_"))
+    );
+}
+
+#[tokio::test]
+async fn an_empty_502_is_a_server_error_with_a_short_message() {
+    let failure = fail_with(r#"{ kind = "status", status = 502, body = "" }"#).await;
+    assert_eq!(failure.class(), Class::ServerError, "{failure}");
+    assert_eq!(failure.status(), Some(502));
+    assert_eq!(failure.message(), "status 502 with an empty body");
 }

@@ -536,3 +536,76 @@ fn every_builtin_scenario_file_parses_and_validates() {
     assert_eq!(builtins, names);
     assert_eq!("healthy", Scenario::builtin_names()[0]);
 }
+
+#[tokio::test]
+async fn a_body_over_32_mib_gets_a_json_413_request_too_large() {
+    let server = start("[models.m]\nservice-time = \"1ms\"").await;
+    let padding = "x".repeat((32 << 20) + 1);
+    let body = json!({
+        "model": "m",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": padding}],
+    });
+    let response = post(&Client::new(), &server, &body)
+        .await
+        .expect("server answers");
+    assert_eq!(StatusCode::PAYLOAD_TOO_LARGE, response.status());
+    assert_eq!("request_too_large", error_type(response).await);
+}
+
+#[tokio::test]
+async fn a_body_just_under_the_limit_is_served() {
+    let server = start("[models.m]\nservice-time = \"1ms\"").await;
+    let body = json!({
+        "model": "m",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "x".repeat(3 << 20)}],
+    });
+    let response = post(&Client::new(), &server, &body)
+        .await
+        .expect("server answers");
+    assert_eq!(StatusCode::OK, response.status());
+}
+
+#[tokio::test]
+async fn stream_end_fault_ends_the_body_cleanly_without_message_stop() {
+    let toml = "[models.m]\nservice-time = \"1ms\"\n\
+                faults = [{ kind = \"stream-end\", after-events = 4 }]";
+    let server = start(toml).await;
+    let body = stream(&server, "m")
+        .await
+        .text()
+        .await
+        .expect("the body ends cleanly");
+    assert_eq!(4, body.matches("event: ").count(), "{body}");
+    assert!(body.contains("event: content_block_delta"), "{body}");
+    assert!(
+        !body.contains("message_stop") && !body.contains("event: error"),
+        "{body}"
+    );
+    assert_eq!(
+        StatusCode::OK,
+        send(&server, "m").await.status(),
+        "plain requests are spared"
+    );
+}
+
+#[tokio::test]
+async fn status_fault_body_is_sent_verbatim() {
+    let toml = r#"
+[models.html]
+faults = [{ kind = "status", status = 413, body = "<html><h1>413</h1></html>" }]
+
+[models.empty]
+faults = [{ kind = "status", status = 502, body = "", headers = { content-type = "text/html" } }]
+"#;
+    let server = start(toml).await;
+    let response = send(&server, "html").await;
+    assert_eq!(StatusCode::PAYLOAD_TOO_LARGE, response.status());
+    assert!(header(&response, "request-id").is_some());
+    assert_eq!("<html><h1>413</h1></html>", response.text().await.unwrap());
+    let response = send(&server, "empty").await;
+    assert_eq!(StatusCode::BAD_GATEWAY, response.status());
+    assert_eq!(Some("text/html"), header(&response, "content-type"));
+    assert_eq!("", response.text().await.unwrap());
+}

@@ -156,10 +156,10 @@ impl<U: Upstream> Actor for DispatcherActor<U> {
                 );
             }
             DispatcherMsg::Isolate(target) => {
-                state.tell_breaker(&target, crate::breaker::BreakerMsg::Isolate)
+                state.tell_breaker(&target, crate::breaker::BreakerMsg::Isolate);
             }
             DispatcherMsg::Reset(target) => {
-                state.tell_breaker(&target, crate::breaker::BreakerMsg::Reset)
+                state.tell_breaker(&target, crate::breaker::BreakerMsg::Reset);
             }
             DispatcherMsg::Drain(reply) => state.drain(reply),
             DispatcherMsg::Internal(Internal(signal)) => state.signal(&myself, signal),

@@ -124,7 +124,7 @@ impl<U: Upstream> Engine<U> {
 
     fn timeout(&self, options: &RequestOptions) -> Duration {
         options
-            .timeout
+            .deadline
             .unwrap_or(self.config.admission.default_timeout)
     }
 

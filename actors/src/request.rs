@@ -57,8 +57,9 @@ impl Priority {
 pub struct RequestOptions {
     /// How much the request matters under pressure.
     pub priority: Priority,
-    /// How long the caller will wait, from submission. `None`: the engine's default.
-    pub timeout: Option<Duration>,
+    /// How long the caller will wait, from submission: every request ends, answered or not,
+    /// by then. `None`: the engine's default (`admission.default-timeout`).
+    pub deadline: Option<Duration>,
     /// The targets to try, in order. `None`: the engine's default chain.
     pub chain: Option<Arc<[Target]>>,
     /// Whether a failure may move the request to the next target of its chain.
@@ -75,8 +76,8 @@ impl RequestOptions {
 
     /// Sets how long the caller will wait.
     #[must_use]
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
         self
     }
 

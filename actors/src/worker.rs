@@ -15,6 +15,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::breaker::BreakerMsg;
 use crate::config::TargetLimits;
@@ -174,6 +175,7 @@ impl<U: Upstream> WorkerState<U> {
             return;
         }
         let timeout = self.args.limits.attempt_timeout.min(job.deadline - now);
+        let span = tracing::debug_span!("attempt", request = id, target = %self.args.target, attempt = job.attempts.len() + 1, probe = job.probe);
         let attempt = attempt(
             self.args.upstream.clone(),
             job.target().clone(),
@@ -185,24 +187,24 @@ impl<U: Upstream> WorkerState<U> {
         self.in_flight += 1;
         self.next_start = now + self.args.limits.min_interval;
         let myself = myself.clone();
-        tokio::spawn(async move {
-            let outcome =
-                match tokio::time::timeout(timeout, AssertUnwindSafe(attempt).catch_unwind()).await
-                {
-                    Ok(Ok(outcome)) => outcome,
-                    Ok(Err(_)) => Err(Failure::new(Class::ServerError, "the upstream panicked")),
-                    Err(_) => Err(Failure::new(
-                        Class::Timeout,
-                        format!("no answer within {}ms", timeout.as_millis()),
-                    )),
-                };
+        let task = async move {
+            let outcome = bounded(attempt, timeout).await;
+            match &outcome {
+                Ok(_) => tracing::debug!("attempt succeeded"),
+                Err(failure) => tracing::debug!(
+                    class = failure.class().as_label(),
+                    status = failure.status(),
+                    "attempt failed"
+                ),
+            }
             // A worker that is gone had its jobs handed back by the supervisor.
             let _ = myself.cast(WorkerMsg::Done {
                 id,
                 outcome,
                 started: now,
             });
-        });
+        };
+        tokio::spawn(task.instrument(span));
     }
 
     fn finish(&mut self, id: u64, outcome: Outcome<Delivery<U>>, started: Instant) {
@@ -270,6 +272,22 @@ impl<U: Upstream> WorkerState<U> {
         if let Some(dispatcher) = self.args.directory.dispatcher() {
             let _ = dispatcher.cast(Signal::Failed { job, failure }.into());
         }
+    }
+}
+
+/// Runs `attempt` for at most `timeout`, turning a panic into a server error: whatever the
+/// upstream does, the attempt ends, and in time.
+async fn bounded<U: Upstream>(
+    attempt: impl Future<Output = Outcome<Delivery<U>>>,
+    timeout: Duration,
+) -> Outcome<Delivery<U>> {
+    match tokio::time::timeout(timeout, AssertUnwindSafe(attempt).catch_unwind()).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(_)) => Err(Failure::new(Class::ServerError, "the upstream panicked")),
+        Err(_) => Err(Failure::new(
+            Class::Timeout,
+            format!("no answer within {}ms", timeout.as_millis()),
+        )),
     }
 }
 

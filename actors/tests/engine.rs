@@ -37,7 +37,7 @@ async fn start(fake: Fake, config: EngineConfig) -> (Arc<Fake>, Engine<Fake>) {
 }
 
 fn timeout(ms_: u64) -> RequestOptions {
-    RequestOptions::default().with_timeout(ms(ms_))
+    RequestOptions::default().with_deadline(ms(ms_))
 }
 
 /// Waits for the next breaker transition of `target` to `to`, returning when it happened.
@@ -120,7 +120,7 @@ async fn open_a(engine: &Engine<Fake>) {
                 "x".into(),
                 RequestOptions::default()
                     .with_fallback(false)
-                    .with_timeout(ms(1_000)),
+                    .with_deadline(ms(1_000)),
             )
             .await;
     }

@@ -41,6 +41,22 @@ pub fn classify(status: u16, error_type: Option<&ErrorType>) -> Class {
     }
 }
 
+/// A failure of `class` that the upstream answered with `status`, with its request id when
+/// it gave one. Every failure that got as far as a status is built here, so none loses the
+/// status or the request id on the way.
+pub fn answered(
+    class: Class,
+    message: impl Into<String>,
+    status: u16,
+    request_id: Option<&str>,
+) -> Failure {
+    let failure = Failure::new(class, message).with_status(status);
+    match request_id {
+        Some(id) => failure.with_request_id(id),
+        None => failure,
+    }
+}
+
 /// The failure for an error response: `status`, its headers (`meta`) and its `body`.
 ///
 /// The request id comes from the `request-id` header, else from the body.
@@ -50,17 +66,18 @@ pub fn failure(status: u16, meta: ResponseMeta, body: &[u8]) -> Failure {
     let message = parsed
         .as_ref()
         .map_or_else(|| excerpt(status, body), |b| b.error.message.clone());
-    let mut failure = Failure::new(classify(status, error_type), message)
-        .with_status(status)
-        .with_limits(meta.limits);
+    let request_id = meta
+        .request_id
+        .or_else(|| parsed.as_ref().and_then(|b| b.request_id.clone()));
+    let mut failure = answered(
+        classify(status, error_type),
+        message,
+        status,
+        request_id.as_deref(),
+    )
+    .with_limits(meta.limits);
     if let Some(kind) = error_type {
         failure = failure.with_error_type(kind.as_str());
-    }
-    if let Some(id) = meta
-        .request_id
-        .or_else(|| parsed.and_then(|b| b.request_id))
-    {
-        failure = failure.with_request_id(id);
     }
     if let Some(delay) = meta.retry_after {
         failure = failure.with_retry_after(delay);
@@ -74,13 +91,13 @@ pub fn failure(status: u16, meta: ResponseMeta, body: &[u8]) -> Failure {
 /// The failure for an in-stream `error` event. Status 200 is recorded, so it shows that the
 /// failure arrived inside a stream that had been accepted.
 pub fn stream_failure(error: &ApiError, request_id: Option<&str>) -> Failure {
-    let failure = Failure::new(classify(200, Some(&error.kind)), error.message.clone())
-        .with_status(200)
-        .with_error_type(error.kind.as_str());
-    match request_id {
-        Some(id) => failure.with_request_id(id),
-        None => failure,
-    }
+    answered(
+        classify(200, Some(&error.kind)),
+        error.message.clone(),
+        200,
+        request_id,
+    )
+    .with_error_type(error.kind.as_str())
 }
 
 /// A short, single-line excerpt of a body that is not an API error body.

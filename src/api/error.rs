@@ -55,6 +55,8 @@ pub struct ApiError {
     #[serde(rename = "type")]
     pub kind: ErrorType,
     /// A human-readable description. Never match on it: it changes without notice.
+    /// Default: "" (an error without one still has its type, and so its class).
+    #[serde(default)]
     pub message: String,
     /// Machine-readable details (`{"error_code": "enforced_spend_limit_reached"}`): `None` when
     /// absent, `Some(Value::Null)` when sent as an explicit `null`.
@@ -194,6 +196,14 @@ mod tests {
             json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"},
                    "request_id": "req_1"})
         );
+    }
+
+    #[test]
+    fn an_error_without_a_message_keeps_its_type() {
+        let raw = json!({"type": "error", "error": {"type": "overloaded_error"}});
+        let body: ErrorBody = serde_json::from_value(raw).unwrap();
+        assert_eq!(body.error.kind, ErrorType::Overloaded);
+        assert_eq!(body.error.message, "");
     }
 
     #[test]

@@ -14,6 +14,11 @@ const WINDOWS: [&str; 4] = ["requests", "tokens", "input-tokens", "output-tokens
 /// The first second RFC 3339 formatting cannot show (year 10000).
 const RFC3339_END: Duration = Duration::from_secs(253_402_300_800);
 
+/// The longest delay a header may announce; longer ones are cut to it. A server sending
+/// `retry-after: 1e19` must not produce a duration that overflows `Instant + Duration` in
+/// the policies, and no retry hint or window reset worth honouring is longer than a day.
+pub const MAX_ANNOUNCED_DELAY: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// The response headers breakwater acts on.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ResponseMeta {
@@ -29,7 +34,8 @@ pub struct ResponseMeta {
 
 impl ResponseMeta {
     /// Reads the headers of a response that arrived at `now_unix` (time since the Unix epoch).
-    /// Values that do not parse, and negative delays, are ignored.
+    /// Values that do not parse, and negative delays, are ignored; delays and resets longer
+    /// than [`MAX_ANNOUNCED_DELAY`] are cut to it.
     pub fn from_headers(headers: &HeaderMap, now_unix: Duration) -> Self {
         let get = |name: &str| {
             headers
@@ -39,16 +45,18 @@ impl ResponseMeta {
         };
         let retry_after_ms = get("retry-after-ms")
             .and_then(|v| v.parse::<f64>().ok())
-            .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok());
-        let retry_after = retry_after_ms.or_else(|| {
-            let value = get("retry-after")?;
-            if let Ok(secs) = value.parse::<f64>() {
-                return Duration::try_from_secs_f64(secs).ok();
-            }
-            let at = httpdate::parse_http_date(value).ok()?;
-            let at = at.duration_since(UNIX_EPOCH).ok()?;
-            Some(at.saturating_sub(now_unix))
-        });
+            .and_then(|ms| capped_secs(ms / 1000.0));
+        let retry_after = retry_after_ms
+            .or_else(|| {
+                let value = get("retry-after")?;
+                if let Ok(secs) = value.parse::<f64>() {
+                    return capped_secs(secs);
+                }
+                let at = httpdate::parse_http_date(value).ok()?;
+                let at = at.duration_since(UNIX_EPOCH).ok()?;
+                Some(at.saturating_sub(now_unix))
+            })
+            .map(|delay| delay.min(MAX_ANNOUNCED_DELAY));
         let should_retry = match get("x-should-retry") {
             Some("true") => Some(true),
             Some("false") => Some(false),
@@ -72,6 +80,14 @@ impl ResponseMeta {
     }
 }
 
+/// `secs` as a delay of at most [`MAX_ANNOUNCED_DELAY`]; `None` if negative or NaN.
+fn capped_secs(secs: f64) -> Option<Duration> {
+    if secs.is_nan() {
+        return None;
+    }
+    Duration::try_from_secs_f64(secs.min(MAX_ANNOUNCED_DELAY.as_secs_f64())).ok()
+}
+
 fn window<'h>(get: &impl Fn(&str) -> Option<&'h str>, name: &str, now_unix: Duration) -> Window {
     let header = |field: &str| get(&format!("anthropic-ratelimit-{name}-{field}"));
     Window {
@@ -84,7 +100,7 @@ fn window<'h>(get: &impl Fn(&str) -> Option<&'h str>, name: &str, now_unix: Dura
                     .duration_since(UNIX_EPOCH)
                     .ok()
             })
-            .map(|at| at.saturating_sub(now_unix)),
+            .map(|at| at.saturating_sub(now_unix).min(MAX_ANNOUNCED_DELAY)),
     }
 }
 
@@ -190,6 +206,25 @@ mod tests {
             meta(&[("retry-after-ms", "NaN"), ("retry-after", "2")]).retry_after,
             Some(Duration::from_secs(2))
         );
+    }
+
+    #[test]
+    fn huge_delays_and_resets_are_capped_at_one_day() {
+        let day = Some(MAX_ANNOUNCED_DELAY);
+        assert_eq!(meta(&[("retry-after", "1e19")]).retry_after, day);
+        assert_eq!(meta(&[("retry-after", "1e300")]).retry_after, day);
+        assert_eq!(
+            meta(&[("retry-after-ms", "18446744073709551615000")]).retry_after,
+            day
+        );
+        assert_eq!(
+            meta(&[("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT")]).retry_after,
+            day
+        );
+        let far = meta(&[("anthropic-ratelimit-tokens-reset", "9999-12-31T23:59:59Z")]);
+        assert_eq!(far.limits.tokens.reset_in, day);
+        let instant = tokio::time::Instant::now();
+        let _ = instant + meta(&[("retry-after", "1e19")]).retry_after.unwrap();
     }
 
     #[test]

@@ -189,12 +189,14 @@ fn field<T: DeserializeOwned>(value: &mut Value, name: &str) -> Result<T, serde_
     }
 }
 
+/// A stream commits on its first content (a delta), or on the end of a block or of the
+/// message. `content_block_start` does not commit: it only announces an empty block, and
+/// until content reaches the caller the attempt may still be retried or replaced silently.
 impl StreamEvent for MessageStreamEvent {
     fn commits(&self) -> bool {
         matches!(
             self,
-            Self::ContentBlockStart { .. }
-                | Self::ContentBlockDelta { .. }
+            Self::ContentBlockDelta { .. }
                 | Self::ContentBlockStop { .. }
                 | Self::MessageDelta { .. }
                 | Self::MessageStop
@@ -252,12 +254,23 @@ mod tests {
         let parse = |name: &str, data: Value| MessageStreamEvent::parse(name, &data.to_string());
         assert!(!parse("ping", json!({"type": "ping"})).unwrap().commits());
         assert!(!parse("x", json!({})).unwrap().commits());
+        let delta = json!({"index": 0, "delta": {"type": "text_delta", "text": "Hi"}});
+        assert!(parse("content_block_delta", delta).unwrap().commits());
+        let usage = json!({"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 1}});
+        assert!(parse("message_delta", usage).unwrap().commits());
         assert!(
             parse("content_block_stop", json!({"index": 0}))
                 .unwrap()
                 .commits()
         );
         assert!(parse("message_stop", json!({})).unwrap().commits());
+    }
+
+    #[test]
+    fn content_block_start_does_not_commit_as_it_carries_no_content() {
+        let start = json!({"index": 0, "content_block": {"type": "text", "text": ""}});
+        let event = MessageStreamEvent::parse("content_block_start", &start.to_string()).unwrap();
+        assert!(!event.commits());
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Turns a streamed response body into Messages stream events, and everything that can go
 //! wrong inside a 200 stream into a classified [`Failure`]: an `error` event (an overload
-//! after the headers), a dropped connection, an unreadable event, or an end without
-//! `message_stop`. A stream is never silently truncated.
+//! after the headers), a dropped connection, a stall longer than `read_timeout`, an
+//! unreadable event, or an end without `message_stop`. A stream is never silently truncated,
+//! and every failure keeps status 200 and the response's request id.
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use eventsource_stream::{EventStreamError, Eventsource};
@@ -10,36 +13,58 @@ use futures::{Stream, StreamExt};
 use crate::api::{self, MessageStreamEvent};
 use crate::engine::{Class, EventStream, Failure};
 
-use super::transport_failure;
+use super::transport;
 
 struct State<S> {
     sse: S,
     request_id: Option<String>,
+    stall: Duration,
     finished: bool,
 }
 
+impl<S> State<S> {
+    fn failure(&self, class: Class, message: impl Into<String>) -> Failure {
+        api::answered(class, message, 200, self.request_id.as_deref())
+    }
+}
+
 /// The events of a streamed body. After the first `Err` item, or `message_stop`, it ends.
-pub(super) fn events<S>(body: S, request_id: Option<String>) -> EventStream<MessageStreamEvent>
+///
+/// `stall` bounds the silence before each event (pings included): the body only comes once
+/// the headers are in, and generation may run for minutes, so a per-event bound is the one
+/// that tells a slow answer from a dead connection.
+pub(super) fn events<S>(
+    body: S,
+    request_id: Option<String>,
+    stall: Duration,
+) -> EventStream<MessageStreamEvent>
 where
     S: Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
 {
     let state = State {
         sse: Box::pin(body.eventsource()),
         request_id,
+        stall,
         finished: false,
     };
     Box::pin(futures::stream::unfold(state, |mut state| async move {
         if state.finished {
             return None;
         }
-        let item = match state.sse.next().await {
-            None => Err(failure(
-                &state,
-                "stream ended without message_stop".to_owned(),
-            )),
-            Some(Err(EventStreamError::Transport(error))) => Err(transport_failure(&error)),
-            Some(Err(error)) => Err(failure(&state, format!("unreadable stream: {error}"))),
-            Some(Ok(event)) => decode(&state, &event.event, &event.data),
+        let item = match tokio::time::timeout(state.stall, state.sse.next()).await {
+            Err(_) => {
+                let message = format!("stream stalled: no event within {:?}", state.stall);
+                Err(state.failure(Class::Timeout, message))
+            }
+            Ok(None) => Err(state.failure(Class::ServerError, "stream ended without message_stop")),
+            Ok(Some(Err(EventStreamError::Transport(error)))) => {
+                let (class, message) = transport(error);
+                Err(state.failure(class, message))
+            }
+            Ok(Some(Err(error))) => {
+                Err(state.failure(Class::ServerError, format!("unreadable stream: {error}")))
+            }
+            Ok(Some(Ok(event))) => decode(&state, &event.event, &event.data),
         };
         state.finished = match &item {
             Ok(event) => matches!(event, MessageStreamEvent::MessageStop),
@@ -50,32 +75,119 @@ where
 }
 
 fn decode<S>(state: &State<S>, name: &str, data: &str) -> Result<MessageStreamEvent, Failure> {
-    let name = if name.is_empty() || name == "message" {
-        type_of(data)
-    } else {
-        name.to_owned()
-    };
-    match MessageStreamEvent::parse(&name, data) {
+    match MessageStreamEvent::parse(name, data) {
         Ok(MessageStreamEvent::Error { error }) => {
             Err(api::stream_failure(&error, state.request_id.as_deref()))
         }
         Ok(event) => Ok(event),
-        Err(error) => Err(failure(state, format!("unreadable {name} event: {error}"))),
+        Err(error) => Err(state.failure(
+            Class::ServerError,
+            format!("unreadable {name:?} event: {error}"),
+        )),
     }
 }
 
-/// The `type` field of an event's data, for servers that omit the `event:` line.
-fn type_of(data: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(data)
-        .ok()
-        .and_then(|value| value.get("type")?.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
 
-fn failure<S>(state: &State<S>, message: String) -> Failure {
-    let failure = Failure::new(Class::ServerError, message).with_status(200);
-    match &state.request_id {
-        Some(request_id) => failure.with_request_id(request_id.clone()),
-        None => failure,
+    const STALL: Duration = Duration::from_secs(1);
+
+    async fn collect(chunks: &[&str]) -> Vec<Result<MessageStreamEvent, Failure>> {
+        let chunks: Vec<reqwest::Result<Bytes>> = chunks
+            .iter()
+            .map(|chunk| Ok(Bytes::from(chunk.to_string())))
+            .collect();
+        let body = futures::stream::iter(chunks);
+        events(body, Some("req_1".into()), STALL).collect().await
+    }
+
+    fn assert_failure(item: &Result<MessageStreamEvent, Failure>, class: Class) -> &Failure {
+        let failure = item.as_ref().expect_err("a failure");
+        assert_eq!(failure.class(), class, "{failure}");
+        assert_eq!(failure.status(), Some(200), "{failure}");
+        assert_eq!(failure.request_id(), Some("req_1"), "{failure}");
+        failure
+    }
+
+    #[tokio::test]
+    async fn pings_and_unknown_events_pass_through() {
+        let items = collect(&[
+            "event: ping\ndata: {\"type\": \"ping\"}\n\n",
+            "event: future_event\ndata: {\"type\": \"future_event\", \"x\": 1}\n\n",
+            "event: message_stop\nda",
+            "ta: {\"type\": \"message_stop\"}\n\n",
+        ])
+        .await;
+        let events: Vec<_> = items.into_iter().map(Result::unwrap).collect();
+        assert_eq!(events[0], MessageStreamEvent::Ping);
+        assert_eq!(
+            events[1],
+            MessageStreamEvent::Unknown {
+                event: "future_event".into(),
+                data: json!({"type": "future_event", "x": 1}),
+            }
+        );
+        assert_eq!(events[2], MessageStreamEvent::MessageStop);
+        assert_eq!(events.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_non_json_data_line_is_a_server_error() {
+        let items = collect(&["event: content_block_stop\ndata: {not json\n\n"]).await;
+        assert_eq!(items.len(), 1, "the stream ends at the failure");
+        let failure = assert_failure(&items[0], Class::ServerError);
+        assert!(
+            failure
+                .message()
+                .starts_with("unreadable \"content_block_stop\" event")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_event_line_falls_back_to_the_data_type() {
+        let items = collect(&[
+            "data: {\"type\": \"ping\"}\n\n",
+            "data: {\"type\": \"message_stop\"}\n\n",
+        ])
+        .await;
+        let events: Vec<_> = items.into_iter().map(Result::unwrap).collect();
+        assert_eq!(
+            events,
+            [MessageStreamEvent::Ping, MessageStreamEvent::MessageStop]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_error_event_maps_to_its_class_with_status_200() {
+        let items = collect(&[
+            "event: ping\ndata: {\"type\": \"ping\"}\n\n",
+            "event: error\ndata: {\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\", \"message\": \"Overloaded\"}}\n\n",
+            "event: ping\ndata: {\"type\": \"ping\"}\n\n",
+        ])
+        .await;
+        assert_eq!(items.len(), 2, "nothing follows the error");
+        let failure = assert_failure(&items[1], Class::Overloaded);
+        assert_eq!(failure.error_type(), Some("overloaded_error"));
+    }
+
+    #[tokio::test]
+    async fn an_end_without_message_stop_is_a_server_error() {
+        let items = collect(&["event: ping\ndata: {\"type\": \"ping\"}\n\n"]).await;
+        assert_eq!(items.len(), 2);
+        assert_failure(&items[1], Class::ServerError);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stall_between_events_is_a_timeout_that_ends_the_stream() {
+        let ping: reqwest::Result<Bytes> =
+            Ok(Bytes::from("event: ping\ndata: {\"type\": \"ping\"}\n\n"));
+        let body = futures::stream::iter([ping]).chain(futures::stream::pending());
+        let started = tokio::time::Instant::now();
+        let items: Vec<_> = events(body, Some("req_1".into()), STALL).collect().await;
+        assert_eq!(items.len(), 2);
+        assert_failure(&items[1], Class::Timeout);
+        assert_eq!(started.elapsed(), STALL);
     }
 }

@@ -10,11 +10,14 @@ use std::time::Duration;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+/// The longest `delay` a `slow` fault may have.
+pub(crate) const MAX_DELAY: Duration = Duration::from_secs(60 * 60);
+
 /// What a fault does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FaultKind {
-    /// Answer with `status` and an error body of `error-type`.
+    /// Answer with `status` and an error body of `error-type`, or with `body` verbatim.
     Status,
     /// Close the connection before any response byte.
     Drop,
@@ -26,12 +29,15 @@ pub enum FaultKind {
     StreamError,
     /// Streaming only: send `after-events` events, then cut the connection.
     StreamDrop,
+    /// Streaming only: send `after-events` events, then end the body cleanly, without
+    /// `message_stop`.
+    StreamEnd,
 }
 
 impl FaultKind {
     /// Whether the fault only applies to streaming requests.
     pub fn is_stream_only(self) -> bool {
-        matches!(self, Self::StreamError | Self::StreamDrop)
+        matches!(self, Self::StreamError | Self::StreamDrop | Self::StreamEnd)
     }
 }
 
@@ -68,17 +74,22 @@ pub struct Fault {
     /// `status`: a `retry-after` header value, sent verbatim. Default: none
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<String>,
+    /// `status`: a raw body sent verbatim instead of the JSON error body, as a CDN's 413 or
+    /// 502 page would be (`""` for an empty body). Sent as `text/plain` unless `headers`
+    /// names a `content-type`. Default: none (the API's JSON error body)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
     /// `status`: extra headers, e.g. `x-should-retry = "false"`. Default: none
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
-    /// `slow`: how long to wait before answering. Default: 1s
+    /// `slow`: how long to wait before answering, at most 1h. Default: 1s
     #[serde(
         default,
         with = "humantime_serde",
         skip_serializing_if = "Option::is_none"
     )]
     pub delay: Option<Duration>,
-    /// `stream-error` and `stream-drop`: events sent before the fault (the first is
+    /// `stream-error`, `stream-drop` and `stream-end`: events sent before the fault (the first is
     /// `message_start`, then `ping`), capped so `message_stop` is never sent. Default: 3
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_events: Option<usize>,
@@ -99,6 +110,7 @@ impl Fault {
             status: None,
             error_type: None,
             retry_after: None,
+            body: None,
             headers: BTreeMap::new(),
             delay: None,
             after_events: None,
@@ -147,6 +159,9 @@ impl Fault {
                 format!("{at}.status"),
                 "must be an HTTP status (100..=999)".into(),
             ));
+        }
+        if self.delay.is_some_and(|delay| delay > MAX_DELAY) {
+            return Err((format!("{at}.delay"), "must be at most 1h".into()));
         }
         for (name, value) in &self.headers {
             let valid = http::HeaderName::from_bytes(name.as_bytes()).is_ok()
@@ -222,6 +237,21 @@ mod tests {
         }];
         let mut rng = SmallRng::seed_from_u64(7);
         assert!((0..100).all(|_| pick(&faults, Duration::ZERO, true, &mut rng).is_none()));
+    }
+
+    #[test]
+    fn validate_bounds_the_delay() {
+        let fault = Fault {
+            delay: Some(Duration::from_secs(3601)),
+            ..Fault::new(FaultKind::Slow)
+        };
+        let (field, _) = fault.validate("models.m.faults[0]").unwrap_err();
+        assert_eq!("models.m.faults[0].delay", field);
+    }
+
+    #[test]
+    fn stream_end_is_stream_only() {
+        assert!(FaultKind::StreamEnd.is_stream_only());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The models a running mock server answers, each with its capacity and its counters, and
 //! the [`Stats`] snapshot built from them. Models listed in the scenario exist from the
-//! start; a `[default-model]` scenario adds any other name on its first request.
+//! start; a `[default-model]` scenario adds any other name on its first request, up to
+//! [`MAX_DEFAULT_MODELS`] names, and counts the rest together under [`OVERFLOW_MODEL`].
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -10,11 +11,21 @@ use serde::{Deserialize, Serialize};
 use super::capacity::ModelCapacity;
 use super::scenario::Scenario;
 
+/// The most distinct names a `[default-model]` scenario tracks on their own. Names are chosen
+/// by clients, so without a bound a client sending random names would grow the registry (and
+/// `GET /stats`) without end.
+pub const MAX_DEFAULT_MODELS: usize = 1000;
+
+/// The entry that serves and counts every name past [`MAX_DEFAULT_MODELS`], sharing one
+/// `[default-model]` capacity.
+pub const OVERFLOW_MODEL: &str = "other";
+
 /// What a mock server has seen, per model (also served as JSON at `GET /stats`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     /// Counters by model name: every model the scenario lists, and any other name a
-    /// `[default-model]` scenario has answered.
+    /// `[default-model]` scenario has answered (past the first 1000 such names, all under
+    /// `"other"`).
     pub models: BTreeMap<String, ModelStats>,
 }
 
@@ -92,6 +103,8 @@ impl Model {
 pub(crate) struct Registry {
     scenario: Scenario,
     models: Mutex<BTreeMap<String, Arc<Model>>>,
+    /// How many names `[default-model]` has added.
+    added: Mutex<usize>,
 }
 
 impl Registry {
@@ -110,6 +123,7 @@ impl Registry {
         Self {
             scenario,
             models: Mutex::new(models),
+            added: Mutex::new(0),
         }
     }
 
@@ -119,15 +133,24 @@ impl Registry {
     }
 
     /// The model called `name`, created from `[default-model]` if need be; `None` means 404.
+    /// Past [`MAX_DEFAULT_MODELS`] added names, every new name gets the [`OVERFLOW_MODEL`].
     pub(crate) fn get(&self, name: &str) -> Option<Arc<Model>> {
         let mut models = self.models();
         if let Some(model) = models.get(name) {
             return Some(Arc::clone(model));
         }
         let spec = self.scenario.default_model.as_ref()?;
-        let model = Arc::new(Model::new(name, ModelCapacity::new(spec.clone())));
-        models.insert(name.to_owned(), Arc::clone(&model));
-        Some(model)
+        let mut added = self.added.lock().unwrap_or_else(PoisonError::into_inner);
+        let name = if *added < MAX_DEFAULT_MODELS {
+            *added += 1;
+            name
+        } else {
+            OVERFLOW_MODEL
+        };
+        let model = models
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(Model::new(name, ModelCapacity::new(spec.clone()))));
+        Some(Arc::clone(model))
     }
 
     /// A snapshot of every model's counters.
@@ -150,6 +173,23 @@ impl Registry {
 mod tests {
     use super::*;
     use crate::mock::ModelSpec;
+
+    #[test]
+    fn default_model_names_past_the_cap_are_counted_under_other() {
+        let scenario = Scenario {
+            default_model: Some(ModelSpec::default()),
+            ..Scenario::default()
+        };
+        let registry = Registry::new(scenario);
+        for i in 0..MAX_DEFAULT_MODELS + 5 {
+            registry.get(&format!("model-{i}")).unwrap().count_request();
+        }
+        registry.get("model-0").unwrap().count_request();
+        let stats = registry.stats();
+        assert_eq!(MAX_DEFAULT_MODELS + 1, stats.models.len());
+        assert_eq!(5, stats.models[OVERFLOW_MODEL].requests);
+        assert_eq!(2, stats.models["model-0"].requests);
+    }
 
     #[test]
     fn listed_models_exist_and_others_need_a_default() {

@@ -1,6 +1,6 @@
 //! What the mock says when it answers: a deterministic reply derived from the prompt, with
 //! plausible usage, as one JSON message or as the SSE events of a stream (where the
-//! `stream-error` and `stream-drop` faults cut in).
+//! `stream-error`, `stream-drop` and `stream-end` faults cut in).
 
 use std::collections::VecDeque;
 use std::io;
@@ -64,6 +64,7 @@ pub(crate) fn stream_body(message: &Message, fault: Option<&Fault>, slot: SlotGu
         match fault.kind {
             FaultKind::StreamError => chunks.push_back(Ok(error_event(fault))),
             FaultKind::StreamDrop => chunks.push_back(Err(io::Error::other("stream-drop fault"))),
+            // stream-end: the truncated events, then a clean end of the body.
             _ => {}
         }
     }

@@ -1,5 +1,6 @@
 //! Canned responses: Anthropic-shaped error bodies (with the request id), the scripted
-//! `status` and `malformed` faults, and the rate-limit headers.
+//! `status` faults (with a JSON error body or a raw one) and `malformed` faults, and the
+//! rate-limit headers.
 
 use std::time::Duration;
 
@@ -30,8 +31,10 @@ pub(crate) fn status_fault(fault: &Fault, number: RequestNumber) -> Response {
         .error_type
         .as_deref()
         .map_or_else(|| type_for_status(status), ErrorType::from);
-    let message = reply::error_message(&kind);
-    let mut response = error_with_status(number, status, kind, message);
+    let mut response = match &fault.body {
+        Some(body) => raw(status, body.clone()),
+        None => error_with_status(number, status, kind.clone(), reply::error_message(&kind)),
+    };
     let headers = response.headers_mut();
     let extra = fault
         .retry_after
@@ -46,6 +49,17 @@ pub(crate) fn status_fault(fault: &Fault, number: RequestNumber) -> Response {
         }
     }
     response
+}
+
+/// `body` verbatim with `status`, like a CDN's error page: not necessarily JSON, maybe empty.
+fn raw(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 pub(crate) fn malformed() -> Response {

@@ -1,13 +1,14 @@
-//! The mock's HTTP surface: `POST /v1/messages` checks the key, the body and the model, then
-//! plays the scenario's faults and capacity model; `GET /stats` reports counters. Every
-//! response carries `request-id: req_mock_N`, and error bodies repeat it.
+//! The mock's HTTP surface: `POST /v1/messages` checks the body size, the key, the body and
+//! the model, then plays the scenario's faults and capacity model; `GET /stats` reports
+//! counters. Every response carries `request-id: req_mock_N`, and error bodies repeat it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, header};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,6 +26,10 @@ use super::respond::{self, RequestNumber};
 use super::scenario::Scenario;
 use super::server::ConnectionHandle;
 use crate::api::{ErrorType, MessagesRequest};
+
+/// The largest request body accepted, as the real API's 32 MB; a larger one gets 413
+/// `request_too_large`.
+const BODY_LIMIT: usize = 32 << 20;
 
 /// State shared by every request of one server.
 #[derive(Debug)]
@@ -63,6 +68,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/v1/messages", post(messages))
         .route("/stats", get(stats))
         .fallback(no_route)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&app),
             number_request,
@@ -97,8 +103,20 @@ async fn messages(
     Extension(number): Extension<RequestNumber>,
     connection: Option<Extension<ConnectionHandle>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    // Like the CDN in front of the API, a body over the limit is refused before the key is
+    // even looked at.
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let message = format!("request body exceeds {BODY_LIMIT} bytes");
+            return respond::error(number, ErrorType::RequestTooLarge, message);
+        }
+        Err(rejection) => {
+            return respond::error(number, ErrorType::InvalidRequest, rejection.body_text());
+        }
+    };
     if app.registry.scenario().require_key && !has_key(&headers) {
         let message = "missing api key: send x-api-key or authorization: bearer";
         return respond::error(number, ErrorType::Authentication, message);
@@ -147,7 +165,9 @@ async fn serve(
             FaultKind::Drop => return drop_connection(model, connection, number).await,
             FaultKind::Malformed => return respond::malformed(),
             FaultKind::Slow => tokio::time::sleep(fault.delay()).await,
-            FaultKind::StreamError | FaultKind::StreamDrop => stream_fault = Some(fault),
+            FaultKind::StreamError | FaultKind::StreamDrop | FaultKind::StreamEnd => {
+                stream_fault = Some(fault);
+            }
         }
     }
     match model.capacity.admit(app.elapsed()) {

@@ -28,6 +28,9 @@ const BUILTINS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The longest `service-time` and `service-time-spread` a model may have.
+const MAX_SERVICE_TIME: Duration = Duration::from_secs(60 * 60);
+
 /// Why a scenario could not be loaded.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -109,12 +112,12 @@ impl Brownout {
 pub struct ModelSpec {
     /// Requests served at once; one more gets an immediate 529. Default: 8
     pub slots: u32,
-    /// Mean time to serve a request while holding a slot. Default: 200ms
+    /// Mean time to serve a request while holding a slot, at most 1h. Default: 200ms
     #[serde(with = "humantime_serde")]
     pub service_time: Duration,
     /// How service time varies around the mean. Default: fixed
     pub distribution: Distribution,
-    /// Half-width of the `uniform` distribution. Default: 0s
+    /// Half-width of the `uniform` distribution, at most 1h. Default: 0s
     #[serde(with = "humantime_serde")]
     pub service_time_spread: Duration,
     /// Requests per second allowed (a token bucket with a burst of one second's worth);
@@ -148,6 +151,15 @@ impl ModelSpec {
     fn validate(&self, at: &str) -> Result<(), ScenarioError> {
         if self.slots == 0 {
             return Err(invalid(format!("{at}.slots"), "must be at least 1"));
+        }
+        // Bounded so that a drawn service time (up to 20 times the mean) always fits a
+        // Duration: `Duration::from_secs_f64` panics on overflow.
+        if self.service_time > MAX_SERVICE_TIME {
+            return Err(invalid(format!("{at}.service-time"), "must be at most 1h"));
+        }
+        if self.service_time_spread > MAX_SERVICE_TIME {
+            let field = format!("{at}.service-time-spread");
+            return Err(invalid(field, "must be at most 1h"));
         }
         if self.rps == Some(0) {
             return Err(invalid(format!("{at}.rps"), "must be at least 1"));
@@ -339,6 +351,28 @@ mod tests {
             let err = Scenario::from_toml(text).unwrap_err().to_string();
             assert!(err.contains(field), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn durations_that_could_overflow_are_refused() {
+        let cases = [
+            ("[models.m]\nservice-time = \"2h\"", "models.m.service-time"),
+            (
+                "[default-model]\nservice-time-spread = \"5000000000000s\"",
+                "default-model.service-time-spread",
+            ),
+            (
+                "[models.m]\nfaults = [{ kind = \"slow\", delay = \"1000000000h\" }]",
+                "models.m.faults[0].delay",
+            ),
+        ];
+        for (text, field) in cases {
+            let err = Scenario::from_toml(text).unwrap_err().to_string();
+            assert!(err.contains(field), "{text}: {err}");
+        }
+        let most = "[models.m]\nservice-time = \"1h\"\ndistribution = \"uniform\"\n\
+                    service-time-spread = \"1h\"";
+        assert!(Scenario::from_toml(most).is_ok());
     }
 
     #[test]

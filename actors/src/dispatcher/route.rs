@@ -68,7 +68,7 @@ impl<U: Upstream> DispatcherState<U> {
             .clone()
             .unwrap_or_else(|| self.config.chain.iter().cloned().collect());
         let timeout = options
-            .timeout
+            .deadline
             .unwrap_or(self.config.admission.default_timeout);
         if let Some(error) = self.refusal(&chain, timeout, priority) {
             return reply.fail(error);
@@ -186,7 +186,7 @@ impl<U: Upstream> DispatcherState<U> {
         match self.board.state(job.target()) {
             StateKind::Closed => self.dispatch(me, job),
             StateKind::HalfOpen => {
-                self.tell_breaker(&job.target().clone(), BreakerMsg::Admit(Box::new(job)))
+                self.tell_breaker(&job.target().clone(), BreakerMsg::Admit(Box::new(job)));
             }
             StateKind::Open | StateKind::Isolated => self.skip(me, job, None),
         }
@@ -349,8 +349,16 @@ impl<U: Upstream> DispatcherState<U> {
 
     fn exhausted(&self, job: &Job<U>) -> Error {
         let now = Instant::now();
-        let reopen = self
-            .earliest_reopen(job, now)
+        // Only an open circuit says when to come back; a closed one that failed says nothing.
+        let reopen = reachable(job)
+            .iter()
+            .filter_map(|target| {
+                self.board
+                    .status(target)
+                    .filter(|s| s.state == StateKind::Open)?
+                    .open_until
+            })
+            .min()
             .map(|at| at.saturating_duration_since(now));
         let hinted = job.last.as_ref().and_then(Failure::retry_after);
         let retry_after = match (reopen, hinted) {

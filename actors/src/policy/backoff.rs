@@ -15,6 +15,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use super::breaker::PolicyError;
+
 /// How each delay is drawn.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -61,6 +63,28 @@ impl BackoffConfig {
             retries: 0,
             previous: self.base,
         }
+    }
+
+    /// Checks that the sequence can work.
+    ///
+    /// # Errors
+    ///
+    /// [`PolicyError::Invalid`] naming the first bad field: a zero `cap`, a zero `base` (every
+    /// delay would be zero: retries in a hot loop against a model that is shedding load), or a
+    /// `base` longer than `cap`.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        if self.cap.is_zero() {
+            return Err(PolicyError::invalid("cap", "must be longer than zero"));
+        }
+        if self.base.is_zero() {
+            let reason = "must be longer than zero, or every delay is zero";
+            return Err(PolicyError::invalid("base", reason));
+        }
+        if self.base > self.cap {
+            let reason = format!("{:?} is longer than cap ({:?})", self.base, self.cap);
+            return Err(PolicyError::invalid("base", reason));
+        }
+        Ok(())
     }
 
     /// The ceiling for the delay after `retries` retries: `min(cap, base * 2^retries)`.
@@ -145,6 +169,34 @@ mod tests {
                 ms(8000)
             ]
         );
+    }
+
+    #[test]
+    fn validate_names_the_bad_field() {
+        let bad = |base, cap| {
+            let config = BackoffConfig {
+                base: ms(base),
+                cap: ms(cap),
+                jitter: Jitter::Full,
+            };
+            config.validate().unwrap_err().to_string()
+        };
+        assert_eq!(BackoffConfig::default().validate(), Ok(()));
+        assert_eq!(bad(0, 0), "invalid cap: must be longer than zero");
+        assert_eq!(
+            bad(0, 100),
+            "invalid base: must be longer than zero, or every delay is zero"
+        );
+        assert_eq!(
+            bad(200, 100),
+            "invalid base: 200ms is longer than cap (100ms)"
+        );
+        let equal = BackoffConfig {
+            base: ms(100),
+            cap: ms(100),
+            jitter: Jitter::None,
+        };
+        assert_eq!(equal.validate(), Ok(()));
     }
 
     #[test]

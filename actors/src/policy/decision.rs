@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::backoff::{Backoff, BackoffConfig};
+use super::breaker::PolicyError;
 use crate::upstream::{Class, Failure};
 
 /// The retry and fall-back rules for one request.
@@ -98,6 +99,25 @@ pub enum Decision {
 }
 
 impl RetryPolicy {
+    /// Checks that the rules can work (`max-attempts` is never zero by its type).
+    ///
+    /// # Errors
+    ///
+    /// [`PolicyError::Invalid`] naming the first bad field, as `backoff.base` or `backoff.cap`
+    /// (see [`BackoffConfig::validate`]).
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        self.backoff.validate().map_err(|error| match error {
+            PolicyError::Invalid { field, reason } => {
+                let field = match field {
+                    "base" => "backoff.base",
+                    "cap" => "backoff.cap",
+                    _ => "backoff",
+                };
+                PolicyError::Invalid { field, reason }
+            }
+        })
+    }
+
     /// Decides what follows `failure`. Draws from `backoff` only when it schedules a retry.
     pub fn decide(
         &self,
@@ -186,6 +206,22 @@ mod tests {
     fn decide(policy: &RetryPolicy, failure: &Failure, attempts: Attempts) -> Decision {
         let mut backoff = policy.backoff.build(0);
         policy.decide(failure, attempts, &mut backoff, Instant::now(), None)
+    }
+
+    #[test]
+    fn validate_names_the_backoff_field() {
+        assert_eq!(RetryPolicy::default().validate(), Ok(()));
+        let mut policy = exact();
+        policy.backoff.base = secs(10);
+        assert_eq!(
+            policy.validate().unwrap_err().to_string(),
+            "invalid backoff.base: 10s is longer than cap (8s)"
+        );
+        policy.backoff.cap = Duration::ZERO;
+        assert_eq!(
+            policy.validate().unwrap_err().to_string(),
+            "invalid backoff.cap: must be longer than zero"
+        );
     }
 
     #[test]

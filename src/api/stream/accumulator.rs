@@ -42,26 +42,31 @@ impl MessageAccumulator {
             MessageStreamEvent::ContentBlockStart {
                 index,
                 content_block,
-            } => {
-                *block_at(&mut message.content, *index) = content_block.clone();
-            }
+            } => match block_at(&mut message.content, *index) {
+                Some(block) => *block = content_block.clone(),
+                None => self.malformed = true,
+            },
             MessageStreamEvent::ContentBlockDelta { index, delta } => {
-                if let Delta::InputJson { partial_json } = delta {
+                let Some(block) = block_at(&mut message.content, *index) else {
+                    self.malformed = true;
+                    return;
+                };
+                if let Delta::InputJson { partial_json, .. } = delta {
                     self.partial_json
                         .entry(*index)
                         .or_default()
                         .push_str(partial_json);
                 } else {
-                    apply_delta(block_at(&mut message.content, *index), delta);
+                    apply_delta(block, delta);
                 }
             }
             MessageStreamEvent::ContentBlockStop { index } => {
                 let Some(json) = self.partial_json.remove(index) else {
                     return;
                 };
-                match parse_input(&json) {
-                    Some(input) => set_input(block_at(&mut message.content, *index), input),
-                    None => self.malformed = true,
+                match (parse_input(&json), block_at(&mut message.content, *index)) {
+                    (Some(input), Some(block)) => set_input(block, input),
+                    _ => self.malformed = true,
                 }
             }
             MessageStreamEvent::MessageDelta { delta, usage } => merge_delta(message, delta, usage),
@@ -70,8 +75,8 @@ impl MessageAccumulator {
         }
     }
 
-    /// The rebuilt message, or `None` unless the stream reached `message_stop` (and every tool
-    /// input it streamed was valid JSON).
+    /// The rebuilt message, or `None` unless the stream reached `message_stop`, every tool
+    /// input it streamed was valid JSON, and every block index was in sequence.
     pub fn finish(self) -> Option<Message> {
         if self.stopped && !self.malformed {
             self.message
@@ -81,22 +86,29 @@ impl MessageAccumulator {
     }
 }
 
-/// The block at `index`, padding with empty placeholders should the stream skip an index.
-fn block_at(content: &mut Vec<ContentBlock>, index: u32) -> &mut ContentBlock {
-    let index = index as usize;
-    if content.len() <= index {
-        content.resize(index + 1, ContentBlock::Other(Value::Null));
+/// The block at `index`, or a placeholder appended when `index` is the next one; `None`
+/// for an index past that. The index is the server's word: trusting it to size the content
+/// would let one event ask for four billion blocks.
+fn block_at(content: &mut Vec<ContentBlock>, index: u32) -> Option<&mut ContentBlock> {
+    let index = usize::try_from(index).ok()?;
+    if index == content.len() {
+        content.push(ContentBlock::Other(Value::Null));
     }
-    &mut content[index]
+    content.get_mut(index)
 }
 
 fn apply_delta(block: &mut ContentBlock, delta: &Delta) {
     match (block, delta) {
-        (ContentBlock::Text { text, .. }, Delta::Text { text: more }) => text.push_str(more),
-        (ContentBlock::Thinking { thinking, .. }, Delta::Thinking { thinking: more }) => {
+        (ContentBlock::Text { text, .. }, Delta::Text { text: more, .. }) => text.push_str(more),
+        (ContentBlock::Thinking { thinking, .. }, Delta::Thinking { thinking: more, .. }) => {
             thinking.push_str(more);
         }
-        (ContentBlock::Thinking { signature, .. }, Delta::Signature { signature: more }) => {
+        (
+            ContentBlock::Thinking { signature, .. },
+            Delta::Signature {
+                signature: more, ..
+            },
+        ) => {
             signature.get_or_insert_default().push_str(more);
         }
         (ContentBlock::Text { extra, .. }, Delta::Other(other))
@@ -159,5 +171,62 @@ fn merge_delta(message: &mut Message, delta: &MessageDeltaBody, usage: &Value) {
     );
     if let Ok(usage) = serde_json::from_value::<Usage>(Value::Object(merged)) {
         message.usage = usage;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::events_for;
+
+    fn message(content: Vec<ContentBlock>) -> Message {
+        let mut message: Message = serde_json::from_value(serde_json::json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+            "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 1, "output_tokens": 1}
+        }))
+        .unwrap();
+        message.content = content;
+        message
+    }
+
+    #[test]
+    fn a_hostile_block_index_marks_the_message_malformed_without_allocating() {
+        for event in [
+            MessageStreamEvent::ContentBlockStart {
+                index: 4_000_000_000,
+                content_block: ContentBlock::text(""),
+            },
+            MessageStreamEvent::ContentBlockDelta {
+                index: u32::MAX,
+                delta: Delta::text("x"),
+            },
+            MessageStreamEvent::ContentBlockStart {
+                index: 1,
+                content_block: ContentBlock::text(""),
+            },
+        ] {
+            let mut accumulator = MessageAccumulator::new();
+            accumulator.push(&MessageStreamEvent::MessageStart {
+                message: message(Vec::new()),
+            });
+            accumulator.push(&event);
+            accumulator.push(&MessageStreamEvent::MessageStop);
+            assert_eq!(accumulator.finish(), None, "{event:?}");
+        }
+    }
+
+    #[test]
+    fn blocks_in_sequence_are_rebuilt() {
+        let whole = message(vec![
+            ContentBlock::text("hello"),
+            ContentBlock::text("world"),
+        ]);
+        let mut accumulator = MessageAccumulator::new();
+        for event in events_for(&whole) {
+            accumulator.push(&event);
+        }
+        let rebuilt = accumulator.finish().expect("a complete stream");
+        assert_eq!(rebuilt.content, whole.content);
     }
 }

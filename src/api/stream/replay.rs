@@ -53,7 +53,7 @@ fn unfold(block: &ContentBlock) -> (ContentBlock, Vec<Delta>) {
                 text: String::new(),
                 extra: extra.clone(),
             };
-            let deltas = chunks(text).map(|text| Delta::Text { text }).collect();
+            let deltas = chunks(text).map(Delta::text).collect();
             (opening, deltas)
         }
         ContentBlock::Thinking {
@@ -67,11 +67,15 @@ fn unfold(block: &ContentBlock) -> (ContentBlock, Vec<Delta>) {
                 extra: extra.clone(),
             };
             let mut deltas: Vec<_> = chunks(thinking)
-                .map(|thinking| Delta::Thinking { thinking })
+                .map(|thinking| Delta::Thinking {
+                    thinking,
+                    extra: Map::new(),
+                })
                 .collect();
             if let Some(signature) = signature {
                 deltas.push(Delta::Signature {
                     signature: signature.clone(),
+                    extra: Map::new(),
                 });
             }
             (opening, deltas)
@@ -90,7 +94,10 @@ fn unfold(block: &ContentBlock) -> (ContentBlock, Vec<Delta>) {
             };
             let json = input.to_string();
             let deltas = chunks(&json)
-                .map(|partial_json| Delta::InputJson { partial_json })
+                .map(|partial_json| Delta::InputJson {
+                    partial_json,
+                    extra: Map::new(),
+                })
                 .collect();
             (opening, deltas)
         }

@@ -1,7 +1,10 @@
-//! The `breakwater` command line: `send` one request, or run the `mock` server.
+//! The `breakwater` command line: `send` one request, drive `load` through the runtime, or run
+//! the `mock` server.
 
+mod load;
 mod mock;
 mod send;
+mod setup;
 
 use std::process::ExitCode;
 
@@ -18,14 +21,20 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Send one Messages request and print the reply's text.
+    /// Send one Messages request through the runtime and print the reply's text.
     Send(send::Args),
+    /// Drive open-loop Poisson traffic through the runtime and report how it coped.
+    Load(load::Args),
     /// Run an Anthropic-compatible mock server that browns out on a script.
     Mock(mock::Args),
 }
 
 /// Exit codes shared by every command.
 mod exit {
+    use std::process::ExitCode;
+
+    use breakwater::engine::{Class, Error};
+
     /// Usage or configuration error (clap uses 2 for usage errors too).
     pub(crate) const USAGE: u8 = 2;
     /// A permanent error: the request itself was refused (4xx).
@@ -33,6 +42,42 @@ mod exit {
     /// A retryable failure (overloaded, rate limited, server, timeout, connect) that could not
     /// be overcome.
     pub(crate) const UNAVAILABLE: u8 = 4;
+
+    /// Prints a usage or configuration error.
+    pub(crate) fn usage(message: &str) -> ExitCode {
+        eprintln!("error: {message}");
+        ExitCode::from(USAGE)
+    }
+
+    /// Prints one line naming the failure's class, status, `error.type` and `request-id`.
+    pub(crate) fn failed(error: &Error) -> ExitCode {
+        match error {
+            Error::Upstream { failure, .. } => {
+                eprintln!("error: {failure}");
+                let permanent = failure.class() == Class::Invalid;
+                ExitCode::from(if permanent { PERMANENT } else { UNAVAILABLE })
+            }
+            Error::Invalid(message) => usage(message),
+            Error::Exhausted {
+                last: Some(failure),
+                attempts,
+                retry_after,
+            } => {
+                let hint = retry_after
+                    .map(|d| format!("; retry after {}ms", d.as_millis()))
+                    .unwrap_or_default();
+                eprintln!(
+                    "error: {failure} (after {} attempt(s){hint})",
+                    attempts.len()
+                );
+                ExitCode::from(UNAVAILABLE)
+            }
+            other => {
+                eprintln!("error: {other}");
+                ExitCode::from(UNAVAILABLE)
+            }
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -45,14 +90,12 @@ fn main() -> ExitCode {
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::from(exit::USAGE);
-        }
+        Err(error) => return exit::usage(&format!("cannot start the async runtime: {error}")),
     };
     runtime.block_on(async {
         match cli.command {
             Command::Send(args) => send::run(args).await,
+            Command::Load(args) => load::run(args).await,
             Command::Mock(args) => mock::run(args).await,
         }
     })

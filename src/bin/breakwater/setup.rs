@@ -1,0 +1,66 @@
+//! What every command that sends requests shares: where they go (`--base-url`, `--config`, or
+//! an in-process `--mock`), and the runtime built from that.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use breakwater::client::{Credentials, Secret};
+use breakwater::config::Config;
+use breakwater::mock::{MockServer, Scenario};
+use breakwater::runtime::Runtime;
+
+/// Where requests go.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Connection {
+    /// The API's base URL. Default: the config's, else $ANTHROPIC_BASE_URL, else the public API.
+    #[arg(long)]
+    base_url: Option<String>,
+    /// A breakwater.toml with models, chains and policies (the chain flags override its default chain).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Serve requests from a built-in mock started in-process: no key or network needed.
+    #[arg(long, conflicts_with = "base_url")]
+    mock: bool,
+    /// The mock's scenario, with --mock: a built-in name or a TOML file.
+    #[arg(long, default_value = "healthy", requires = "mock")]
+    scenario: String,
+}
+
+/// A runtime, and the mock it talks to when there is one (kept alive with it).
+pub(crate) struct Started {
+    pub(crate) runtime: Arc<Runtime>,
+    pub(crate) _mock: Option<MockServer>,
+}
+
+impl Connection {
+    /// Starts a runtime serving `chain` (when not empty) as its default chain.
+    pub(crate) async fn start(&self, chain: &[String]) -> Result<Started, String> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path).map_err(|error| error.to_string())?,
+            None => Config::default(),
+        };
+        if !chain.is_empty() {
+            let upstream = config.upstream.clone();
+            config = Config::for_chain(chain).with_policies_of(&config);
+            config.upstream = upstream;
+        }
+        let mut builder = Runtime::builder().config(config);
+        let mut mock = None;
+        if self.mock {
+            let scenario = Scenario::load(&self.scenario).map_err(|error| error.to_string())?;
+            let server = MockServer::start(scenario, ([127, 0, 0, 1], 0).into())
+                .await
+                .map_err(|error| format!("cannot start the mock: {error}"))?;
+            let key = Credentials::from_env().unwrap_or(Credentials::ApiKey(Secret::new("mock")));
+            builder = builder.base_url(server.base_url()).credentials(key);
+            mock = Some(server);
+        } else if let Some(base_url) = &self.base_url {
+            builder = builder.base_url(base_url.clone());
+        }
+        let runtime = builder.start().await.map_err(|error| error.to_string())?;
+        Ok(Started {
+            runtime: Arc::new(runtime),
+            _mock: mock,
+        })
+    }
+}

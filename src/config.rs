@@ -1,0 +1,346 @@
+//! The runtime's configuration: `breakwater.toml`, read into one [`Config`].
+//!
+//! Each table of the file is a config struct that already exists elsewhere: `[upstream]` is
+//! the client's [`ClientConfig`], `[models.NAME]` a target's [`TargetLimits`], and `[retry]`,
+//! `[breaker]`, `[budget]`, `[admission]` and `[supervision]` the engine's policies. This module
+//! only adds the models and chains around them, checks the whole, and hands the engine its
+//! [`EngineConfig`]. Errors name the bad key by its dotted path (`models.NAME.concurrency`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::client::ClientConfig;
+use crate::engine::policy::{AdmissionConfig, BreakerConfig, BudgetConfig, RetryPolicy};
+use crate::engine::{EngineConfig, SupervisionConfig, Target, TargetLimits};
+
+mod error;
+
+pub use error::ConfigError;
+
+/// The name of the chain used by requests that name none.
+pub const DEFAULT_CHAIN: &str = "default";
+
+/// Everything `breakwater.toml` holds. Every table and key may be left out; only the models
+/// (and, with more than one, `chains.default`) must be given.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// Fixes every random draw (backoff and breaker jitter), for reproducible runs.
+    /// Default: none (a seed is drawn at start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// How to reach the API. Credentials never come from this file, only from the
+    /// environment. Default: see [`ClientConfig`].
+    pub upstream: ClientConfig,
+    /// The models served, each with its limits; each gets a worker and a circuit breaker.
+    /// Default: none (at least one is required).
+    pub models: BTreeMap<String, TargetLimits>,
+    /// Named fall-back chains of models, tried in order; `default` serves requests that name
+    /// none. Default: none (required when more than one model is configured).
+    pub chains: BTreeMap<String, Vec<String>>,
+    /// Retry and fall-back rules, with `[retry.backoff]`. Default: see [`RetryPolicy`].
+    pub retry: RetryPolicy,
+    /// Circuit breaker settings, the same for every model. Default: see [`BreakerConfig`].
+    pub breaker: BreakerConfig,
+    /// Retry budget settings, one budget per model. Default: see [`BudgetConfig`].
+    pub budget: BudgetConfig,
+    /// Admission bounds. Default: see [`AdmissionConfig`].
+    pub admission: AdmissionConfig,
+    /// How crashed actors are restarted. Default: see [`SupervisionConfig`].
+    pub supervision: SupervisionConfig,
+}
+
+impl Config {
+    /// Parses and validates a configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Toml`] if the text does not parse into a `Config`,
+    /// [`ConfigError::Invalid`] if it parses but cannot work (see [`Config::validate`]).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(ConfigError::Toml)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates the file at `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Read`] if it cannot be read, otherwise [`ConfigError::File`] around the
+    /// error [`Config::from_toml`] gives; both name the path.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|source| ConfigError::File {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    /// A config serving exactly `models`, in that order, with default limits and policies,
+    /// and `chains.default` naming them: what the command line builds from `--chain M1,M2`.
+    pub fn for_chain(models: &[String]) -> Config {
+        let config = Config {
+            chains: BTreeMap::from([(DEFAULT_CHAIN.to_owned(), models.to_vec())]),
+            ..Config::default()
+        };
+        config.with_models(models)
+    }
+
+    /// Adds each of `models` not yet configured, with default limits.
+    #[must_use]
+    pub fn with_models(mut self, models: &[String]) -> Config {
+        for model in models {
+            self.models.entry(model.clone()).or_default();
+        }
+        self
+    }
+
+    /// This config's models and chains, with everything else but `upstream` taken from
+    /// `other`: the seed, the policies, and the limits `other` gives to models both serve.
+    /// For a chain chosen on the command line over a file's.
+    #[must_use]
+    pub fn with_policies_of(mut self, other: &Config) -> Config {
+        for (model, limits) in &mut self.models {
+            if let Some(configured) = other.models.get(model) {
+                *limits = *configured;
+            }
+        }
+        Config {
+            seed: other.seed,
+            retry: other.retry,
+            breaker: other.breaker,
+            budget: other.budget,
+            admission: other.admission,
+            supervision: other.supervision,
+            ..self
+        }
+    }
+
+    /// Checks the whole configuration; the error names the first bad key by its dotted path.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`]: no model, a zero `attempt-timeout` or `stall-timeout`, an
+    /// empty chain or one naming an unknown model, no `chains.default` while more than one
+    /// model is configured, or any error of the policies' own `validate`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.models.is_empty() {
+            return Err(ConfigError::invalid(
+                "models",
+                "must configure at least one model, as [models.NAME]",
+            ));
+        }
+        for (model, limits) in &self.models {
+            validate_limits(model, limits)?;
+        }
+        for (name, chain) in &self.chains {
+            self.validate_chain(name, chain)?;
+        }
+        if self.models.len() > 1 && !self.chains.contains_key(DEFAULT_CHAIN) {
+            let reason = format!(
+                "must be set when more than one model is configured (configured: {})",
+                self.model_list()
+            );
+            return Err(ConfigError::invalid("chains.default", reason));
+        }
+        self.retry
+            .validate()
+            .map_err(|e| ConfigError::within("retry", e))?;
+        self.breaker
+            .validate()
+            .map_err(|e| ConfigError::within("breaker", e))?;
+        self.budget
+            .validate()
+            .map_err(|e| ConfigError::within("budget", e))?;
+        self.admission
+            .validate()
+            .map_err(|e| ConfigError::within("admission", e))
+    }
+
+    /// The chain called `name`, as targets, if it is configured.
+    pub fn chain(&self, name: &str) -> Option<Vec<Target>> {
+        let models = self.chains.get(name)?;
+        Some(
+            models
+                .iter()
+                .map(|model| Target::new(model.as_str()))
+                .collect(),
+        )
+    }
+
+    /// The chain for requests that name none: `chains.default`, or else the only model when
+    /// exactly one is configured. Empty when neither exists (which [`Config::validate`]
+    /// refuses).
+    pub fn default_chain(&self) -> Vec<Target> {
+        if let Some(chain) = self.chain(DEFAULT_CHAIN) {
+            return chain;
+        }
+        match self.models.keys().collect::<Vec<_>>().as_slice() {
+            [only] => vec![Target::new(only.as_str())],
+            _ => Vec::new(),
+        }
+    }
+
+    /// What the engine runs on: every model as a target with its limits (those of the default
+    /// chain first, in its order, then the others by name), the default chain, the policies
+    /// and the seed.
+    pub fn engine_config(&self) -> EngineConfig {
+        let chain = self.default_chain();
+        let rest = self.models.keys().map(|model| Target::new(model.as_str()));
+        let mut targets: Vec<(Target, TargetLimits)> = Vec::new();
+        for target in chain.iter().cloned().chain(rest) {
+            let Some(limits) = self.models.get(target.model()) else {
+                continue;
+            };
+            if !targets.iter().any(|(known, _)| *known == target) {
+                targets.push((target, *limits));
+            }
+        }
+        EngineConfig {
+            targets,
+            chain,
+            retry: self.retry,
+            breaker: self.breaker,
+            budget: self.budget,
+            admission: self.admission,
+            supervision: self.supervision,
+            seed: self.seed,
+        }
+    }
+
+    fn validate_chain(&self, name: &str, chain: &[String]) -> Result<(), ConfigError> {
+        if chain.is_empty() {
+            let reason = "must name at least one model";
+            return Err(ConfigError::invalid(format!("chains.{name}"), reason));
+        }
+        for (index, model) in chain.iter().enumerate() {
+            if !self.models.contains_key(model) {
+                let reason = format!(
+                    "{model} is not a configured model (configured: {})",
+                    self.model_list()
+                );
+                return Err(ConfigError::invalid(
+                    format!("chains.{name}[{index}]"),
+                    reason,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn model_list(&self) -> String {
+        let models: Vec<&str> = self.models.keys().map(String::as_str).collect();
+        models.join(", ")
+    }
+}
+
+fn validate_limits(model: &str, limits: &TargetLimits) -> Result<(), ConfigError> {
+    let timeouts = [
+        ("attempt-timeout", limits.attempt_timeout),
+        ("stall-timeout", limits.stall_timeout),
+    ];
+    for (key, timeout) in timeouts {
+        if timeout.is_zero() {
+            let field = format!("models.{model}.{key}");
+            return Err(ConfigError::invalid(field, "must be longer than zero"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::engine::policy::PolicyError;
+
+    fn models(names: &[&str]) -> Vec<String> {
+        names.iter().map(|&name| name.to_owned()).collect()
+    }
+
+    #[test]
+    fn policy_errors_get_their_table_as_prefix() {
+        let error = PolicyError::Invalid {
+            field: "window",
+            reason: "must be longer than zero".into(),
+        };
+        let error = ConfigError::within("budget", error);
+        assert_eq!(error.field(), Some("budget.window"));
+        assert_eq!(
+            error.to_string(),
+            "invalid budget.window: must be longer than zero"
+        );
+    }
+
+    #[test]
+    fn toml_errors_keep_the_position_without_a_trailing_newline() {
+        let error = Config::from_toml("seed = \"x\"\n").unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.starts_with("TOML parse error at line 1, column 8"),
+            "{message}"
+        );
+        assert!(message.ends_with("expected u64"), "{message:?}");
+        assert_eq!(error.field(), None);
+    }
+
+    #[test]
+    fn field_sees_through_the_file() {
+        let error = ConfigError::File {
+            path: PathBuf::from("b.toml"),
+            source: Box::new(ConfigError::invalid(
+                "chains.x",
+                "must name at least one model",
+            )),
+        };
+        assert_eq!(error.field(), Some("chains.x"));
+        assert_eq!(
+            error.to_string(),
+            "b.toml: invalid chains.x: must name at least one model"
+        );
+    }
+
+    #[test]
+    fn default_chain_is_empty_when_ambiguous() {
+        let config = Config::default().with_models(&models(&["a", "b"]));
+        assert!(config.default_chain().is_empty());
+        assert!(Config::default().default_chain().is_empty());
+    }
+
+    #[test]
+    fn engine_targets_follow_the_chain_then_the_name_once_each() {
+        let mut config = Config::for_chain(&models(&["c", "a", "c"])).with_models(&models(&["b"]));
+        config.models.insert(
+            "a".into(),
+            TargetLimits {
+                stall_timeout: Duration::from_secs(5),
+                ..TargetLimits::default()
+            },
+        );
+        let engine = config.engine_config();
+        let order: Vec<&str> = engine.targets.iter().map(|(t, _)| t.model()).collect();
+        assert_eq!(order, ["c", "a", "b"]);
+        assert_eq!(engine.chain.len(), 3);
+        let a = engine.limits(&Target::new("a")).map(|l| l.stall_timeout);
+        assert_eq!(a, Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn zero_stall_timeout_names_the_model() {
+        let limits = TargetLimits {
+            stall_timeout: Duration::ZERO,
+            ..TargetLimits::default()
+        };
+        let error = validate_limits("m", &limits).unwrap_err();
+        assert_eq!(error.field(), Some("models.m.stall-timeout"));
+    }
+}

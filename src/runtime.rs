@@ -1,0 +1,238 @@
+//! The embedded API: a [`Runtime`] runs the engine's actors over the Claude client (or any
+//! other upstream speaking the Messages API, such as the simulator), and answers every
+//! request by its deadline with an [`Answer`] or a typed [`Error`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use breakwater::api::MessagesRequest;
+//! use breakwater::runtime::Runtime;
+//!
+//! let runtime = Runtime::builder()
+//!     .chain(["claude-sonnet-4-5", "claude-haiku-4-5"])
+//!     .start()
+//!     .await?;
+//! let request = MessagesRequest::new("claude-sonnet-4-5", 256).with_user("Hello");
+//! let answer = runtime.send(request).await?;
+//! println!("{} answered: {}", answer.target, answer.value.text());
+//! runtime.shutdown(std::time::Duration::from_secs(5)).await;
+//! # Ok(()) }
+//! ```
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use ractor::ActorRef;
+use tokio::sync::broadcast;
+
+use crate::api::{Message, MessageStreamEvent, MessagesRequest};
+use crate::client::{ClaudeClient, ClientError, Credentials, DEFAULT_BASE_URL, non_empty_env};
+use crate::config::{Config, ConfigError};
+use crate::engine::{
+    Answer, BreakerStatus, Committed, DispatcherMsg, Engine, Error, Event, RequestOptions,
+    StartError, Target, Upstream,
+};
+
+/// Any upstream that speaks the Messages API: the HTTP client, the simulator, a test fake.
+pub type DynUpstream =
+    Arc<dyn Upstream<Request = MessagesRequest, Response = Message, Event = MessageStreamEvent>>;
+
+/// The dispatcher of a [`Runtime`], for ractor applications (see [`DispatcherMsg`]).
+pub type Dispatcher = ActorRef<DispatcherMsg<DynUpstream>>;
+
+/// Why a runtime did not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// The configuration is invalid or unreadable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The HTTP client could not be built from the configuration.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The engine did not start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+}
+
+/// Builds a [`Runtime`]: `Runtime::builder().chain([...]).start().await`.
+#[derive(Default)]
+pub struct RuntimeBuilder {
+    config: Config,
+    base_url: Option<String>,
+    credentials: Option<Credentials>,
+    upstream: Option<DynUpstream>,
+}
+
+impl RuntimeBuilder {
+    /// Uses `config` (models, chains, policies); replaces anything set before.
+    #[must_use]
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Serves exactly these models, in this order, as the default chain, with default limits.
+    #[must_use]
+    pub fn chain<S: AsRef<str>>(mut self, models: impl IntoIterator<Item = S>) -> Self {
+        let models: Vec<String> = models.into_iter().map(|m| m.as_ref().to_owned()).collect();
+        let upstream = self.config.upstream.clone();
+        self.config = Config::for_chain(&models);
+        self.config.upstream = upstream;
+        self
+    }
+
+    /// Sends requests to this base URL (wins over the config file and `ANTHROPIC_BASE_URL`).
+    #[must_use]
+    pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = Some(base_url.into());
+        self
+    }
+
+    /// Authenticates with these credentials instead of `ANTHROPIC_API_KEY` /
+    /// `ANTHROPIC_AUTH_TOKEN`.
+    #[must_use]
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// Sends requests to `upstream` instead of the HTTP client.
+    #[must_use]
+    pub fn upstream(mut self, upstream: DynUpstream) -> Self {
+        self.upstream = Some(upstream);
+        self
+    }
+
+    /// Validates the configuration and starts the actors.
+    ///
+    /// # Errors
+    /// [`RuntimeError`] naming what is wrong.
+    pub async fn start(self) -> Result<Runtime, RuntimeError> {
+        self.config.validate()?;
+        let upstream = if let Some(upstream) = self.upstream {
+            upstream
+        } else {
+            let mut client = client_config(&self.config, self.base_url);
+            client.credentials = self.credentials.or(client.credentials);
+            Arc::new(ClaudeClient::new(&client)?)
+        };
+        let engine = Engine::start(Arc::new(upstream), self.config.engine_config()).await?;
+        Ok(Runtime {
+            engine,
+            config: Arc::new(self.config),
+        })
+    }
+}
+
+/// The client settings: the base URL from the builder, else the config file when it names
+/// one, else `ANTHROPIC_BASE_URL`, else the public API; credentials from the environment.
+fn client_config(config: &Config, base_url: Option<String>) -> crate::client::ClientConfig {
+    let mut client = config.upstream.clone();
+    client.credentials = Credentials::from_env();
+    if let Some(base_url) = base_url {
+        client.base_url = base_url;
+    } else if client.base_url == DEFAULT_BASE_URL {
+        if let Some(from_env) = non_empty_env("ANTHROPIC_BASE_URL") {
+            client.base_url = from_env;
+        }
+    }
+    client
+}
+
+/// A running breakwater runtime.
+pub struct Runtime {
+    engine: Engine<DynUpstream>,
+    config: Arc<Config>,
+}
+
+impl Runtime {
+    /// A builder with the default configuration.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+
+    /// Starts a runtime from a `breakwater.toml` file.
+    ///
+    /// # Errors
+    /// [`RuntimeError`] naming what is wrong, with the file's path.
+    pub async fn from_config(path: impl AsRef<Path>) -> Result<Self, RuntimeError> {
+        Self::builder()
+            .config(Config::load(path.as_ref())?)
+            .start()
+            .await
+    }
+
+    /// Sends `request` on the default chain, with default options.
+    ///
+    /// # Errors
+    /// Every way a request can end without an answer; see [`Error`].
+    pub async fn send(&self, request: MessagesRequest) -> Result<Answer<Message>, Error> {
+        self.send_with(request, RequestOptions::default()).await
+    }
+
+    /// Sends `request` with a priority, a deadline, a chain, or fallback forbidden.
+    ///
+    /// # Errors
+    /// As [`Runtime::send`].
+    pub fn send_with(
+        &self,
+        request: MessagesRequest,
+        options: RequestOptions,
+    ) -> BoxFuture<'_, Result<Answer<Message>, Error>> {
+        // Boxed as `Send` here so callers can spawn it: without the explicit bound, rustc
+        // fails to prove the engine's future `Send` for every lifetime (a known limitation of
+        // its higher-ranked lifetime inference).
+        Box::pin(self.engine.send(request, options))
+    }
+
+    /// Sends `request` for a streamed answer; resolves once the stream commits (see
+    /// [`Engine::stream`]).
+    ///
+    /// # Errors
+    /// As [`Runtime::send`].
+    pub fn stream_with(
+        &self,
+        request: MessagesRequest,
+        options: RequestOptions,
+    ) -> BoxFuture<'_, Result<Answer<Committed<MessageStreamEvent>>, Error>> {
+        Box::pin(self.engine.stream(request, options))
+    }
+
+    /// The named chain from the configuration, for [`RequestOptions::chain`].
+    pub fn chain(&self, name: &str) -> Option<Arc<[Target]>> {
+        self.config.chain(name).map(Into::into)
+    }
+
+    /// The configuration the runtime runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The dispatcher, for ractor applications; `None` while it restarts.
+    pub fn dispatcher(&self) -> Option<Dispatcher> {
+        self.engine.dispatcher()
+    }
+
+    /// Events from now on: breaker transitions, fallbacks, retries, sheds.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.engine.subscribe()
+    }
+
+    /// Every breaker's current state.
+    pub fn breakers(&self) -> Vec<(Target, BreakerStatus)> {
+        self.engine.breakers()
+    }
+
+    /// The engine underneath.
+    pub fn engine(&self) -> &Engine<DynUpstream> {
+        &self.engine
+    }
+
+    /// Stops admitting, drains in-flight work for up to `grace`, then fails the rest with
+    /// [`Error::Shutdown`]; returns how many requests that was.
+    pub async fn shutdown(&self, grace: Duration) -> u32 {
+        self.engine.shutdown(grace).await
+    }
+}

@@ -1,0 +1,156 @@
+//! The runtime over real HTTP against the mock, one server per test on 127.0.0.1:0, in real
+//! time with millisecond settings: brownouts reroute and recover, permanent errors are never
+//! retried nor rerouted, a 429's `retry-after` is waited out once.
+
+use std::time::Duration;
+
+use breakwater::api::MessagesRequest;
+use breakwater::client::{Credentials, Secret};
+use breakwater::config::Config;
+use breakwater::engine::policy::Jitter;
+use breakwater::engine::{Class, Error, RequestOptions};
+use breakwater::mock::{MockServer, Scenario};
+use breakwater::runtime::Runtime;
+use tokio::time::Instant;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+async fn mock(toml: &str) -> MockServer {
+    let scenario = Scenario::from_toml(toml).expect("test scenario is valid");
+    MockServer::start(scenario, ([127, 0, 0, 1], 0).into())
+        .await
+        .expect("mock starts")
+}
+
+/// A runtime for `chain` against `server`, with millisecond-scale policies.
+async fn runtime(server: &MockServer, chain: &[&str]) -> Runtime {
+    let models: Vec<String> = chain.iter().map(|m| (*m).to_owned()).collect();
+    let mut config = Config::for_chain(&models);
+    config.retry.backoff.base = ms(10);
+    config.retry.backoff.cap = ms(40);
+    config.retry.backoff.jitter = Jitter::None;
+    config.breaker.open_for = ms(200);
+    config.breaker.max_open_for = ms(400);
+    config.breaker.open_jitter = 0.0;
+    config.seed = Some(3);
+    Runtime::builder()
+        .config(config)
+        .base_url(server.base_url())
+        .credentials(Credentials::ApiKey(Secret::new("test-key")))
+        .start()
+        .await
+        .expect("runtime starts")
+}
+
+fn request() -> MessagesRequest {
+    MessagesRequest::new("p", 32).with_user("hello")
+}
+
+fn requests_to(server: &MockServer, model: &str) -> u64 {
+    server.stats().models.get(model).map_or(0, |m| m.requests)
+}
+
+#[tokio::test]
+async fn a_brownout_moves_traffic_to_the_fallback_and_back_after_recovery() {
+    let server = mock(
+        r#"
+        [models.p]
+        service-time = "5ms"
+        brownouts = [{ start = "0s", end = "1s", fraction = 0.0 }]
+        [models.f]
+        service-time = "5ms"
+        "#,
+    )
+    .await;
+    let runtime = runtime(&server, &["p", "f"]).await;
+    let started = Instant::now();
+    let mut answered = Vec::new();
+    while started.elapsed() < ms(2_500) {
+        let answer = runtime
+            .send_with(
+                request(),
+                RequestOptions::default().with_deadline(ms(2_000)),
+            )
+            .await;
+        let answer = answer.expect("every request is answered, by one model or the other");
+        answered.push((started.elapsed(), answer.target.model().to_owned()));
+        tokio::time::sleep(ms(20)).await;
+    }
+    let during: Vec<_> = answered
+        .iter()
+        .filter(|(at, _)| *at > ms(100) && *at < ms(900))
+        .collect();
+    assert!(
+        !during.is_empty() && during.iter().all(|(_, m)| m == "f"),
+        "during: {during:?}"
+    );
+    let after: Vec<_> = answered.iter().filter(|(at, _)| *at > ms(2_000)).collect();
+    assert!(
+        !after.is_empty() && after.iter().all(|(_, m)| m == "p"),
+        "after: {after:?}"
+    );
+    let breakers = runtime.breakers();
+    assert!(
+        breakers
+            .iter()
+            .any(|(t, s)| t.model() == "p"
+                && s.state == breakwater::engine::policy::StateKind::Closed)
+    );
+}
+
+#[tokio::test]
+async fn permanent_errors_are_never_retried_nor_rerouted() {
+    for (status, error_type) in [
+        (400, "invalid_request_error"),
+        (401, "authentication_error"),
+        (404, "not_found_error"),
+    ] {
+        let server = mock(&format!(
+            "[models.p]\nservice-time = \"1ms\"\nfaults = [{{ kind = \"status\", status = {status}, error-type = \"{error_type}\" }}]\n[models.f]\n"
+        ))
+        .await;
+        let runtime = runtime(&server, &["p", "f"]).await;
+        let error = runtime.send(request()).await.unwrap_err();
+        let Error::Upstream { failure, attempts } = &error else {
+            panic!("{status}: {error}")
+        };
+        assert_eq!(
+            (failure.status(), failure.class()),
+            (Some(status), Class::Invalid)
+        );
+        assert_eq!(attempts.len(), 1, "{status}");
+        assert_eq!(
+            (requests_to(&server, "p"), requests_to(&server, "f")),
+            (1, 0),
+            "{status}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_is_waited_out_exactly_once() {
+    let server = mock(
+        r#"
+        [models.p]
+        service-time = "1ms"
+        faults = [{ kind = "status", status = 429, retry-after = "1", end = "500ms" }]
+        "#,
+    )
+    .await;
+    let runtime = runtime(&server, &["p"]).await;
+    let started = Instant::now();
+    let answer = runtime
+        .send(request())
+        .await
+        .expect("the retry after one second succeeds");
+    let waited = started.elapsed();
+    assert!(
+        waited >= ms(1_000) && waited < ms(1_900),
+        "waited {waited:?}"
+    );
+    let classes: Vec<_> = answer.attempts.iter().map(|a| a.failure).collect();
+    assert_eq!(classes, vec![Some(Class::RateLimited), None]);
+    assert_eq!(requests_to(&server, "p"), 2);
+}
