@@ -4,12 +4,23 @@
 use std::io::Write;
 use std::process::{Command, Output};
 
-fn breakwater(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_breakwater"))
+fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_breakwater"));
+    command
         .args(args)
         .env_remove("ANTHROPIC_API_KEY")
         .env_remove("ANTHROPIC_AUTH_TOKEN")
-        .env_remove("ANTHROPIC_BASE_URL")
+        .env_remove("ANTHROPIC_BASE_URL");
+    command
+}
+
+fn breakwater(args: &[&str]) -> Output {
+    command(args).output().expect("the binary runs")
+}
+
+fn breakwater_with_key(args: &[&str]) -> Output {
+    command(args)
+        .env("ANTHROPIC_API_KEY", "sk-test")
         .output()
         .expect("the binary runs")
 }
@@ -130,7 +141,7 @@ fn a_bad_scenario_file_is_a_usage_error_naming_the_field() {
 
 #[test]
 fn a_bad_base_url_is_a_usage_error() {
-    let output = breakwater(&["send", "--base-url", "ftp://nowhere", "hi"]);
+    let output = breakwater_with_key(&["send", "--base-url", "ftp://nowhere", "hi"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(
         stderr(&output).contains("invalid base-url"),
@@ -142,4 +153,21 @@ fn a_bad_base_url_is_a_usage_error() {
 #[test]
 fn a_missing_prompt_is_a_usage_error() {
     assert_eq!(breakwater(&["send", "--mock"]).status.code(), Some(2));
+}
+
+#[test]
+fn a_missing_key_is_a_usage_error_naming_the_variables() {
+    let output = breakwater(&["send", "--base-url", "http://127.0.0.1:9", "hi"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("ANTHROPIC_API_KEY"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_deadline_too_long_to_represent_is_not_a_crash() {
+    let output = breakwater(&["send", "--mock", "--deadline", "500000000000years", "hi"]);
+    assert!(output.status.success(), "{}", stderr(&output));
 }

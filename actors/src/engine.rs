@@ -140,7 +140,7 @@ impl<U: Upstream> Engine<U> {
         if dispatcher.cast(message(tx.into())).is_err() {
             return Err(self.gone());
         }
-        match tokio::time::timeout(timeout + LAST_RESORT, rx).await {
+        match tokio::time::timeout(timeout.saturating_add(LAST_RESORT), rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(self.gone()),
             Err(_) => Err(Error::DeadlineExceeded {

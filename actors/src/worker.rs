@@ -174,7 +174,11 @@ impl<U: Upstream> WorkerState<U> {
             self.hand_back(job, failure);
             return;
         }
-        let timeout = self.args.limits.attempt_timeout.min(job.deadline - now);
+        let timeout = self
+            .args
+            .limits
+            .attempt_timeout
+            .min(job.deadline.saturating_duration_since(now));
         let span = tracing::debug_span!("attempt", request = id, target = %self.args.target, attempt = job.attempts.len() + 1, probe = job.probe);
         let attempt = attempt(
             self.args.upstream.clone(),

@@ -470,3 +470,17 @@ async fn shutdown_fails_what_outlasts_the_grace_period() {
         assert!(matches!(error, Error::Shutdown), "{error}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_too_far_to_represent_does_not_crash_the_engine() {
+    let (_fake, engine) = start(Fake::new(), config(&["a"])).await;
+    let answer = engine
+        .send(
+            "hi".into(),
+            RequestOptions::default().with_deadline(Duration::MAX),
+        )
+        .await;
+    assert_eq!(answer.unwrap().target.model(), "a");
+    let again = engine.send("hi".into(), timeout(1_000)).await;
+    assert!(again.is_ok(), "the dispatcher is still up");
+}

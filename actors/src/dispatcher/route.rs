@@ -34,6 +34,9 @@ pub(crate) struct DispatcherState<U: Upstream> {
 
 type Me<U> = ActorRef<DispatcherMsg<U>>;
 
+/// Where deadlines too far to represent are put.
+const FAR_FUTURE: Duration = Duration::from_secs(365 * 24 * 3600);
+
 impl<U: Upstream> DispatcherState<U> {
     pub(crate) fn new(args: DispatcherArgs<U>) -> Self {
         let budgets = args
@@ -82,7 +85,8 @@ impl<U: Upstream> DispatcherState<U> {
             allow_fallback: options.allow_fallback.unwrap_or(true),
             priority,
             submitted: now,
-            deadline: now + timeout,
+            // A deadline too far to represent is as good as none: a year away.
+            deadline: now.checked_add(timeout).unwrap_or(now + FAR_FUTURE),
             reply,
             position: 0,
             on_target: 0,
@@ -317,7 +321,9 @@ impl<U: Upstream> DispatcherState<U> {
             Parked::Full(job) => return shed(&self.board, job),
         }
         metrics::gauge!("breakwater_parked").set(self.parked.len() as f64);
-        me.send_after(deadline - now, move || Signal::Expire(id).into());
+        me.send_after(deadline.saturating_duration_since(now), move || {
+            Signal::Expire(id).into()
+        });
     }
 
     /// A breaker changed state: release what it can now take, best first.

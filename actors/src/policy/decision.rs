@@ -146,7 +146,9 @@ impl RetryPolicy {
         if forced != Some(false) && retries_left {
             let delay = backoff.next().unwrap_or(self.backoff.cap);
             let delay = delay.max(failure.retry_after().unwrap_or_default());
-            if deadline.is_none_or(|deadline| now + delay < deadline) {
+            // A delay too long to add to `now` is past any deadline.
+            let ends = now.checked_add(delay);
+            if deadline.is_none_or(|deadline| ends.is_some_and(|ends| ends < deadline)) {
                 return Decision::RetryAfter(delay);
             }
             if !may_fall_back {
@@ -348,6 +350,17 @@ mod tests {
         assert_eq!(last, Decision::GiveUp(GiveUp::Deadline));
     }
 
+    #[test]
+    fn a_retry_after_too_long_to_add_to_now_is_past_any_deadline() {
+        let policy = exact();
+        let failure = overloaded().with_retry_after(Duration::MAX);
+        let now = Instant::now();
+        let mut backoff = policy.backoff.build(0);
+        let deadline = Some(now + secs(60));
+        let decision = policy.decide(&failure, at(1, 1, false), &mut backoff, now, deadline);
+        assert_eq!(decision, Decision::GiveUp(GiveUp::Deadline));
+    }
+
     fn class_strategy() -> impl Strategy<Value = Class> {
         proptest::sample::select(Class::ALL.to_vec())
     }
@@ -356,7 +369,7 @@ mod tests {
         #[test]
         fn a_retry_honours_retry_after_deadline_and_caps(
             class in class_strategy(),
-            retry_after in proptest::option::of(0u64..20_000),
+            retry_after in proptest::option::of(prop_oneof![0u64..20_000, Just(u64::MAX)]),
             should_retry in proptest::option::of(any::<bool>()),
             total in 1u32..10, on_target in 1u32..5, can_fall_back: bool,
             deadline in proptest::option::of(0u64..30_000),
@@ -373,7 +386,7 @@ mod tests {
             match policy.decide(&failure, attempts, &mut backoff, now, deadline) {
                 Decision::RetryAfter(delay) => {
                     prop_assert!(delay >= failure.retry_after().unwrap_or_default());
-                    prop_assert!(deadline.is_none_or(|d| now + delay < d));
+                    prop_assert!(deadline.is_none_or(|d| now.checked_add(delay).is_some_and(|end| end < d)));
                     prop_assert!(total < policy.max_attempts.get());
                     prop_assert!(attempts.on_target <= policy.max_retries_per_target);
                     prop_assert!(should_retry != Some(false));

@@ -39,7 +39,7 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         args.scenario
     );
     println!(
-        "try: ANTHROPIC_API_KEY=test breakwater send --base-url {} --model claude-sonnet-4-5 \"Hello\"",
+        "try: ANTHROPIC_API_KEY=test cargo run --release -- send --base-url {} \"Hello\"",
         server.base_url()
     );
     if let Err(error) = tokio::signal::ctrl_c().await {

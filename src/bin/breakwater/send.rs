@@ -106,7 +106,8 @@ async fn whole(
     options: RequestOptions,
 ) -> Result<(), Error> {
     let answer = runtime.send_with(request, options).await?;
-    println!("{}", answer.value.text());
+    // A closed stdout (a pipe into `head`) is not worth failing the request for.
+    let _ = writeln!(std::io::stdout(), "{}", answer.value.text());
     Ok(())
 }
 
@@ -131,7 +132,7 @@ async fn streamed(
         })?;
         print_delta(&mut std::io::stdout().lock(), &event);
     }
-    println!();
+    let _ = writeln!(std::io::stdout());
     Ok(())
 }
 

@@ -24,6 +24,9 @@ pub(crate) struct Connection {
     /// The mock's scenario, with --mock: a built-in name or a TOML file.
     #[arg(long, default_value = "healthy", requires = "mock")]
     scenario: String,
+    /// A beta flag to send as `anthropic-beta` (repeat for several).
+    #[arg(long = "beta")]
+    betas: Vec<String>,
 }
 
 /// A runtime, and the mock it talks to when there is one (kept alive with it).
@@ -44,6 +47,7 @@ impl Connection {
             config = Config::for_chain(chain).with_policies_of(&config);
             config.upstream = upstream;
         }
+        config.upstream.betas.extend(self.betas.iter().cloned());
         let mut builder = Runtime::builder().config(config);
         let mut mock = None;
         if self.mock {
@@ -54,8 +58,15 @@ impl Connection {
             let key = Credentials::from_env().unwrap_or(Credentials::ApiKey(Secret::new("mock")));
             builder = builder.base_url(server.base_url()).credentials(key);
             mock = Some(server);
-        } else if let Some(base_url) = &self.base_url {
-            builder = builder.base_url(base_url.clone());
+        } else {
+            if Credentials::from_env().is_none() {
+                return Err("no API key: set ANTHROPIC_API_KEY (sent as x-api-key) or \
+                    ANTHROPIC_AUTH_TOKEN (sent as Authorization: Bearer), or try --mock"
+                    .into());
+            }
+            if let Some(base_url) = &self.base_url {
+                builder = builder.base_url(base_url.clone());
+            }
         }
         let runtime = builder.start().await.map_err(|error| error.to_string())?;
         Ok(Started {
