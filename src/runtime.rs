@@ -225,6 +225,16 @@ impl Runtime {
         self.engine.breakers()
     }
 
+    /// Forces `model`'s circuit open (no traffic) until [`Runtime::reset`].
+    pub fn isolate(&self, model: &str) {
+        self.engine.isolate(Target::new(model));
+    }
+
+    /// Forces `model`'s circuit closed, forgetting its history.
+    pub fn reset(&self, model: &str) {
+        self.engine.reset(Target::new(model));
+    }
+
     /// The engine underneath.
     pub fn engine(&self) -> &Engine<DynUpstream> {
         &self.engine

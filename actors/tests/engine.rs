@@ -484,3 +484,56 @@ async fn a_deadline_too_far_to_represent_does_not_crash_the_engine() {
     let again = engine.send("hi".into(), timeout(1_000)).await;
     assert!(again.is_ok(), "the dispatcher is still up");
 }
+
+fn call_times(fake: &Fake, t0: Instant) -> Vec<u64> {
+    fake.calls()
+        .iter()
+        .map(|(_, at)| (*at - t0).as_millis() as u64)
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_worker_caps_concurrency_per_target() {
+    let mut config = config(&["a"]);
+    config.targets[0].1.concurrency = 2.try_into().unwrap();
+    let (fake, engine) = start(Fake::new().default_for("a", ok(1_000)), config).await;
+    let t0 = Instant::now();
+    let requests = (0..4).map(|_| engine.send("hi".into(), timeout(10_000)));
+    let answers = futures::future::join_all(requests).await;
+    assert!(answers.iter().all(Result::is_ok));
+    assert_eq!(call_times(&fake, t0), vec![0, 0, 1_000, 1_000]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_worker_paces_attempt_starts() {
+    let mut config = config(&["a"]);
+    config.targets[0].1.min_interval = ms(100);
+    let (fake, engine) = start(Fake::new(), config).await;
+    let t0 = Instant::now();
+    let requests = (0..3).map(|_| engine.send("hi".into(), timeout(10_000)));
+    futures::future::join_all(requests).await;
+    assert_eq!(call_times(&fake, t0), vec![0, 100, 200]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_pauses_the_target_until_its_retry_after() {
+    let limited = Failure::new(Class::RateLimited, "slow down")
+        .with_status(429)
+        .with_retry_after(ms(2_000));
+    let (fake, engine) = start(
+        Fake::new().script("a", [failing(limited, 10)]),
+        config(&["a"]),
+    )
+    .await;
+    let engine = Arc::new(engine);
+    let t0 = Instant::now();
+    let first = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.send("first".into(), timeout(10_000)).await })
+    };
+    tokio::time::sleep(ms(20)).await;
+    let second = engine.send("second".into(), timeout(10_000)).await;
+    assert!(second.is_ok() && first.await.unwrap().is_ok());
+    // The 429 at 10 ms pauses `a` until 2010 ms: both the retry and the newcomer wait for it.
+    assert_eq!(call_times(&fake, t0), vec![0, 2_010, 2_010]);
+}
