@@ -160,10 +160,13 @@ impl<U: Upstream> WorkerState<U> {
         let Some(job) = self.args.ledger.remove(id) else {
             return;
         };
+        // A probe that will not run must give its slot back, or the breaker stays half-open
+        // with no slot to probe with.
+        let runs = !job.is_abandoned() && job.deadline > now;
+        if job.probe && !runs {
+            self.tell_breaker(BreakerMsg::ReleaseProbe);
+        }
         if job.is_abandoned() {
-            if job.probe {
-                self.tell_breaker(BreakerMsg::ReleaseProbe);
-            }
             return;
         }
         if job.deadline <= now {

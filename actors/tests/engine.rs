@@ -537,3 +537,36 @@ async fn a_429_pauses_the_target_until_its_retry_after() {
     // The 429 at 10 ms pauses `a` until 2010 ms: both the retry and the newcomer wait for it.
     assert_eq!(call_times(&fake, t0), vec![0, 2_010, 2_010]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_that_cannot_run_gives_its_slot_back() {
+    let fake = Fake::new().script("a", [0; 5].map(|_| overloaded(10)));
+    let (_fake, engine) = start(fake, fallback_config(1)).await;
+    let mut events = engine.subscribe();
+    open_a(&engine).await;
+    transition(&mut events, "a", StateKind::HalfOpen).await;
+    ractor::registry::where_is(engine.actor_name("worker/a"))
+        .expect("registered")
+        .kill();
+    tokio::task::yield_now().await;
+    let rerouted = engine
+        .send("while a restarts".into(), timeout(10_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        rerouted.target.model(),
+        "b",
+        "the granted probe could not run on a"
+    );
+    tokio::time::sleep(ms(1_000)).await;
+    let probe = engine
+        .send("after the restart".into(), timeout(10_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        (probe.target.model(), probe.attempts[0].probe),
+        ("a", true),
+        "the slot was given back"
+    );
+    transition(&mut events, "a", StateKind::Closed).await;
+}

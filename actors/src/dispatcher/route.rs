@@ -218,14 +218,22 @@ impl<U: Upstream> DispatcherState<U> {
             }
         }
         let Some(worker) = self.directory.worker(&target) else {
-            return self.skip(me, job, None);
+            return self.unavailable(me, job, &target);
         };
         // A worker that is restarting hands the job back: treat its target as unavailable.
         if let Err(ractor::MessagingErr::SendErr(WorkerMsg::Run(job))) =
             worker.cast(WorkerMsg::Run(job))
         {
-            self.skip(me, job, None);
+            self.unavailable(me, job, &target);
         }
+    }
+
+    /// `target`'s worker cannot take `job`: give back a probe slot it held, and move on.
+    fn unavailable(&mut self, me: &Me<U>, mut job: Job<U>, target: &Target) {
+        if std::mem::take(&mut job.probe) {
+            self.tell_breaker(target, BreakerMsg::ReleaseProbe);
+        }
+        self.skip(me, job, None);
     }
 
     fn failed(&mut self, me: &Me<U>, mut job: Job<U>, failure: Failure) {
