@@ -35,6 +35,9 @@ pub(crate) struct Args {
     /// Print one JSON object on stdout instead of the summary.
     #[arg(long)]
     json: bool,
+    /// Serve Prometheus metrics (`breakwater_*`) at http://ADDR/metrics while the run lasts.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     connection: Connection,
 }
@@ -45,6 +48,12 @@ pub(crate) async fn run(args: Args) -> ExitCode {
             "invalid --rps {}: must be a positive number",
             args.rps
         ));
+    }
+    if let Some(addr) = args.metrics_listen {
+        let exporter = metrics_exporter_prometheus::PrometheusBuilder::new().with_http_listener(addr);
+        if let Err(error) = exporter.install() {
+            return exit::usage(&format!("cannot serve metrics on {addr}: {error}"));
+        }
     }
     let started = match args.connection.start(&args.chain).await {
         Ok(started) => started,
