@@ -50,7 +50,8 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         ));
     }
     if let Some(addr) = args.metrics_listen {
-        let exporter = metrics_exporter_prometheus::PrometheusBuilder::new().with_http_listener(addr);
+        let exporter =
+            metrics_exporter_prometheus::PrometheusBuilder::new().with_http_listener(addr);
         if let Err(error) = exporter.install() {
             return exit::usage(&format!("cannot serve metrics on {addr}: {error}"));
         }
