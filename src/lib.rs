@@ -11,6 +11,7 @@ pub mod config;
 pub mod load;
 pub mod mock;
 pub mod runtime;
+pub mod sim;
 pub mod wallclock;
 
 pub use breakwater_actors as engine;

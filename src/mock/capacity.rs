@@ -5,13 +5,19 @@
 //!
 //! Like the real API, a request that finds no free slot is refused at once with 529 rather
 //! than queued: queueing would hide the overload from the client under test.
+//!
+//! Besides slots, capacity can be occupied by timed holds ([`ModelCapacity::hold_until`]):
+//! the simulator uses them for the work a rejected request still costs the server. The mock
+//! server takes none, so for it occupancy is the slots in use.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rand::Rng;
 
-use super::scenario::{Distribution, ModelSpec};
+use super::scenario::{Brownout, Distribution, ModelSpec};
 use crate::engine::{RateLimits, Window};
 
 /// The most an exponential service time may exceed its mean, so one unlucky draw cannot
@@ -54,6 +60,23 @@ struct State {
     in_flight: u32,
     max_in_flight: u32,
     bucket: Option<TokenBucket>,
+    /// When each timed hold ends, earliest first.
+    holds: BinaryHeap<Reverse<Duration>>,
+}
+
+impl State {
+    /// Slots in use plus timed holds still running at `elapsed`, dropping the ended holds.
+    fn occupied(&mut self, elapsed: Duration) -> u32 {
+        while self
+            .holds
+            .peek()
+            .is_some_and(|Reverse(end)| *end <= elapsed)
+        {
+            self.holds.pop();
+        }
+        let holds = u32::try_from(self.holds.len()).unwrap_or(u32::MAX);
+        self.in_flight.saturating_add(holds)
+    }
 }
 
 impl ModelCapacity {
@@ -64,6 +87,7 @@ impl ModelCapacity {
             in_flight: 0,
             max_in_flight: 0,
             bucket,
+            holds: BinaryHeap::new(),
         };
         Self {
             spec,
@@ -79,9 +103,14 @@ impl ModelCapacity {
     /// Slots available `elapsed` after server start: `ceil(slots * fraction)` of the
     /// smallest active brownout, else all of them.
     pub fn slots_at(&self, elapsed: Duration) -> u32 {
-        let slots = self.spec.slots;
-        self.spec
-            .brownouts
+        Self::slots_in(self.spec.slots, &self.spec.brownouts, elapsed)
+    }
+
+    /// The slots left of `slots` at `elapsed` under `brownouts`: `ceil(slots * fraction)` of
+    /// the smallest active brownout, else all of them. The rule behind [`Self::slots_at`],
+    /// for callers (the simulator's reports) that have no `ModelCapacity` at hand.
+    pub fn slots_in(slots: u32, brownouts: &[Brownout], elapsed: Duration) -> u32 {
+        brownouts
             .iter()
             .filter(|brownout| brownout.is_active(elapsed))
             .map(|brownout| (f64::from(slots) * brownout.fraction).ceil() as u32)
@@ -103,7 +132,7 @@ impl ModelCapacity {
                 };
             }
         }
-        if state.in_flight >= self.slots_at(elapsed) {
+        if state.occupied(elapsed) >= self.slots_at(elapsed) {
             let retry_after = self.spec.retry_after_on_overload.map(Duration::from_secs);
             return Admission::Overloaded { retry_after };
         }
@@ -115,6 +144,22 @@ impl ModelCapacity {
             },
             limits,
         }
+    }
+
+    /// Occupies one unit of capacity until `until` (time since server start) without a
+    /// slot guard, even when every slot is taken: capacity can be oversubscribed this way.
+    ///
+    /// Why: an overloaded service still spends work on the requests it refuses (accepting
+    /// the connection, parsing, queueing for the decision). The simulator holds capacity for
+    /// each rejection, which is what lets a retry storm keep a model overloaded after the
+    /// trigger has gone: a metastable failure.
+    pub fn hold_until(&self, until: Duration) {
+        self.lock().holds.push(Reverse(until));
+    }
+
+    /// Units of capacity occupied at `elapsed`: slots in use plus running timed holds.
+    pub fn occupied(&self, elapsed: Duration) -> u32 {
+        self.lock().occupied(elapsed)
     }
 
     /// Requests holding a slot now.
@@ -211,7 +256,6 @@ impl TokenBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mock::scenario::Brownout;
     use rand::SeedableRng;
     use rand::rngs::SmallRng;
 
@@ -241,6 +285,21 @@ mod tests {
             Admission::Admitted { .. }
         ));
         assert_eq!(2, cap.max_in_flight());
+    }
+
+    #[test]
+    fn timed_holds_occupy_capacity_until_they_end() {
+        let cap = model(ModelSpec {
+            slots: 1,
+            ..ModelSpec::default()
+        });
+        cap.hold_until(secs(3));
+        cap.hold_until(secs(2));
+        assert_eq!(2, cap.occupied(Duration::ZERO));
+        assert!(matches!(cap.admit(secs(2)), Admission::Overloaded { .. }));
+        assert_eq!(1, cap.occupied(secs(2)));
+        assert!(matches!(cap.admit(secs(3)), Admission::Admitted { .. }));
+        assert_eq!(0, cap.occupied(secs(3)));
     }
 
     #[test]
