@@ -6,7 +6,9 @@ pub mod backoff;
 pub mod breaker;
 pub mod budget;
 pub mod decision;
+pub mod limit;
 pub mod parking;
+pub mod throttle;
 
 pub use admission::AdmissionConfig;
 pub use backoff::{Backoff, BackoffConfig, Jitter};
@@ -16,4 +18,6 @@ pub use breaker::{
 };
 pub use budget::{BudgetConfig, RetryBudget};
 pub use decision::{Attempts, Decision, GiveUp, RetryPolicy};
+pub use limit::{AdaptiveLimit, LimitConfig, Signal};
 pub use parking::{Parked, ParkingLot};
+pub use throttle::{Throttle, ThrottleConfig};

@@ -1,0 +1,271 @@
+//! An adaptive concurrency limit per target: loss-based AIMD with slow start.
+//!
+//! Why: a breaker treats a model as all or nothing, but a brownout usually leaves part of its
+//! capacity. A fixed concurrency cap either wastes that part (too low) or keeps knocking the
+//! model over (too high). Like TCP's congestion window, the limit grows while attempts succeed
+//! and the limit is actually used, and shrinks multiplicatively on every overload signal, so it
+//! settles near what the model can still serve. After a cold start, or when a breaker closes,
+//! the limit starts low and ramps up (slow start) instead of jumping, so a recovering model is
+//! not knocked over again by a wall of traffic.
+
+use std::num::NonZeroU32;
+
+use serde::{Deserialize, Serialize};
+
+use crate::policy::breaker::PolicyError;
+
+/// Settings of an [`AdaptiveLimit`].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LimitConfig {
+    /// The lowest the limit goes: a browned-out model is still probed this much. Default: 1.
+    pub min: NonZeroU32,
+    /// The highest the limit goes. Default: 64.
+    pub max: NonZeroU32,
+    /// Where slow start begins (cold start, and after a breaker closes). Default: 2.
+    pub initial: NonZeroU32,
+    /// What the limit is multiplied by on an overload signal. Default: 0.7.
+    pub decrease: f64,
+    /// The limit grows only while at least this share of it is in use. Default: 0.5.
+    pub utilisation: f64,
+}
+
+impl Default for LimitConfig {
+    fn default() -> Self {
+        let n = |n| NonZeroU32::new(n).expect("constant is not zero");
+        Self {
+            min: n(1),
+            max: n(64),
+            initial: n(2),
+            decrease: 0.7,
+            utilisation: 0.5,
+        }
+    }
+}
+
+impl LimitConfig {
+    /// Checks the bounds are ordered and the ratios are fractions.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        if self.min > self.max {
+            return Err(PolicyError::Invalid {
+                field: "min",
+                reason: format!("{} is above max {}", self.min, self.max),
+            });
+        }
+        if !(self.min..=self.max).contains(&self.initial) {
+            return Err(PolicyError::Invalid {
+                field: "initial",
+                reason: "must be within min..=max".into(),
+            });
+        }
+        if !(self.decrease > 0.0 && self.decrease < 1.0) {
+            return Err(PolicyError::Invalid {
+                field: "decrease",
+                reason: format!("must be within (0, 1), got {}", self.decrease),
+            });
+        }
+        if !(0.0..=1.0).contains(&self.utilisation) {
+            let reason = format!("must be within 0..=1, got {}", self.utilisation);
+            return Err(PolicyError::Invalid {
+                field: "utilisation",
+                reason,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What an attempt's outcome says about the target's capacity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// It succeeded while `in_flight` attempts (itself included) were running.
+    Success {
+        /// Attempts running when it ended, itself included.
+        in_flight: u32,
+    },
+    /// The target shed it (a 529) or failed to answer in time.
+    Overload,
+    /// Nothing about capacity (a 4xx, a 429: our quota, not the model's).
+    Neutral,
+}
+
+/// The current concurrency limit of one target; see the module docs.
+#[derive(Clone, Debug)]
+pub struct AdaptiveLimit {
+    config: LimitConfig,
+    limit: f64,
+    /// While below this, each success adds one (slow start); above it, one per window.
+    threshold: f64,
+}
+
+impl AdaptiveLimit {
+    /// A limit in slow start from `initial`.
+    pub fn new(config: LimitConfig) -> Self {
+        let mut limit = Self {
+            config,
+            limit: 0.0,
+            threshold: 0.0,
+        };
+        limit.restart();
+        limit
+    }
+
+    /// Attempts that may run at once now.
+    pub fn limit(&self) -> u32 {
+        self.limit.floor() as u32
+    }
+
+    /// Whether the limit is still ramping up exponentially.
+    pub fn in_slow_start(&self) -> bool {
+        self.limit < self.threshold
+    }
+
+    /// Back to slow start from `initial`: after a cold start or when a breaker closes.
+    pub fn restart(&mut self) {
+        self.limit = f64::from(self.config.initial.get());
+        self.threshold = f64::from(self.config.max.get());
+    }
+
+    /// Updates the limit after an attempt ended.
+    pub fn record(&mut self, signal: Signal) {
+        let (min, max) = (
+            f64::from(self.config.min.get()),
+            f64::from(self.config.max.get()),
+        );
+        match signal {
+            Signal::Success { in_flight } => {
+                if f64::from(in_flight) < self.limit.floor() * self.config.utilisation {
+                    return;
+                }
+                let step = if self.in_slow_start() {
+                    1.0
+                } else {
+                    1.0 / self.limit.max(1.0)
+                };
+                self.limit = (self.limit + step).min(max);
+            }
+            Signal::Overload => {
+                self.limit = (self.limit * self.config.decrease).max(min);
+                self.threshold = self.limit;
+            }
+            Signal::Neutral => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn config(min: u32, max: u32, initial: u32) -> LimitConfig {
+        let n = |n| NonZeroU32::new(n).unwrap();
+        LimitConfig {
+            min: n(min),
+            max: n(max),
+            initial: n(initial),
+            ..LimitConfig::default()
+        }
+    }
+
+    fn busy(limit: &AdaptiveLimit) -> Signal {
+        Signal::Success {
+            in_flight: limit.limit(),
+        }
+    }
+
+    #[test]
+    fn slow_start_adds_one_per_success_until_the_first_overload() {
+        let mut limit = AdaptiveLimit::new(config(1, 64, 2));
+        let mut seen = vec![limit.limit()];
+        for _ in 0..6 {
+            limit.record(busy(&limit));
+            seen.push(limit.limit());
+        }
+        assert_eq!(seen, vec![2, 3, 4, 5, 6, 7, 8]);
+        limit.record(Signal::Overload);
+        assert_eq!(limit.limit(), 5, "8 x 0.7 = 5.6");
+        assert!(!limit.in_slow_start());
+    }
+
+    #[test]
+    fn after_an_overload_it_grows_by_one_per_window_of_successes() {
+        let mut limit = AdaptiveLimit::new(config(1, 64, 10));
+        limit.record(Signal::Overload);
+        assert_eq!(limit.limit(), 7);
+        for _ in 0..7 {
+            limit.record(busy(&limit));
+        }
+        assert_eq!(
+            limit.limit(),
+            7,
+            "seven successes add 7 x 1/7.x, just short of one"
+        );
+        limit.record(busy(&limit));
+        assert_eq!(limit.limit(), 8);
+    }
+
+    #[test]
+    fn an_idle_limit_does_not_grow() {
+        let mut limit = AdaptiveLimit::new(config(1, 64, 10));
+        for _ in 0..100 {
+            limit.record(Signal::Success { in_flight: 1 });
+        }
+        assert_eq!(limit.limit(), 10);
+    }
+
+    #[test]
+    fn repeated_overloads_stop_at_min_and_neutral_outcomes_change_nothing() {
+        let mut limit = AdaptiveLimit::new(config(2, 64, 32));
+        for _ in 0..50 {
+            limit.record(Signal::Overload);
+        }
+        assert_eq!(limit.limit(), 2);
+        limit.record(Signal::Neutral);
+        assert_eq!(limit.limit(), 2);
+    }
+
+    #[test]
+    fn restart_ramps_up_again_from_initial() {
+        let mut limit = AdaptiveLimit::new(config(1, 16, 4));
+        for _ in 0..40 {
+            limit.record(busy(&limit));
+        }
+        assert_eq!(limit.limit(), 16, "capped at max");
+        limit.restart();
+        assert_eq!((limit.limit(), limit.in_slow_start()), (4, true));
+    }
+
+    #[test]
+    fn bad_bounds_are_named() {
+        let err = config(8, 4, 4).validate().unwrap_err().to_string();
+        assert_eq!(err, "invalid min: 8 is above max 4");
+        let err = LimitConfig {
+            decrease: 1.5,
+            ..LimitConfig::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("invalid decrease"), "{err}");
+    }
+
+    proptest! {
+        #[test]
+        fn the_limit_stays_within_min_and_max(
+            min in 1u32..8, extra in 0u32..64, outcomes in proptest::collection::vec(0u8..3, 0..300),
+        ) {
+            let max = min + extra;
+            let mut limit = AdaptiveLimit::new(config(min, max, min));
+            for outcome in outcomes {
+                let signal = match outcome {
+                    0 => busy(&limit),
+                    1 => Signal::Overload,
+                    _ => Signal::Neutral,
+                };
+                limit.record(signal);
+                prop_assert!((min..=max).contains(&limit.limit()));
+            }
+        }
+    }
+}
