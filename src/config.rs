@@ -12,7 +12,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::client::ClientConfig;
-use crate::engine::policy::{AdmissionConfig, BreakerConfig, BudgetConfig, RetryPolicy};
+use crate::engine::policy::{
+    AdmissionConfig, BreakerConfig, BudgetConfig, PolicyError, RetryPolicy,
+};
 use crate::engine::{EngineConfig, SupervisionConfig, Target, TargetLimits};
 
 mod error;
@@ -250,6 +252,12 @@ fn validate_limits(model: &str, limits: &TargetLimits) -> Result<(), ConfigError
             let field = format!("models.{model}.{key}");
             return Err(ConfigError::invalid(field, "must be longer than zero"));
         }
+    }
+    if let Err(PolicyError::Invalid { field, reason }) = limits.limit.validate() {
+        return Err(ConfigError::invalid(
+            format!("models.{model}.limit.{field}"),
+            reason,
+        ));
     }
     Ok(())
 }

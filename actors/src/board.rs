@@ -74,6 +74,7 @@ pub enum Event {
 #[derive(Debug)]
 pub struct Board {
     breakers: DashMap<Target, BreakerStatus>,
+    limits: DashMap<Target, u32>,
     events: broadcast::Sender<Event>,
 }
 
@@ -83,6 +84,7 @@ impl Board {
         let (events, _) = broadcast::channel(capacity.max(1));
         Self {
             breakers: DashMap::new(),
+            limits: DashMap::new(),
             events,
         }
     }
@@ -108,6 +110,15 @@ impl Board {
             .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
+    }
+
+    /// The target's current concurrency limit (its adaptive limit, or its static cap).
+    pub fn limit(&self, target: &Target) -> Option<u32> {
+        self.limits.get(target).map(|limit| *limit)
+    }
+
+    pub(crate) fn set_limit(&self, target: &Target, limit: u32) {
+        self.limits.insert(target.clone(), limit);
     }
 
     /// A receiver of every event published from now on.

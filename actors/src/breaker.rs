@@ -150,6 +150,11 @@ impl<U: Upstream> BreakerState<U> {
         if let Some(until) = open_until {
             schedule_tick(myself, until, now);
         }
+        if transition.to == StateKind::Closed {
+            if let Some(worker) = self.directory.worker(&self.target) {
+                let _ = worker.cast(crate::worker::WorkerMsg::SlowStart);
+            }
+        }
         self.signal(Signal::Transition {
             target: self.target.clone(),
             to: transition.to,

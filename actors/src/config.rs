@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{AdmissionConfig, BreakerConfig, BudgetConfig, PolicyError, RetryPolicy};
+use crate::policy::{
+    AdmissionConfig, BreakerConfig, BudgetConfig, LimitConfig, PolicyError, RetryPolicy,
+};
 use crate::upstream::Target;
 
 /// One target's limits, applied by its worker.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub struct TargetLimits {
     /// Attempts in flight at once. Default: 64.
@@ -27,6 +29,11 @@ pub struct TargetLimits {
     /// How long a 429 pauses the target when it names no `retry-after`. Default: 1s.
     #[serde(with = "humantime_serde")]
     pub rate_limit_pause: Duration,
+    /// Adapt the limit to what the target can still serve (AIMD with slow start, never above
+    /// `concurrency`) instead of holding it at `concurrency`. Default: false.
+    pub adaptive: bool,
+    /// The adaptive limit's settings, used when `adaptive` is on. Default: see [`LimitConfig`].
+    pub limit: LimitConfig,
 }
 
 impl Default for TargetLimits {
@@ -37,6 +44,8 @@ impl Default for TargetLimits {
             attempt_timeout: Duration::from_secs(60),
             stall_timeout: Duration::from_secs(30),
             rate_limit_pause: Duration::from_secs(1),
+            adaptive: false,
+            limit: LimitConfig::default(),
         }
     }
 }

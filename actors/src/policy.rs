@@ -18,6 +18,6 @@ pub use breaker::{
 };
 pub use budget::{BudgetConfig, RetryBudget};
 pub use decision::{Attempts, Decision, GiveUp, RetryPolicy};
-pub use limit::{AdaptiveLimit, LimitConfig, Signal};
+pub use limit::{AdaptiveLimit, CapacitySignal, LimitConfig};
 pub use parking::{Parked, ParkingLot};
 pub use throttle::{Throttle, ThrottleConfig};

@@ -196,6 +196,7 @@ impl<U: Upstream> SupervisorState<U> {
                         .or_insert_with(|| Arc::new(Ledger::new()))
                         .clone(),
                     directory: self.args.directory.clone(),
+                    board: self.args.board.clone(),
                 };
                 let name = Some(format!("{}/worker/{target}", self.args.name));
                 let (actor, _) =

@@ -17,11 +17,13 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::board::Board;
 use crate::breaker::BreakerMsg;
 use crate::config::TargetLimits;
 use crate::directory::Directory;
 use crate::dispatcher::Signal;
 use crate::job::{Delivery, Job};
+use crate::policy::{AdaptiveLimit, CapacitySignal, LimitConfig};
 use crate::upstream::{Class, Failure, Outcome, Reply, Target, Upstream, await_commit};
 
 /// Jobs a worker holds, queued or running, where the supervisor can reach them.
@@ -67,6 +69,8 @@ pub(crate) enum WorkerMsg<U: Upstream> {
     },
     /// A pause or pacing interval may have ended.
     Wake,
+    /// The target's breaker closed: ramp the adaptive limit up again from its start.
+    SlowStart,
 }
 
 pub(crate) struct WorkerActor<U>(PhantomData<fn() -> U>);
@@ -83,6 +87,18 @@ pub(crate) struct WorkerArgs<U: Upstream> {
     pub(crate) limits: TargetLimits,
     pub(crate) ledger: Arc<Ledger<U>>,
     pub(crate) directory: Arc<Directory<U>>,
+    pub(crate) board: Arc<Board>,
+}
+
+/// The adaptive limit's bounds, never above the target's static cap.
+fn capped(limits: &TargetLimits) -> LimitConfig {
+    let cap = limits.concurrency;
+    LimitConfig {
+        min: limits.limit.min.min(cap),
+        max: limits.limit.max.min(cap),
+        initial: limits.limit.initial.min(cap),
+        ..limits.limit
+    }
 }
 
 pub(crate) struct WorkerState<U: Upstream> {
@@ -92,6 +108,8 @@ pub(crate) struct WorkerState<U: Upstream> {
     next_start: Instant,
     paused_until: Option<Instant>,
     wake_at: Option<Instant>,
+    /// The adaptive limit, when the target has one.
+    limit: Option<AdaptiveLimit>,
 }
 
 impl<U: Upstream> Actor for WorkerActor<U> {
@@ -105,14 +123,21 @@ impl<U: Upstream> Actor for WorkerActor<U> {
         args: WorkerArgs<U>,
     ) -> Result<Self::State, ActorProcessingErr> {
         let now = Instant::now();
-        Ok(WorkerState {
+        let limit = args
+            .limits
+            .adaptive
+            .then(|| AdaptiveLimit::new(capped(&args.limits)));
+        let state = WorkerState {
             args,
             queue: VecDeque::new(),
             in_flight: 0,
             next_start: now,
             paused_until: None,
             wake_at: None,
-        })
+            limit,
+        };
+        state.publish_limit();
+        Ok(state)
     }
 
     async fn handle(
@@ -132,6 +157,12 @@ impl<U: Upstream> Actor for WorkerActor<U> {
                 started,
             } => state.finish(id, outcome, started),
             WorkerMsg::Wake => state.wake_at = None,
+            WorkerMsg::SlowStart => {
+                if let Some(limit) = &mut state.limit {
+                    limit.restart();
+                    state.publish_limit();
+                }
+            }
         }
         state.pump(&myself);
         Ok(())
@@ -142,7 +173,7 @@ impl<U: Upstream> WorkerState<U> {
     /// Starts queued attempts while the cap, a 429 pause and pacing allow.
     fn pump(&mut self, myself: &ActorRef<WorkerMsg<U>>) {
         let now = Instant::now();
-        while self.in_flight < self.args.limits.concurrency.get() {
+        while self.in_flight < self.cap() {
             let Some(&id) = self.queue.front() else {
                 return;
             };
@@ -214,7 +245,36 @@ impl<U: Upstream> WorkerState<U> {
         tokio::spawn(task.instrument(span));
     }
 
+    /// Attempts that may run at once now: the adaptive limit, never above the static cap.
+    fn cap(&self) -> u32 {
+        let cap = self.args.limits.concurrency.get();
+        self.limit
+            .as_ref()
+            .map_or(cap, |limit| limit.limit().min(cap))
+    }
+
+    fn adapt(&mut self, failure: Option<&Failure>) {
+        let Some(limit) = &mut self.limit else { return };
+        let signal = match failure.map(Failure::class) {
+            None => CapacitySignal::Success {
+                in_flight: self.in_flight,
+            },
+            Some(Class::Overloaded | Class::Timeout) => CapacitySignal::Overload,
+            Some(_) => CapacitySignal::Neutral,
+        };
+        limit.record(signal);
+        self.publish_limit();
+    }
+
+    fn publish_limit(&self) {
+        let limit = self.cap();
+        self.args.board.set_limit(&self.args.target, limit);
+        metrics::gauge!("breakwater_concurrency_limit", "target" => self.args.target.to_string())
+            .set(f64::from(limit));
+    }
+
     fn finish(&mut self, id: u64, outcome: Outcome<Delivery<U>>, started: Instant) {
+        self.adapt(outcome.as_ref().err());
         self.in_flight = self.in_flight.saturating_sub(1);
         let now = Instant::now();
         let Some(mut job) = self.args.ledger.remove(id) else {

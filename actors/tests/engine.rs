@@ -570,3 +570,50 @@ async fn a_probe_that_cannot_run_gives_its_slot_back() {
     );
     transition(&mut events, "a", StateKind::Closed).await;
 }
+
+fn adaptive(chain: &[&str], initial: u32, max: u32) -> EngineConfig {
+    let mut config = config(chain);
+    for (_, limits) in &mut config.targets {
+        limits.adaptive = true;
+        limits.limit.initial = initial.try_into().unwrap();
+        limits.limit.max = max.try_into().unwrap();
+    }
+    config
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_adaptive_limit_slow_starts_and_grows_while_busy() {
+    let (fake, engine) = start(Fake::new(), adaptive(&["a"], 2, 8)).await;
+    let t0 = Instant::now();
+    let requests = (0..8).map(|_| engine.send("hi".into(), timeout(10_000)));
+    assert!(
+        futures::future::join_all(requests)
+            .await
+            .iter()
+            .all(Result::is_ok)
+    );
+    // 2 start at once; each busy success adds one slot: 3, then 4, so 4 more start at 100 ms.
+    assert_eq!(
+        call_times(&fake, t0),
+        vec![0, 0, 100, 100, 100, 100, 200, 200]
+    );
+    // At 200 ms successes with 4, 5 and 4 in flight grow it to 7; the next ones find under
+    // half of it in use (3 of 7, then fewer) and leave it there.
+    assert_eq!(engine.board().limit(&Target::new("a")), Some(7));
+}
+
+#[tokio::test(start_paused = true)]
+async fn overloads_shrink_the_adaptive_limit_multiplicatively() {
+    let mut config = adaptive(&["a"], 8, 8);
+    config.retry.max_retries_per_target = 0;
+    let (_fake, engine) = start(
+        Fake::new().script("a", [0; 3].map(|_| overloaded(10))),
+        config,
+    )
+    .await;
+    for _ in 0..3 {
+        let _ = engine.send("hi".into(), timeout(1_000)).await;
+    }
+    // 8 x 0.7 = 5.6, x 0.7 = 3.92, x 0.7 = 2.74.
+    assert_eq!(engine.board().limit(&Target::new("a")), Some(2));
+}

@@ -77,7 +77,7 @@ impl LimitConfig {
 
 /// What an attempt's outcome says about the target's capacity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Signal {
+pub enum CapacitySignal {
     /// It succeeded while `in_flight` attempts (itself included) were running.
     Success {
         /// Attempts running when it ended, itself included.
@@ -127,13 +127,13 @@ impl AdaptiveLimit {
     }
 
     /// Updates the limit after an attempt ended.
-    pub fn record(&mut self, signal: Signal) {
+    pub fn record(&mut self, signal: CapacitySignal) {
         let (min, max) = (
             f64::from(self.config.min.get()),
             f64::from(self.config.max.get()),
         );
         match signal {
-            Signal::Success { in_flight } => {
+            CapacitySignal::Success { in_flight } => {
                 if f64::from(in_flight) < self.limit.floor() * self.config.utilisation {
                     return;
                 }
@@ -144,11 +144,11 @@ impl AdaptiveLimit {
                 };
                 self.limit = (self.limit + step).min(max);
             }
-            Signal::Overload => {
+            CapacitySignal::Overload => {
                 self.limit = (self.limit * self.config.decrease).max(min);
                 self.threshold = self.limit;
             }
-            Signal::Neutral => {}
+            CapacitySignal::Neutral => {}
         }
     }
 }
@@ -168,8 +168,8 @@ mod tests {
         }
     }
 
-    fn busy(limit: &AdaptiveLimit) -> Signal {
-        Signal::Success {
+    fn busy(limit: &AdaptiveLimit) -> CapacitySignal {
+        CapacitySignal::Success {
             in_flight: limit.limit(),
         }
     }
@@ -183,7 +183,7 @@ mod tests {
             seen.push(limit.limit());
         }
         assert_eq!(seen, vec![2, 3, 4, 5, 6, 7, 8]);
-        limit.record(Signal::Overload);
+        limit.record(CapacitySignal::Overload);
         assert_eq!(limit.limit(), 5, "8 x 0.7 = 5.6");
         assert!(!limit.in_slow_start());
     }
@@ -191,7 +191,7 @@ mod tests {
     #[test]
     fn after_an_overload_it_grows_by_one_per_window_of_successes() {
         let mut limit = AdaptiveLimit::new(config(1, 64, 10));
-        limit.record(Signal::Overload);
+        limit.record(CapacitySignal::Overload);
         assert_eq!(limit.limit(), 7);
         for _ in 0..7 {
             limit.record(busy(&limit));
@@ -209,7 +209,7 @@ mod tests {
     fn an_idle_limit_does_not_grow() {
         let mut limit = AdaptiveLimit::new(config(1, 64, 10));
         for _ in 0..100 {
-            limit.record(Signal::Success { in_flight: 1 });
+            limit.record(CapacitySignal::Success { in_flight: 1 });
         }
         assert_eq!(limit.limit(), 10);
     }
@@ -218,10 +218,10 @@ mod tests {
     fn repeated_overloads_stop_at_min_and_neutral_outcomes_change_nothing() {
         let mut limit = AdaptiveLimit::new(config(2, 64, 32));
         for _ in 0..50 {
-            limit.record(Signal::Overload);
+            limit.record(CapacitySignal::Overload);
         }
         assert_eq!(limit.limit(), 2);
-        limit.record(Signal::Neutral);
+        limit.record(CapacitySignal::Neutral);
         assert_eq!(limit.limit(), 2);
     }
 
@@ -260,8 +260,8 @@ mod tests {
             for outcome in outcomes {
                 let signal = match outcome {
                     0 => busy(&limit),
-                    1 => Signal::Overload,
-                    _ => Signal::Neutral,
+                    1 => CapacitySignal::Overload,
+                    _ => CapacitySignal::Neutral,
                 };
                 limit.record(signal);
                 prop_assert!((min..=max).contains(&limit.limit()));
