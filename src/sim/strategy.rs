@@ -1,1 +1,231 @@
-//! placeholder
+//! The clients `breakwater sim` compares: the retry strategies people use today, each a small
+//! loop over the [`Upstream`] trait, and breakwater itself, the real [`Runtime`] over the same
+//! simulated API.
+//!
+//! A [`Strategy`] drives one request at a time (many at once, one task each) and returns a
+//! [`RequestOutcome`] with every attempt. Every strategy honours the scenario's deadline: a
+//! request not answered by then has failed, at the deadline. Jitter is seeded per request,
+//! so a run does not depend on the order in which tasks happen to draw.
+
+mod baseline;
+mod cooldown;
+mod name;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+
+use super::scenario::SimScenario;
+use super::upstream::SimUpstream;
+use crate::api::MessagesRequest;
+use crate::config::Config;
+use crate::engine::{Class, Failure, RequestOptions, Target, Upstream};
+use crate::runtime::{DynUpstream, Runtime, RuntimeError};
+
+pub use cooldown::CooldownConfig;
+pub use name::{StrategyName, UnknownStrategy};
+
+/// One attempt a strategy made, as the strategy saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptOutcome {
+    /// When the attempt ended, time since the simulation's start.
+    pub at: Duration,
+    /// The model it went to.
+    pub model: String,
+    /// The status it was answered with (200 on success), if any.
+    pub status: Option<u16>,
+    /// `None` on success, else the class of its failure.
+    pub class: Option<Class>,
+}
+
+/// How one request ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestOutcome {
+    /// When it arrived, time since the simulation's start.
+    pub arrived: Duration,
+    /// From arrival to answer or failure; never more than the deadline.
+    pub latency: Duration,
+    /// The model that answered, or `None` if the request failed.
+    pub answered_by: Option<String>,
+    /// Every attempt made, in order.
+    pub attempts: Vec<AttemptOutcome>,
+}
+
+impl RequestOutcome {
+    /// Whether the request was answered by its deadline.
+    pub fn succeeded(&self) -> bool {
+        self.answered_by.is_some()
+    }
+}
+
+/// A strategy ready to drive requests against one run's simulated API.
+pub struct Strategy {
+    name: StrategyName,
+    upstream: Arc<SimUpstream>,
+    chain: Vec<Target>,
+    deadline: Duration,
+    seed: u64,
+    request: MessagesRequest,
+    kind: Kind,
+}
+
+enum Kind {
+    Loop,
+    Router(cooldown::CooldownRouter),
+    Runtime(Runtime),
+}
+
+impl Strategy {
+    /// Prepares `name` for `scenario` against `upstream`; for `breakwater`, starts a
+    /// [`Runtime`] over it with the default config for the scenario's chain, seeded.
+    ///
+    /// # Errors
+    /// [`RuntimeError`] if the runtime does not start.
+    pub async fn start(
+        name: StrategyName,
+        scenario: &SimScenario,
+        upstream: Arc<SimUpstream>,
+    ) -> Result<Self, RuntimeError> {
+        let chain: Vec<Target> = scenario
+            .chain
+            .iter()
+            .map(|m| Target::new(m.as_str()))
+            .collect();
+        let kind = match name {
+            StrategyName::CooldownRouter => Kind::Router(cooldown::CooldownRouter::new(
+                chain.clone(),
+                CooldownConfig::default(),
+            )),
+            StrategyName::Breakwater => Kind::Runtime(start_runtime(scenario, &upstream).await?),
+            _ => Kind::Loop,
+        };
+        let primary = scenario.chain.first().cloned().unwrap_or_default();
+        Ok(Self {
+            name,
+            upstream,
+            chain,
+            deadline: scenario.deadline,
+            seed: scenario.seed,
+            request: MessagesRequest::new(primary, 256).with_user("Say hello in one sentence."),
+            kind,
+        })
+    }
+
+    /// The strategy's name.
+    pub fn name(&self) -> StrategyName {
+        self.name
+    }
+
+    /// Drives request number `index`, which arrives now (scheduled at `arrived` since the
+    /// start: the clock ticks in milliseconds, the arrivals do not), to its answer or its
+    /// deadline.
+    pub async fn drive(&self, index: u64, arrived: Duration) -> RequestOutcome {
+        let mut attempts = Vec::new();
+        let served = tokio::time::timeout(self.deadline, self.serve(index, &mut attempts)).await;
+        let latency = self.upstream.elapsed().saturating_sub(arrived);
+        RequestOutcome {
+            arrived,
+            latency: latency.min(self.deadline),
+            answered_by: served.ok().flatten(),
+            attempts,
+        }
+    }
+
+    /// Stops the runtime, if this strategy has one.
+    pub async fn shutdown(&self) {
+        if let Kind::Runtime(runtime) = &self.kind {
+            runtime.shutdown(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Serves the request; the answering model, or `None`.
+    async fn serve(&self, index: u64, log: &mut Vec<AttemptOutcome>) -> Option<String> {
+        if let Kind::Runtime(runtime) = &self.kind {
+            return self.run_runtime(runtime, log).await;
+        }
+        // Per-request jitter, so the draws do not depend on the order tasks run in.
+        let mut rng =
+            SmallRng::seed_from_u64(self.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut trip = Trip {
+            upstream: &self.upstream,
+            request: &self.request,
+            log,
+        };
+        let chain = self.chain.as_slice();
+        let primary = &chain[..chain.len().min(1)];
+        match (&self.kind, self.name) {
+            (Kind::Router(router), _) => router.serve(&mut trip, &mut rng).await,
+            (Kind::Loop, StrategyName::TutorialLoop) => {
+                baseline::tutorial(&mut trip, primary, &mut rng).await
+            }
+            (Kind::Loop, StrategyName::SdkDefault) => {
+                baseline::sdk(&mut trip, primary, &mut rng).await
+            }
+            (Kind::Loop, StrategyName::SdkFallback) => {
+                baseline::sdk(&mut trip, chain, &mut rng).await
+            }
+            _ => baseline::once(&mut trip, primary).await,
+        }
+    }
+
+    async fn run_runtime(
+        &self,
+        runtime: &Runtime,
+        log: &mut Vec<AttemptOutcome>,
+    ) -> Option<String> {
+        let arrived = self.upstream.elapsed();
+        let options = RequestOptions::default().with_deadline(self.deadline);
+        let (answered_by, attempts) = match runtime.send_with(self.request.clone(), options).await {
+            Ok(answer) => (Some(answer.target.model().to_owned()), answer.attempts),
+            Err(error) => (None, error.attempts().to_vec()),
+        };
+        log.extend(attempts.into_iter().map(|a| AttemptOutcome {
+            at: arrived + a.ended_after,
+            model: a.target.model().to_owned(),
+            status: a.status.or(a.failure.is_none().then_some(200)),
+            class: a.failure,
+        }));
+        answered_by
+    }
+}
+
+async fn start_runtime(
+    scenario: &SimScenario,
+    upstream: &Arc<SimUpstream>,
+) -> Result<Runtime, RuntimeError> {
+    let mut config = Config::for_chain(&scenario.chain);
+    config.seed = Some(scenario.seed);
+    let upstream: DynUpstream = upstream.clone();
+    Runtime::builder()
+        .config(config)
+        .upstream(upstream)
+        .start()
+        .await
+}
+
+/// One request on its way: makes attempts and logs them.
+struct Trip<'a> {
+    upstream: &'a SimUpstream,
+    request: &'a MessagesRequest,
+    log: &'a mut Vec<AttemptOutcome>,
+}
+
+impl Trip<'_> {
+    /// One attempt at `target`, logged when it ends.
+    async fn attempt(&mut self, target: &Target) -> Result<(), Failure> {
+        let outcome = self.upstream.send(target, self.request).await;
+        let (status, class) = match &outcome {
+            Ok(_) => (Some(200), None),
+            Err(failure) => (failure.status(), Some(failure.class())),
+        };
+        self.log.push(AttemptOutcome {
+            at: self.upstream.elapsed(),
+            model: target.model().to_owned(),
+            status,
+            class,
+        });
+        outcome.map(|_| ())
+    }
+}

@@ -5,6 +5,7 @@ mod load;
 mod mock;
 mod send;
 mod setup;
+mod sim;
 
 use std::process::ExitCode;
 
@@ -27,6 +28,8 @@ enum Command {
     Load(load::Args),
     /// Run an Anthropic-compatible mock server that browns out on a script.
     Mock(mock::Args),
+    /// Compare breakwater with today's retry strategies on a simulated overload, in virtual time.
+    Sim(sim::Args),
 }
 
 /// Exit codes shared by every command.
@@ -97,6 +100,7 @@ fn main() -> ExitCode {
             Command::Send(args) => send::run(args).await,
             Command::Load(args) => load::run(args).await,
             Command::Mock(args) => mock::run(args).await,
+            Command::Sim(args) => sim::run(args).await,
         }
     })
 }

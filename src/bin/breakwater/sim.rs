@@ -1,0 +1,154 @@
+//! `breakwater sim`: the real runtime and today's retry strategies against a simulated
+//! Claude API in virtual time, with a progress bar on stderr and a table (or one JSON
+//! object) on stdout; `--out` adds a Markdown report and charts.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use breakwater::sim::report::{SimReport, table, write_dir};
+use breakwater::sim::run::Progress;
+use breakwater::sim::strategy::StrategyName;
+use breakwater::sim::{SimScenario, SimScenarioError};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::exit;
+
+/// Compare breakwater with today's retry strategies on a simulated overload.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// A built-in scenario (brownout, outage, all-degraded, rate-limited, metastable,
+    /// flapping, surge) or a scenario TOML file.
+    #[arg(long, default_value = "brownout", value_name = "NAME|FILE")]
+    scenario: String,
+    /// Strategies to run, comma-separated: none, tutorial-loop, sdk-default, sdk-fallback,
+    /// cooldown-router, breakwater. Default: all six.
+    #[arg(long, value_delimiter = ',')]
+    strategies: Vec<StrategyName>,
+    /// How long requests keep arriving (overrides the scenario's duration).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Seed of arrivals, service times and jitter (overrides the scenario's seed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Print one JSON object on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Write report.md and charts (PNG and SVG) into this directory.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+pub(crate) async fn run(args: Args) -> ExitCode {
+    let mut scenario = match SimScenario::load(&args.scenario) {
+        Ok(scenario) => scenario,
+        Err(error) => return exit::usage(&describe(&args.scenario, &error)),
+    };
+    if let Some(duration) = args.duration {
+        scenario.duration = duration;
+    }
+    if let Some(seed) = args.seed {
+        scenario.seed = seed;
+    }
+    let strategies = if args.strategies.is_empty() {
+        StrategyName::ALL.to_vec()
+    } else {
+        args.strategies.clone()
+    };
+    let bar = progress_bar();
+    let shown = bar.clone();
+    let simulated = tokio::task::spawn_blocking(move || {
+        let report = breakwater::sim::run::run(&scenario, &strategies, |p| show(&shown, p));
+        report.map_err(|error| error.to_string())
+    })
+    .await
+    .map_err(|error| format!("the simulation crashed: {error}"))
+    .and_then(|report| report);
+    bar.finish_and_clear();
+    match simulated {
+        Ok(report) => output(&report, &args),
+        Err(message) => exit::usage(&message),
+    }
+}
+
+fn output(report: &SimReport, args: &Args) -> ExitCode {
+    if args.json {
+        match serde_json::to_string(report) {
+            Ok(json) => println!("{json}"),
+            Err(error) => return exit::usage(&format!("cannot encode the report: {error}")),
+        }
+    } else {
+        print!("{}", table::text(report));
+    }
+    if let Some(dir) = &args.out {
+        match write_dir(report, dir) {
+            Ok(path) => eprintln!("wrote {}", path.display()),
+            Err(error) => return exit::usage(&error.to_string()),
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(1), indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn show(bar: &ProgressBar, p: Progress) {
+    bar.set_length(p.requests * p.count as u64);
+    bar.set_position(p.requests * p.index as u64 + p.done);
+    bar.set_message(format!("{}/{} {}", p.index + 1, p.count, p.strategy));
+}
+
+/// The error, plus the line of the bad setting when validation named a field of a file
+/// (toml's own errors already carry line and column).
+fn describe(name: &str, error: &SimScenarioError) -> String {
+    let mut message = error.to_string();
+    if let SimScenarioError::File { source, .. } = error {
+        if let SimScenarioError::Invalid { field, .. } = source.as_ref() {
+            let text = std::fs::read_to_string(name).unwrap_or_default();
+            if let Some(line) = line_of(&text, field) {
+                let _ = write!(message, " (line {line})");
+            }
+        }
+    }
+    message
+}
+
+/// The 1-based line that sets `field` (a dotted path such as `models.m.slots` or
+/// `surges[0].end`): the first line, from its `[models.NAME]` table on, that assigns the
+/// deepest key of the path it can find.
+fn line_of(text: &str, field: &str) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let from = field
+        .strip_prefix("models.")
+        .and_then(|rest| rest.split('.').next())
+        .and_then(|model| {
+            let header = format!("[models.{model}]");
+            lines.iter().position(|l| l.trim() == header)
+        })
+        .unwrap_or(0);
+    let keys = field
+        .split('.')
+        .rev()
+        .map(|k| k.split('[').next().unwrap_or(k));
+    keys.filter(|key| !key.is_empty())
+        .find_map(|key| {
+            lines[from..].iter().position(|line| {
+                let line = line.split('#').next().unwrap_or_default();
+                line.match_indices(key).any(|(at, _)| {
+                    let before = line[..at].chars().next_back();
+                    let after = line[at + key.len()..].trim_start();
+                    after.starts_with('=')
+                        && !before.is_some_and(|c| c.is_alphanumeric() || c == '-')
+                })
+            })
+        })
+        .map(|index| from + index + 1)
+}
