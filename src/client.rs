@@ -17,6 +17,7 @@ use futures::future::BoxFuture;
 use http::header;
 
 use crate::api::{self, Message, MessageStreamEvent, MessagesRequest, ResponseMeta};
+use crate::engine::policy::Cost;
 use crate::engine::{Class, EventStream, Failure, Outcome, Reply, Target, Upstream};
 use crate::wallclock;
 
@@ -154,6 +155,11 @@ impl Upstream for ClaudeClient {
         request: &'a MessagesRequest,
     ) -> BoxFuture<'a, Outcome<EventStream<MessageStreamEvent>>> {
         Box::pin(self.open(target, request))
+    }
+    fn cost(&self, request: &MessagesRequest) -> Cost {
+        Cost {
+            input_tokens: request.estimated_input_tokens(),
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::ClientConfig;
 use crate::engine::policy::{
-    AdmissionConfig, BreakerConfig, BudgetConfig, PolicyError, RetryPolicy,
+    AdmissionConfig, BreakerConfig, BudgetConfig, PolicyError, RetryPolicy, ThrottleConfig,
 };
 use crate::engine::{EngineConfig, SupervisionConfig, Target, TargetLimits};
 
@@ -26,7 +26,7 @@ pub const DEFAULT_CHAIN: &str = "default";
 
 /// Everything `breakwater.toml` holds. Every table and key may be left out; only the models
 /// (and, with more than one, `chains.default`) must be given.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Config {
     /// Fixes every random draw (backoff and breaker jitter), for reproducible runs.
@@ -52,6 +52,52 @@ pub struct Config {
     pub admission: AdmissionConfig,
     /// How crashed actors are restarted. Default: see [`SupervisionConfig`].
     pub supervision: SupervisionConfig,
+    /// Whether a request whose model is full (its concurrency limit reached, or held back by
+    /// a rate-limit pause or pacing) goes on at once to the next model of its chain, when
+    /// that one has room, instead of queueing. Default: true.
+    pub spillover: bool,
+    /// The client-side throttle per model (the SRE book's adaptive throttling): when a model
+    /// has been rejecting most of what it is sent, turn requests away locally. Default: on,
+    /// see [`ThrottleSettings`].
+    pub throttle: ThrottleSettings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            seed: None,
+            upstream: ClientConfig::default(),
+            models: BTreeMap::new(),
+            chains: BTreeMap::new(),
+            retry: RetryPolicy::default(),
+            breaker: BreakerConfig::default(),
+            budget: BudgetConfig::default(),
+            admission: AdmissionConfig::default(),
+            supervision: SupervisionConfig::default(),
+            spillover: true,
+            throttle: ThrottleSettings::default(),
+        }
+    }
+}
+
+/// `[throttle]`: the client-side throttle, on or off, with its settings.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ThrottleSettings {
+    /// Whether to throttle at all. Default: true.
+    pub enabled: bool,
+    /// K and the window. Default: see [`ThrottleConfig`].
+    #[serde(flatten)]
+    pub config: ThrottleConfig,
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            config: ThrottleConfig::default(),
+        }
+    }
 }
 
 impl Config {
@@ -120,6 +166,8 @@ impl Config {
             budget: other.budget,
             admission: other.admission,
             supervision: other.supervision,
+            spillover: other.spillover,
+            throttle: other.throttle,
             ..self
         }
     }
@@ -212,6 +260,8 @@ impl Config {
             budget: self.budget,
             admission: self.admission,
             supervision: self.supervision,
+            spillover: self.spillover,
+            throttle: self.throttle.enabled.then_some(self.throttle.config),
             seed: self.seed,
         }
     }

@@ -4,6 +4,8 @@
 use std::process::Command;
 use std::time::Duration;
 
+use breakwater::config::Config;
+use breakwater::load::Latency;
 use breakwater::sim::SimScenario;
 use breakwater::sim::report::StrategyReport;
 use breakwater::sim::run::{run, run_strategy};
@@ -36,10 +38,33 @@ service-time = "1500ms"
     SimScenario::from_toml(&text).unwrap_or_else(|e| panic!("{text}: {e}"))
 }
 
+/// The run's report, and every request's outcome in arrival order (each request reported
+/// exactly once).
+fn played(
+    scenario: &SimScenario,
+    strategy: StrategyName,
+    config: Option<&Config>,
+) -> (StrategyReport, Vec<RequestOutcome>) {
+    let mut seen: Vec<Option<RequestOutcome>> = Vec::new();
+    let report = run_strategy(scenario, strategy, config, |index, outcome| {
+        let index = usize::try_from(index).unwrap();
+        if seen.len() <= index {
+            seen.resize(index + 1, None);
+        }
+        assert!(seen[index].is_none(), "request {index} ended twice");
+        seen[index] = Some(outcome.clone());
+    })
+    .unwrap();
+    let outcomes = seen
+        .into_iter()
+        .enumerate()
+        .map(|(index, outcome)| outcome.unwrap_or_else(|| panic!("request {index} never ended")))
+        .collect();
+    (report, outcomes)
+}
+
 fn outcomes(scenario: &SimScenario, strategy: StrategyName) -> Vec<RequestOutcome> {
-    run_strategy(scenario, strategy, &scenario.arrivals(), |_| {})
-        .unwrap()
-        .requests
+    played(scenario, strategy, None).1
 }
 
 fn during_incident(scenario: &SimScenario, request: &RequestOutcome) -> bool {
@@ -64,9 +89,10 @@ fn every_strategy_meets_the_same_arrivals() {
     let arrivals = scenario.arrivals();
     assert!(arrivals.len() > 300, "{}", arrivals.len());
     for strategy in StrategyName::ALL {
-        let run = run_strategy(&scenario, strategy, &arrivals, |_| {}).unwrap();
-        let seen: Vec<Duration> = run.requests.iter().map(|r| r.arrived).collect();
+        let (report, requests) = played(&scenario, strategy, None);
+        let seen: Vec<Duration> = requests.iter().map(|r| r.arrived).collect();
         assert_eq!(arrivals, seen, "{strategy}");
+        assert_eq!(arrivals.len() as u64, report.requests, "{strategy}");
     }
 }
 
@@ -122,7 +148,7 @@ fn breakwater_beats_the_sdk_and_retries_less_than_the_tutorial_in_a_brownout() {
         StrategyName::TutorialLoop,
         StrategyName::Breakwater,
     ];
-    let report = run(&scenario, &strategies, |_| {}).unwrap();
+    let report = run(&scenario, &strategies, None, |_| {}).unwrap();
     let (sdk, tutorial, breakwater) = (
         by_name(&report.strategies, StrategyName::SdkDefault),
         by_name(&report.strategies, StrategyName::TutorialLoop),
@@ -135,6 +161,103 @@ fn breakwater_beats_the_sdk_and_retries_less_than_the_tutorial_in_a_brownout() {
     assert!(breakwater.time_to_recover_s.is_some());
     let primary = &tutorial.incident_load[0];
     assert!(primary.load > 1.0 && primary.capacity > 0.0, "{primary:?}");
+}
+
+#[test]
+fn the_report_sums_up_every_outcome() {
+    let scenario = scenario(0.05);
+    for strategy in [StrategyName::None, StrategyName::SdkFallback] {
+        let (report, requests) = played(&scenario, strategy, None);
+        let answered: Vec<&String> = requests
+            .iter()
+            .filter_map(|r| r.answered_by.as_ref())
+            .collect();
+        assert_eq!(requests.len() as u64, report.requests);
+        assert_eq!(answered.len() as u64, report.succeeded);
+        let mut answered_by = std::collections::BTreeMap::new();
+        for model in &answered {
+            *answered_by.entry((*model).clone()).or_insert(0) += 1;
+        }
+        assert_eq!(answered_by, report.answered_by, "{strategy}");
+        let seconds = scenario.duration.as_secs() as usize;
+        for (second, &n) in report.timeline.requests[..seconds].iter().enumerate() {
+            let arrived = requests
+                .iter()
+                .filter(|r| r.arrived.as_secs() as usize == second);
+            assert_eq!(arrived.count() as u64, n, "{strategy} second {second}");
+        }
+        let mut latencies: Vec<Duration> = requests.iter().map(|r| r.latency).collect();
+        let exact = Latency::of(&mut latencies);
+        let close = |histogram: f64, exact: f64| (histogram - exact).abs() <= 0.001 + exact * 1e-5;
+        for (histogram, exact) in [
+            (report.latency_ms.p50, exact.p50),
+            (report.latency_ms.p95, exact.p95),
+            (report.latency_ms.p99, exact.p99),
+        ] {
+            assert!(
+                close(histogram, exact),
+                "{strategy}: {histogram} ms against {exact} ms"
+            );
+        }
+        assert_eq!(
+            exact.max.to_bits(),
+            report.latency_ms.max.to_bits(),
+            "{strategy}"
+        );
+    }
+    // `none` makes one attempt a request, ended well before the deadline: the API saw
+    // exactly the attempts the requests logged, and every failure was a 529.
+    let (report, requests) = played(&scenario, StrategyName::None, None);
+    assert_eq!(report.requests, report.attempts);
+    assert_eq!(report.requests - report.succeeded, report.wasted_attempts);
+    assert!(requests.iter().all(|r| r.attempts.len() == 1));
+}
+
+#[test]
+fn the_same_seed_gives_the_same_report_twice() {
+    let scenario = scenario(0.05);
+    let first = run(&scenario, &StrategyName::ALL, None, |_| {}).unwrap();
+    let second = run(&scenario, &StrategyName::ALL, None, |_| {}).unwrap();
+    assert_eq!(first, second);
+}
+
+#[test]
+fn a_breakwater_config_sets_the_policies_breakwater_runs_with() {
+    let scenario = scenario(0.0);
+    let (_, requests) = played(&scenario, StrategyName::Breakwater, None);
+    let retried = requests.iter().filter(|r| r.attempts.len() > 1).count();
+    assert!(retried > 0, "by default some requests retry or fall back");
+    let config = Config::from_toml(
+        r#"
+[models.primary]
+[models.fallback]
+[chains]
+default = ["fallback"]
+[retry]
+max-attempts = 1
+"#,
+    )
+    .unwrap();
+    let (limited, requests) = played(&scenario, StrategyName::Breakwater, Some(&config));
+    // One attempt a request, whatever fails; the scenario's chain still decides where it goes.
+    assert!(requests.iter().all(|r| r.attempts.len() <= 1));
+    assert!(limited.attempts <= limited.requests, "{limited:?}");
+    assert!(limited.answered_by.contains_key("primary"), "{limited:?}");
+}
+
+#[test]
+fn retries_hold_a_metastable_failure_that_breakwater_and_no_retries_recover_from() {
+    // The built-in trigger (30% of the primary's slots from 1m to 2m, 3 s of capacity per
+    // 529), with a minute of arrivals after it instead of eight.
+    let mut scenario = SimScenario::builtin("metastable").unwrap();
+    scenario.duration = Duration::from_secs(180);
+    assert_eq!(Duration::from_secs(120), scenario.incident.end);
+    let recovery = |strategy| played(&scenario, strategy, None).0.time_to_recover_s;
+    assert_eq!(None, recovery(StrategyName::TutorialLoop));
+    assert!(recovery(StrategyName::Breakwater).is_some());
+    // Without retries the primary recovers as soon as the trigger ends: what keeps the
+    // tutorial loop down is its own retries.
+    assert_eq!(Some(0.0), recovery(StrategyName::None));
 }
 
 #[test]
@@ -250,6 +373,95 @@ fn a_bad_scenario_file_exits_2_naming_the_field_and_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("line 3") && stderr.contains("slots"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn rps_overrides_the_scenarios_rate() {
+    let out = sim(&[
+        "--duration",
+        "20s",
+        "--rps",
+        "20",
+        "--strategies",
+        "none",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(serde_json::json!(20.0), json["rps"]);
+    let requests = json["strategies"][0]["requests"].as_u64().unwrap();
+    assert!(
+        (300..500).contains(&requests),
+        "{requests} requests in 20 s"
+    );
+}
+
+#[test]
+fn an_rps_that_is_not_a_number_above_0_is_a_usage_error_naming_rps() {
+    for bad in ["0", "abc", "-1", "inf", "NaN"] {
+        let out = sim(&["--rps", bad]);
+        assert_eq!(Some(2), out.status.code(), "--rps {bad}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--rps"), "--rps {bad}: {stderr}");
+    }
+}
+
+#[test]
+fn config_runs_breakwater_with_a_file_and_a_bad_one_exits_2_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("breakwater.toml");
+    let models = "[models.claude-sonnet-4-5]\n[models.claude-haiku-4-5]\n[chains]\n\
+        default = [\"claude-sonnet-4-5\", \"claude-haiku-4-5\"]\n";
+    std::fs::write(&path, format!("{models}[retry]\nmax-attempts = 1\n")).unwrap();
+    let config = path.to_str().unwrap();
+    let run = |config| {
+        sim(&[
+            "--duration",
+            "20s",
+            "--strategies",
+            "breakwater",
+            "--json",
+            "--config",
+            config,
+        ])
+    };
+    let out = run(config);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        json["strategies"][0]["attempts_per_request"]
+            .as_f64()
+            .unwrap()
+            <= 1.0
+    );
+
+    std::fs::write(&path, format!("{models}[breaker]\nfailure-ratio = 2.0\n")).unwrap();
+    let out = run(config);
+    assert_eq!(Some(2), out.status.code());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--config")
+            && stderr.contains(config)
+            && stderr.contains("breaker.failure-ratio"),
+        "{stderr}"
+    );
+
+    let missing = dir.path().join("missing.toml");
+    let out = run(missing.to_str().unwrap());
+    assert_eq!(Some(2), out.status.code());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot read") && stderr.contains("missing.toml"),
         "{stderr}"
     );
 }

@@ -14,6 +14,7 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use crate::policy::breaker::{StateKind, Transition, TransitionReason};
+use crate::policy::{Throttle, ThrottleConfig};
 use crate::request::Priority;
 use crate::upstream::{Class, Target};
 
@@ -26,6 +27,26 @@ pub struct BreakerStatus {
     pub open_until: Option<Instant>,
     /// When it entered this state.
     pub since: Instant,
+}
+
+/// How busy a target's worker is, as it last published.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Load {
+    /// Attempts running.
+    pub in_flight: u32,
+    /// Requests waiting for a slot, pacing or a rate-limit pause.
+    pub queued: u32,
+    /// Attempts that may run at once: the adaptive limit, or the static cap.
+    pub limit: u32,
+    /// Whether the target is holding starts back (a 429 pause, pacing, an empty rate window).
+    pub held: bool,
+}
+
+impl Load {
+    /// Whether a new request would have to wait here.
+    pub fn is_full(&self) -> bool {
+        self.held || self.queued > 0 || self.in_flight >= self.limit
+    }
 }
 
 /// Something the engine did that a caller may want to watch.
@@ -63,6 +84,22 @@ pub enum Event {
         /// The delay before the retry.
         delay: Duration,
     },
+    /// A request went past a target whose worker was full or held back (spillover), to the
+    /// next target of its chain, without an attempt.
+    SpilledOver {
+        /// The full target.
+        from: Target,
+        /// The next target.
+        to: Target,
+    },
+    /// The client-side throttle turned a request away from a target that has been rejecting
+    /// most of what it was sent.
+    Throttled {
+        /// The target.
+        target: Target,
+        /// The request's priority.
+        priority: Priority,
+    },
     /// A request was refused or evicted at admission.
     Shed {
         /// Its priority.
@@ -74,7 +111,9 @@ pub enum Event {
 #[derive(Debug)]
 pub struct Board {
     breakers: DashMap<Target, BreakerStatus>,
-    limits: DashMap<Target, u32>,
+    loads: DashMap<Target, Load>,
+    throttles: DashMap<Target, Throttle>,
+    throttle: Option<ThrottleConfig>,
     events: broadcast::Sender<Event>,
 }
 
@@ -84,9 +123,18 @@ impl Board {
         let (events, _) = broadcast::channel(capacity.max(1));
         Self {
             breakers: DashMap::new(),
-            limits: DashMap::new(),
+            loads: DashMap::new(),
+            throttles: DashMap::new(),
+            throttle: None,
             events,
         }
+    }
+
+    /// The same board, keeping a client-side throttle per target with `config`.
+    #[must_use]
+    pub fn with_throttle(mut self, config: Option<ThrottleConfig>) -> Self {
+        self.throttle = config;
+        self
     }
 
     /// The target's breaker state; a target never published is closed.
@@ -114,11 +162,49 @@ impl Board {
 
     /// The target's current concurrency limit (its adaptive limit, or its static cap).
     pub fn limit(&self, target: &Target) -> Option<u32> {
-        self.limits.get(target).map(|limit| *limit)
+        self.loads.get(target).map(|load| load.limit)
     }
 
-    pub(crate) fn set_limit(&self, target: &Target, limit: u32) {
-        self.limits.insert(target.clone(), limit);
+    /// The target's load as its worker last published it.
+    pub fn load(&self, target: &Target) -> Option<Load> {
+        self.loads.get(target).map(|load| *load)
+    }
+
+    pub(crate) fn set_load(&self, target: &Target, load: Load) {
+        if let Some(mut current) = self.loads.get_mut(target) {
+            *current = load;
+            return;
+        }
+        self.loads.insert(target.clone(), load);
+    }
+
+    /// The chance that the client-side throttle turns away a request to `target` now
+    /// (0 with no throttle configured).
+    pub fn reject_probability(&self, target: &Target, now: Instant) -> f64 {
+        self.throttles
+            .get(target)
+            .map_or(0.0, |throttle| throttle.reject_probability(now))
+    }
+
+    /// Counts a request the throttle turned away from `target`.
+    pub(crate) fn throttle_request(&self, target: &Target, now: Instant) {
+        self.with_throttle_of(target, |throttle| throttle.request(now));
+    }
+
+    /// Counts a request `target` was sent, once it ended, and whether it accepted it.
+    pub(crate) fn throttle_record(&self, target: &Target, now: Instant, accepted: bool) {
+        self.with_throttle_of(target, |throttle| throttle.record(now, accepted));
+    }
+
+    fn with_throttle_of(&self, target: &Target, f: impl FnOnce(&mut Throttle)) {
+        let Some(config) = self.throttle else { return };
+        if let Some(mut throttle) = self.throttles.get_mut(target) {
+            return f(&mut throttle);
+        }
+        f(&mut self
+            .throttles
+            .entry(target.clone())
+            .or_insert_with(|| Throttle::new(config)));
     }
 
     /// A receiver of every event published from now on.

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::policy::{
     AdmissionConfig, BreakerConfig, BudgetConfig, LimitConfig, PolicyError, RetryPolicy,
+    ThrottleConfig,
 };
 use crate::upstream::Target;
 
@@ -91,6 +92,12 @@ pub struct EngineConfig {
     pub admission: AdmissionConfig,
     /// Restart policy.
     pub supervision: SupervisionConfig,
+    /// Whether a request whose target is full (its concurrency limit reached, or held back by
+    /// a rate-limit pause or pacing) goes on at once to the next target of its chain, when
+    /// that one has room, instead of queueing. Requests can override it. Default: true.
+    pub spillover: bool,
+    /// The client-side throttle per target, or `None` for none. Default: on, K = 2 over 60 s.
+    pub throttle: Option<ThrottleConfig>,
     /// Seed for every random draw (jitter); `None` draws one at start.
     pub seed: Option<u64>,
 }
@@ -110,6 +117,8 @@ impl EngineConfig {
             budget: BudgetConfig::default(),
             admission: AdmissionConfig::default(),
             supervision: SupervisionConfig::default(),
+            spillover: true,
+            throttle: Some(ThrottleConfig::default()),
             seed: None,
         }
     }
@@ -132,6 +141,9 @@ impl EngineConfig {
         }
         self.breaker.validate()?;
         self.budget.validate()?;
+        if let Some(throttle) = &self.throttle {
+            throttle.validate()?;
+        }
         self.admission.validate()
     }
 

@@ -83,6 +83,8 @@ pub(crate) enum Signal<U: Upstream> {
     Admitted(Job<U>),
     /// The target's breaker refuses the job now.
     Refused(Job<U>),
+    /// The target's worker is full and the next target has room: move on without an attempt.
+    Spill(Job<U>),
     /// A breaker changed state.
     Transition { target: Target, to: StateKind },
     /// A parked job's deadline is due.

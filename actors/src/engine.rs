@@ -58,7 +58,7 @@ impl<U: Upstream> Engine<U> {
     pub async fn start(upstream: Arc<U>, config: EngineConfig) -> Result<Self, StartError> {
         config.validate()?;
         let config = Arc::new(config);
-        let board = Arc::new(Board::new(1024));
+        let board = Arc::new(Board::new(1024).with_throttle(config.throttle));
         let directory = Arc::new(Directory::new());
         let outstanding = Arc::new(Outstanding::new());
         let name = format!("breakwater-{}", NEXT_ENGINE.fetch_add(1, Ordering::Relaxed));

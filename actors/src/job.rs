@@ -9,7 +9,7 @@ use ractor::RpcReplyPort;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::policy::Backoff;
+use crate::policy::{Backoff, Cost};
 use crate::request::{Answer, Attempt, Error, Priority};
 use crate::upstream::{Committed, Failure, Reply, Target, Upstream};
 
@@ -52,6 +52,8 @@ pub(crate) struct Job<U: Upstream> {
     pub(crate) request: Arc<U::Request>,
     pub(crate) chain: Arc<[Target]>,
     pub(crate) allow_fallback: bool,
+    /// Whether a full target passes the job on at once.
+    pub(crate) spillover: bool,
     pub(crate) priority: Priority,
     pub(crate) submitted: Instant,
     pub(crate) deadline: Instant,
@@ -65,6 +67,9 @@ pub(crate) struct Job<U: Upstream> {
     /// Whether the attempt under way is a half-open probe.
     pub(crate) probe: bool,
     pub(crate) last: Option<Failure>,
+    /// What an attempt is expected to spend of a rate limit, worked out once by the first
+    /// worker that takes the job.
+    pub(crate) cost: Option<Cost>,
     /// Counts the job as outstanding for as long as it exists.
     pub(crate) _ticket: Ticket,
 }

@@ -7,6 +7,7 @@ pub mod breaker;
 pub mod budget;
 pub mod decision;
 pub mod limit;
+pub mod pacing;
 pub mod parking;
 pub mod throttle;
 
@@ -19,5 +20,6 @@ pub use breaker::{
 pub use budget::{BudgetConfig, RetryBudget};
 pub use decision::{Attempts, Decision, GiveUp, RetryPolicy};
 pub use limit::{AdaptiveLimit, CapacitySignal, LimitConfig};
+pub use pacing::{Cost, RateBucket};
 pub use parking::{Parked, ParkingLot};
 pub use throttle::{Throttle, ThrottleConfig};

@@ -64,6 +64,9 @@ pub struct RequestOptions {
     pub chain: Option<Arc<[Target]>>,
     /// Whether a failure may move the request to the next target of its chain.
     pub allow_fallback: Option<bool>,
+    /// Whether a full target passes the request on to the next one at once. `None`: the
+    /// engine's `spillover` setting.
+    pub spillover: Option<bool>,
 }
 
 impl RequestOptions {
@@ -92,6 +95,13 @@ impl RequestOptions {
     #[must_use]
     pub fn with_fallback(mut self, allow: bool) -> Self {
         self.allow_fallback = Some(allow);
+        self
+    }
+
+    /// Allows or forbids spilling over past a full target.
+    #[must_use]
+    pub fn with_spillover(mut self, spillover: bool) -> Self {
+        self.spillover = Some(spillover);
         self
     }
 }

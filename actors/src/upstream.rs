@@ -141,6 +141,13 @@ pub trait Upstream: Send + Sync + 'static {
         target: &'a Target,
         request: &'a Self::Request,
     ) -> BoxFuture<'a, Outcome<EventStream<Self::Event>>>;
+
+    /// What an attempt with `request` is expected to spend of the target's rate limits, for
+    /// pacing. Default: nothing known, so only the request count paces.
+    fn cost(&self, request: &Self::Request) -> crate::policy::Cost {
+        let _ = request;
+        crate::policy::Cost::default()
+    }
 }
 
 /// A shared upstream is an upstream, so the engine can run over `Arc<dyn Upstream<...>>`.
@@ -163,5 +170,9 @@ impl<U: Upstream + ?Sized> Upstream for Arc<U> {
         request: &'a Self::Request,
     ) -> BoxFuture<'a, Outcome<EventStream<Self::Event>>> {
         (**self).stream(target, request)
+    }
+
+    fn cost(&self, request: &Self::Request) -> crate::policy::Cost {
+        (**self).cost(request)
     }
 }

@@ -17,13 +17,13 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::board::Board;
+use crate::board::{Board, Load};
 use crate::breaker::BreakerMsg;
 use crate::config::TargetLimits;
 use crate::directory::Directory;
 use crate::dispatcher::Signal;
 use crate::job::{Delivery, Job};
-use crate::policy::{AdaptiveLimit, CapacitySignal, LimitConfig};
+use crate::policy::{AdaptiveLimit, CapacitySignal, Cost, LimitConfig, RateBucket, StateKind};
 use crate::upstream::{Class, Failure, Outcome, Reply, Target, Upstream, await_commit};
 
 /// Jobs a worker holds, queued or running, where the supervisor can reach them.
@@ -110,6 +110,10 @@ pub(crate) struct WorkerState<U: Upstream> {
     wake_at: Option<Instant>,
     /// The adaptive limit, when the target has one.
     limit: Option<AdaptiveLimit>,
+    /// The target's rate-limit account, from the upstream's announcements.
+    bucket: RateBucket,
+    /// Input tokens the running attempts are expected to spend.
+    in_flight_tokens: u64,
 }
 
 impl<U: Upstream> Actor for WorkerActor<U> {
@@ -135,8 +139,10 @@ impl<U: Upstream> Actor for WorkerActor<U> {
             paused_until: None,
             wake_at: None,
             limit,
+            bucket: RateBucket::new(),
+            in_flight_tokens: 0,
         };
-        state.publish_limit();
+        state.publish_load(now);
         Ok(state)
     }
 
@@ -147,10 +153,7 @@ impl<U: Upstream> Actor for WorkerActor<U> {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            WorkerMsg::Run(job) => {
-                state.queue.push_back(job.id);
-                state.args.ledger.insert(job);
-            }
+            WorkerMsg::Run(job) => state.take(job),
             WorkerMsg::Done {
                 id,
                 outcome,
@@ -160,16 +163,61 @@ impl<U: Upstream> Actor for WorkerActor<U> {
             WorkerMsg::SlowStart => {
                 if let Some(limit) = &mut state.limit {
                     limit.restart();
-                    state.publish_limit();
                 }
             }
         }
         state.pump(&myself);
+        state.publish_load(Instant::now());
         Ok(())
     }
 }
 
 impl<U: Upstream> WorkerState<U> {
+    /// Queues `job`, or hands it back for the next target of its chain when this target is
+    /// full and that one has room (spillover).
+    fn take(&mut self, mut job: Job<U>) {
+        let now = Instant::now();
+        let upstream = &self.args.upstream;
+        let cost = *job.cost.get_or_insert_with(|| upstream.cost(&job.request));
+        if self.is_full(cost, now) && self.may_spill(&job) {
+            if let Some(dispatcher) = self.args.directory.dispatcher() {
+                let _ = dispatcher.cast(Signal::Spill(job).into());
+                return;
+            }
+        }
+        self.queue.push_back(job.id);
+        self.args.ledger.insert(job);
+    }
+
+    /// Whether a request costing `cost` would have to wait here.
+    fn is_full(&self, cost: Cost, now: Instant) -> bool {
+        !self.queue.is_empty() || self.in_flight >= self.cap() || self.held_until(cost, now) > now
+    }
+
+    /// When pacing, a 429 pause or the rate-limit account let a start costing `cost` happen.
+    fn held_until(&self, cost: Cost, now: Instant) -> Instant {
+        let paced = self.bucket.ready_at(cost, now).unwrap_or(now);
+        self.next_start
+            .max(self.paused_until.unwrap_or(now))
+            .max(paced)
+    }
+
+    /// Whether `job` may move on to its next target rather than wait here: it allows
+    /// spillover and fallback, it is not a probe (a probe must run here), and the next target
+    /// is closed and not full itself.
+    fn may_spill(&self, job: &Job<U>) -> bool {
+        if !job.spillover || job.probe || !job.can_fall_back() {
+            return false;
+        }
+        let next = &job.chain[job.position + 1];
+        self.args.board.state(next) == StateKind::Closed
+            && !self
+                .args
+                .board
+                .load(next)
+                .is_some_and(|load| load.is_full())
+    }
+
     /// Starts queued attempts while the cap, a 429 pause and pacing allow.
     fn pump(&mut self, myself: &ActorRef<WorkerMsg<U>>) {
         let now = Instant::now();
@@ -177,7 +225,11 @@ impl<U: Upstream> WorkerState<U> {
             let Some(&id) = self.queue.front() else {
                 return;
             };
-            let ready_at = self.next_start.max(self.paused_until.unwrap_or(now));
+            let cost = self
+                .args
+                .ledger
+                .with(|jobs| jobs.get(&id).and_then(|job| job.cost));
+            let ready_at = self.held_until(cost.unwrap_or_default(), now);
             if ready_at > now {
                 self.wake(myself, ready_at, now);
                 return;
@@ -221,6 +273,9 @@ impl<U: Upstream> WorkerState<U> {
             job.is_streaming(),
             self.args.limits.stall_timeout,
         );
+        let cost = job.cost.unwrap_or_default();
+        self.bucket.spend(cost, now);
+        self.in_flight_tokens += cost.input_tokens;
         self.args.ledger.insert(job);
         self.in_flight += 1;
         self.next_start = now + self.args.limits.min_interval;
@@ -263,14 +318,23 @@ impl<U: Upstream> WorkerState<U> {
             Some(_) => CapacitySignal::Neutral,
         };
         limit.record(signal);
-        self.publish_limit();
     }
 
-    fn publish_limit(&self) {
+    /// Mirrors the worker's load on the board, for spillover decisions and readers.
+    fn publish_load(&self, now: Instant) {
         let limit = self.cap();
-        self.args.board.set_limit(&self.args.target, limit);
-        metrics::gauge!("breakwater_concurrency_limit", "target" => self.args.target.to_string())
-            .set(f64::from(limit));
+        let previous = self.args.board.load(&self.args.target);
+        let load = Load {
+            in_flight: self.in_flight,
+            queued: u32::try_from(self.queue.len()).unwrap_or(u32::MAX),
+            limit,
+            held: self.held_until(Cost::default(), now) > now,
+        };
+        self.args.board.set_load(&self.args.target, load);
+        if previous.is_none_or(|p| p.limit != limit) {
+            metrics::gauge!("breakwater_concurrency_limit", "target" => self.args.target.to_string())
+                .set(f64::from(limit));
+        }
     }
 
     fn finish(&mut self, id: u64, outcome: Outcome<Delivery<U>>, started: Instant) {
@@ -280,7 +344,22 @@ impl<U: Upstream> WorkerState<U> {
         let Some(mut job) = self.args.ledger.remove(id) else {
             return;
         };
+        let cost = job.cost.unwrap_or_default();
+        self.in_flight_tokens = self.in_flight_tokens.saturating_sub(cost.input_tokens);
+        let limits = match &outcome {
+            Ok(reply) => &reply.limits,
+            Err(failure) => failure.limits(),
+        };
+        if !limits.is_empty() {
+            let in_flight = u64::from(self.in_flight);
+            self.bucket
+                .observe(limits, now, in_flight, self.in_flight_tokens);
+        }
         let failure = outcome.as_ref().err();
+        let accepted = !failure.is_some_and(|f| f.class().is_rejection());
+        self.args
+            .board
+            .throttle_record(&self.args.target, now, accepted);
         self.observe(failure, now - started);
         self.tell_breaker(BreakerMsg::Record {
             class: failure.map(Failure::class),
@@ -306,6 +385,7 @@ impl<U: Upstream> WorkerState<U> {
             .or(failure.limits().requests.reset_in)
             .unwrap_or(self.args.limits.rate_limit_pause);
         let until = now + wait;
+        self.bucket.exhaust(until);
         self.paused_until = Some(
             self.paused_until
                 .map_or(until, |current| current.max(until)),

@@ -8,11 +8,11 @@ mod fake;
 use std::sync::Arc;
 use std::time::Duration;
 
-use breakwater_actors::policy::{Jitter, StateKind};
+use breakwater_actors::policy::{Jitter, StateKind, ThrottleConfig};
 use breakwater_actors::{
     Class, Engine, EngineConfig, Error, Event, Failure, Priority, RequestOptions, Target,
 };
-use fake::{Fake, Step, failing, ok, overloaded};
+use fake::{Fake, Step, failing, ok, ok_limited, overloaded};
 use tokio::time::Instant;
 
 fn ms(n: u64) -> Duration {
@@ -25,6 +25,8 @@ fn config(chain: &[&str]) -> EngineConfig {
     config.retry.backoff.jitter = Jitter::None;
     config.breaker.open_jitter = 0.0;
     config.seed = Some(7);
+    // These tests script breakers exactly; the client-side throttle has its own tests below.
+    config.throttle = None;
     config
 }
 
@@ -616,4 +618,158 @@ async fn overloads_shrink_the_adaptive_limit_multiplicatively() {
     }
     // 8 x 0.7 = 5.6, x 0.7 = 3.92, x 0.7 = 2.74.
     assert_eq!(engine.board().limit(&Target::new("a")), Some(2));
+}
+
+/// `a` holds one request at a time and answers slowly; `b` is the next target.
+fn one_slot_on_a() -> (Fake, EngineConfig) {
+    let fake = Fake::new().default_for("a", ok(1_000));
+    let mut config = config(&["a", "b"]);
+    config.targets[0].1.concurrency = 1.try_into().unwrap();
+    (fake, config)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_target_spills_over_to_the_next_without_an_attempt() {
+    let (fake, config) = one_slot_on_a();
+    let (fake, engine) = start(fake, config).await;
+    let mut events = engine.subscribe();
+    let (first, second) = tokio::join!(engine.send("first".into(), timeout(10_000)), async {
+        tokio::task::yield_now().await;
+        engine.send("second".into(), timeout(10_000)).await
+    });
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(first.target.model(), "a");
+    assert_eq!(second.target.model(), "b");
+    assert_eq!(
+        second.attempts.len(),
+        1,
+        "no attempt was spent on the full a"
+    );
+    assert_eq!(fake.calls_to("a"), 1);
+    loop {
+        if let Event::SpilledOver { from, to } = events.recv().await.unwrap() {
+            assert_eq!((from.model(), to.model()), ("a", "b"));
+            break;
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_spillover_a_full_target_queues_its_requests() {
+    for (global, per_request) in [(false, None), (true, Some(false))] {
+        let (fake, mut config) = one_slot_on_a();
+        config.spillover = global;
+        let (fake, engine) = start(fake, config).await;
+        let t0 = Instant::now();
+        let mut options = timeout(10_000);
+        if let Some(spill) = per_request {
+            options = options.with_spillover(spill);
+        }
+        let (first, second) = tokio::join!(engine.send("first".into(), options.clone()), async {
+            tokio::task::yield_now().await;
+            engine.send("second".into(), options.clone()).await
+        });
+        assert_eq!(first.unwrap().target.model(), "a");
+        assert_eq!(
+            second.unwrap().target.model(),
+            "a",
+            "it waited for a's slot"
+        );
+        assert_eq!(call_times(&fake, t0), vec![0, 1_000]);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn pacing_holds_a_start_until_the_announced_window_refills() {
+    // Each answer says no request is left in a window that refills 1 s later.
+    let fake = Fake::new().default_for("a", ok_limited(10, 0, 1_000));
+    let (fake, engine) = start(fake, config(&["a"])).await;
+    let t0 = Instant::now();
+    for _ in 0..3 {
+        engine.send("hi".into(), timeout(10_000)).await.unwrap();
+    }
+    assert_eq!(call_times(&fake, t0), vec![0, 1_010, 2_020]);
+    assert_eq!(fake.calls_to("a"), 3, "nothing was sent only to meet a 429");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_rate_limit_window_spills_over_to_the_next_target() {
+    let fake = Fake::new().default_for("a", ok_limited(10, 0, 1_000));
+    let (fake, engine) = start(fake, config(&["a", "b"])).await;
+    let t0 = Instant::now();
+    let first = engine.send("first".into(), timeout(10_000)).await.unwrap();
+    let second = engine.send("second".into(), timeout(10_000)).await.unwrap();
+    assert_eq!((first.target.model(), second.target.model()), ("a", "b"));
+    tokio::time::sleep(ms(1_000)).await;
+    let third = engine.send("third".into(), timeout(10_000)).await.unwrap();
+    assert_eq!(third.target.model(), "a", "the window refilled");
+    assert_eq!(call_times(&fake, t0), vec![0, 10, 1_110]);
+}
+
+/// A chain whose `a` rejects everything without its breaker ever opening, so only the
+/// client-side throttle stands between the callers and the rejections.
+fn rejecting_without_breaker(chain: &[&str]) -> (Fake, EngineConfig) {
+    let fake = Fake::new().default_for("a", overloaded(10));
+    let mut config = config(chain);
+    config.throttle = Some(ThrottleConfig::default());
+    config.retry.max_retries_per_target = 0;
+    config.breaker.consecutive_failures = u32::MAX.try_into().unwrap();
+    config.breaker.min_calls = u32::MAX;
+    (fake, config)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_throttle_sheds_sheddable_requests_locally_when_the_chain_rejects() {
+    let (fake, config) = rejecting_without_breaker(&["a"]);
+    let (fake, engine) = start(fake, config).await;
+    let options = timeout(10_000).with_priority(Priority::Sheddable);
+    let mut shed = 0;
+    for _ in 0..100 {
+        match engine.send("x".into(), options.clone()).await {
+            Err(Error::Shed { .. }) => shed += 1,
+            Err(Error::Exhausted { .. } | Error::Upstream { .. }) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // With no accepts, p = requests / (requests + 1): almost everything after the first few
+    // is turned away before it is sent.
+    assert!(shed >= 80, "shed {shed} of 100");
+    assert_eq!(
+        fake.calls_to("a"),
+        100 - shed,
+        "a shed request is never sent"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_throttle_never_turns_away_critical_requests() {
+    let (fake, config) = rejecting_without_breaker(&["a"]);
+    let (fake, engine) = start(fake, config).await;
+    let options = timeout(10_000).with_priority(Priority::Critical);
+    for _ in 0..50 {
+        let error = engine.send("x".into(), options.clone()).await.unwrap_err();
+        assert!(!matches!(error, Error::Shed { .. }), "{error}");
+    }
+    assert_eq!(fake.calls_to("a"), 50);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_throttle_moves_requests_on_to_the_next_target_before_sending() {
+    let (fake, config) = rejecting_without_breaker(&["a", "b"]);
+    let (fake, engine) = start(fake, config).await;
+    let mut events = engine.subscribe();
+    let mut straight_to_b = 0;
+    for _ in 0..100 {
+        let answer = engine.send("x".into(), timeout(10_000)).await.unwrap();
+        assert_eq!(answer.target.model(), "b");
+        if answer.attempts[0].target.model() == "b" {
+            straight_to_b += 1;
+        }
+    }
+    assert!(straight_to_b >= 80, "{straight_to_b} of 100 skipped a");
+    assert_eq!(fake.calls_to("a"), 100 - straight_to_b);
+    let throttled = std::iter::from_fn(|| events.try_recv().ok())
+        .filter(|event| matches!(event, Event::Throttled { .. }))
+        .count();
+    assert_eq!(throttled, straight_to_b);
 }

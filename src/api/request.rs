@@ -130,6 +130,45 @@ impl MessagesRequest {
         }
     }
 
+    /// About how many input tokens the request spends: a character count of its system
+    /// prompt, its messages' text and its tool definitions, at four characters a token (at
+    /// least one). Pacing spends this from the target's token windows before the API
+    /// counts it exactly.
+    pub fn estimated_input_tokens(&self) -> u64 {
+        let text = |blocks: &[ContentBlock]| -> usize {
+            blocks
+                .iter()
+                .map(|block| match block {
+                    ContentBlock::Text { text, .. } => text.chars().count(),
+                    _ => 0,
+                })
+                .sum()
+        };
+        let system = match &self.system {
+            Some(System::Text(prompt)) => prompt.chars().count(),
+            Some(System::Blocks(blocks)) => text(blocks),
+            None => 0,
+        };
+        let messages: usize = self
+            .messages
+            .iter()
+            .map(|message| match &message.content {
+                MessageContent::Text(said) => said.chars().count(),
+                MessageContent::Blocks(blocks) => text(blocks),
+            })
+            .sum();
+        let tools: usize = self
+            .tools
+            .iter()
+            .flatten()
+            .map(|tool| tool.to_string().chars().count())
+            .sum();
+        u64::try_from(system + messages + tools)
+            .unwrap_or(u64::MAX)
+            .div_ceil(4)
+            .max(1)
+    }
+
     /// Appends a user message holding `text`.
     #[must_use]
     pub fn with_user(mut self, text: impl Into<String>) -> Self {
@@ -193,6 +232,23 @@ mod tests {
         streaming.stream = Some(true);
         let body: Value = serde_json::from_slice(&streaming.to_body("claude-b", false)).unwrap();
         assert_eq!(body.get("stream"), None);
+    }
+
+    #[test]
+    fn input_tokens_are_estimated_at_four_characters_each() {
+        assert_eq!(MessagesRequest::new("m", 1).estimated_input_tokens(), 1);
+        let body = json!({
+            "model": "m", "max_tokens": 1,
+            "system": [{"type": "text", "text": "a".repeat(40)}],
+            "messages": [
+                {"role": "user", "content": "b".repeat(41)},
+                {"role": "assistant", "content": [{"type": "text", "text": "c".repeat(19)}]},
+            ],
+            "tools": [{"name": "t"}],
+        });
+        let request = MessagesRequest::from_json(&serde_json::to_vec(&body).unwrap()).unwrap();
+        // 40 + 41 + 19 characters of text and 12 of tool JSON ({"name":"t"}): 112 / 4.
+        assert_eq!(request.estimated_input_tokens(), 28);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::capacity::SlotGuard;
 use super::fault::{Fault, FaultKind};
 use crate::api::{
     ContentBlock, ErrorBody, ErrorType, Message, MessageContent, MessageStreamEvent,
-    MessagesRequest, Role, System, Usage, events_for,
+    MessagesRequest, Role, Usage, events_for,
 };
 
 /// The pause before each SSE event: long enough for the client to see separate chunks,
@@ -29,7 +29,7 @@ pub(crate) fn message(request: &MessagesRequest, number: u64) -> Message {
     let prompt: String = last_user_text(request).chars().take(ECHO_CHARS).collect();
     let text = format!("mock reply from {}: {prompt}", request.model);
     let usage = Usage {
-        input_tokens: tokens(input_chars(request)),
+        input_tokens: request.estimated_input_tokens(),
         output_tokens: tokens(text.chars().count()).min(u64::from(request.max_tokens)),
         cache_creation_input_tokens: None,
         cache_read_input_tokens: None,
@@ -119,23 +119,6 @@ fn last_user_text(request: &MessagesRequest) -> String {
             MessageContent::Blocks(blocks) => blocks_text(blocks),
         })
         .unwrap_or_default()
-}
-
-fn input_chars(request: &MessagesRequest) -> usize {
-    let system = match &request.system {
-        Some(System::Text(text)) => text.chars().count(),
-        Some(System::Blocks(blocks)) => blocks_text(blocks).chars().count(),
-        None => 0,
-    };
-    let messages: usize = request
-        .messages
-        .iter()
-        .map(|message| match &message.content {
-            MessageContent::Text(text) => text.chars().count(),
-            MessageContent::Blocks(blocks) => blocks_text(blocks).chars().count(),
-        })
-        .sum();
-    system + messages
 }
 
 fn blocks_text(blocks: &[ContentBlock]) -> String {

@@ -1,16 +1,18 @@
 //! What a simulation shows: per strategy, how many requests were answered and how fast, how
 //! many upstream attempts that took, how hard each model was hit during the incident against
 //! what it could serve, who answered during the incident, how long recovery took, and a
-//! per-second timeline. Rendered as JSON (serde), a terminal [`table`], a Markdown
-//! [`markdown`] report and [`plot`] charts.
+//! per-second timeline. An [`Aggregate`] sums a run up while it plays, in memory bounded by
+//! its length in seconds; the result is rendered as JSON (serde), a terminal [`table`], a
+//! Markdown [`markdown`] report and [`plot`] charts.
 
+mod aggregate;
 pub mod markdown;
 mod metrics;
 pub mod plot;
 pub mod table;
 
+pub use aggregate::Aggregate;
 pub use metrics::capacity;
-use metrics::{incident_load, primary_share, ratio, time_to_recover, timeline};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,7 +20,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::run::StrategyRun;
 use super::scenario::SimScenario;
 use super::strategy::StrategyName;
 use crate::load::Latency;
@@ -175,37 +176,4 @@ pub fn write_dir(report: &SimReport, dir: &Path) -> Result<PathBuf, WriteError> 
     let path = dir.join("report.md");
     std::fs::write(&path, markdown::render(report, &charts)).map_err(io(&path))?;
     Ok(path)
-}
-
-impl StrategyReport {
-    /// Sums up one strategy's run of `scenario`.
-    pub fn of(scenario: &SimScenario, run: &StrategyRun) -> Self {
-        let requests = run.requests.len() as u64;
-        let succeeded = run.requests.iter().filter(|r| r.succeeded()).count() as u64;
-        let mut latencies: Vec<Duration> = run.requests.iter().map(|r| r.latency).collect();
-        let mut answered_by = BTreeMap::new();
-        for model in run.requests.iter().filter_map(|r| r.answered_by.clone()) {
-            *answered_by.entry(model).or_default() += 1;
-        }
-        let timeline = timeline(scenario, run);
-        Self {
-            name: run.name,
-            requests,
-            succeeded,
-            success_rate: ratio(succeeded, requests),
-            latency_ms: Latency::of(&mut latencies),
-            attempts: run.attempts.len() as u64,
-            attempts_per_request: ratio(run.attempts.len() as u64, requests),
-            wasted_attempts: run
-                .attempts
-                .iter()
-                .filter(|a| matches!(a.status, 429 | 529))
-                .count() as u64,
-            answered_by,
-            incident_load: incident_load(scenario, &run.attempts),
-            primary_share_during_incident: primary_share(scenario, &run.requests),
-            time_to_recover_s: time_to_recover(scenario, &timeline),
-            timeline,
-        }
-    }
 }

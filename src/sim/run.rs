@@ -4,18 +4,22 @@
 //! a paused clock: whenever every task waits on a timer, the clock jumps to the next one, so
 //! the real actors run an hour of traffic in seconds. Arrivals are open-loop: every request
 //! of [`SimScenario::arrivals`] starts at its time, whatever happened to earlier ones, and
-//! every strategy meets the same arrivals.
+//! every strategy meets the same arrivals. Nothing is kept per request once it has ended:
+//! the simulated API and the runner feed an [`Aggregate`] as the run goes.
 
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use futures::FutureExt as _;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::report::{SimReport, StrategyReport};
+use super::report::{Aggregate, SimReport, StrategyReport};
 use super::scenario::SimScenario;
 use super::strategy::{RequestOutcome, Strategy, StrategyName};
-use super::upstream::{AttemptRecord, SimUpstream};
+use super::upstream::{SeenAttempt, SimUpstream};
+use crate::config::Config;
 use crate::runtime::RuntimeError;
 
 /// Why a simulation could not run.
@@ -45,95 +49,102 @@ pub struct Progress {
     pub requests: u64,
 }
 
-/// Everything one strategy's run produced.
-#[derive(Clone, Debug)]
-pub struct StrategyRun {
-    /// The strategy.
-    pub name: StrategyName,
-    /// One outcome per arrival, in arrival order.
-    pub requests: Vec<RequestOutcome>,
-    /// Every attempt the simulated API saw, in arrival order.
-    pub attempts: Vec<AttemptRecord>,
-}
-
-/// Runs every strategy of `strategies` on `scenario`, one after the other, and sums each up
-/// as soon as it ends (so only one run's records are held at a time).
+/// Runs every strategy of `strategies` on `scenario`, one after the other; the
+/// `breakwater` strategy runs with `breakwater`'s policies when given (see
+/// [`Strategy::start`]). Each run is summed up while it plays, so memory stays bounded by the
+/// requests in flight and the length of the run, whatever its rate.
 ///
 /// # Errors
 /// [`SimRunError`] if a clock or the breakwater runtime cannot start.
 pub fn run(
     scenario: &SimScenario,
     strategies: &[StrategyName],
+    breakwater: Option<&Config>,
     progress: impl Fn(Progress),
 ) -> Result<SimReport, SimRunError> {
-    let arrivals = scenario.arrivals();
+    let requests = scenario.arrival_iter().count() as u64;
     let mut reports = Vec::with_capacity(strategies.len());
     for (index, &strategy) in strategies.iter().enumerate() {
-        let report_progress = |done| {
+        let mut done = 0;
+        let report_progress = |_: u64, _: &RequestOutcome| {
+            done += 1;
             progress(Progress {
                 strategy,
                 index,
                 count: strategies.len(),
                 done,
-                requests: arrivals.len() as u64,
+                requests,
             });
         };
-        let run = run_strategy(scenario, strategy, &arrivals, report_progress)?;
-        reports.push(StrategyReport::of(scenario, &run));
+        reports.push(run_strategy(
+            scenario,
+            strategy,
+            breakwater,
+            report_progress,
+        )?);
     }
     Ok(SimReport::new(scenario, reports))
 }
 
-/// Runs one strategy on `arrivals` (offsets from the start) in its own paused-clock runtime;
-/// `progress` is told how many requests have finished.
+/// Runs one strategy on the scenario's arrivals in its own paused-clock runtime and sums it
+/// up; `finished` is shown each request's number (its place among the arrivals) and outcome
+/// as it ends, in the order requests end.
 ///
 /// # Errors
 /// As [`run`].
 pub fn run_strategy(
     scenario: &SimScenario,
     strategy: StrategyName,
-    arrivals: &[Duration],
-    progress: impl Fn(u64),
-) -> Result<StrategyRun, SimRunError> {
+    breakwater: Option<&Config>,
+    mut finished: impl FnMut(u64, &RequestOutcome),
+) -> Result<StrategyReport, SimRunError> {
     let clock = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()?;
     clock.block_on(async {
-        let upstream = Arc::new(SimUpstream::new(scenario));
-        let strategy = Arc::new(Strategy::start(strategy, scenario, upstream.clone()).await?);
+        let aggregate = Arc::new(Mutex::new(Aggregate::new(scenario, strategy)));
+        let sink = {
+            let aggregate = aggregate.clone();
+            move |attempt: SeenAttempt<'_>| lock(&aggregate).attempt(attempt)
+        };
+        let upstream = Arc::new(SimUpstream::new(scenario).with_sink(sink));
+        let strategy =
+            Arc::new(Strategy::start(strategy, scenario, upstream.clone(), breakwater).await?);
         upstream.start();
-        let requests = play(&strategy, arrivals, progress).await;
-        strategy.shutdown().await;
-        Ok(StrategyRun {
-            name: strategy.name(),
-            requests,
-            attempts: upstream.attempts(),
+        play(&strategy, scenario.arrival_iter(), |index, outcome| {
+            lock(&aggregate).request(&outcome);
+            finished(index, &outcome);
         })
+        .await;
+        strategy.shutdown().await;
+        let report = lock(&aggregate).report(scenario);
+        Ok(report)
     })
 }
 
-/// Starts each request at its arrival time and collects the outcomes in arrival order.
+/// Starts each request at its arrival time and hands each outcome to `finished` as the
+/// request ends.
 async fn play(
     strategy: &Arc<Strategy>,
-    arrivals: &[Duration],
-    progress: impl Fn(u64),
-) -> Vec<RequestOutcome> {
+    arrivals: impl Iterator<Item = Duration>,
+    mut finished: impl FnMut(u64, RequestOutcome),
+) {
     let epoch = Instant::now();
-    let mut outcomes: Vec<Option<RequestOutcome>> = vec![None; arrivals.len()];
     let mut tasks = JoinSet::new();
-    let mut done = 0;
-    let mut collect = |joined: Result<(usize, RequestOutcome), _>| {
+    // The tasks catch their own panics, so every joined task has an outcome.
+    let mut collect = |joined: Result<(u64, RequestOutcome), _>| {
         if let Ok((index, outcome)) = joined {
-            outcomes[index] = Some(outcome);
+            finished(index, outcome);
         }
-        done += 1;
-        progress(done);
     };
-    for (index, &at) in arrivals.iter().enumerate() {
+    for (index, at) in (0..).zip(arrivals) {
         tokio::time::sleep_until(epoch + at).await;
         let strategy = strategy.clone();
-        tasks.spawn(async move { (index, strategy.drive(index as u64, at).await) });
+        tasks.spawn(async move {
+            let driven = AssertUnwindSafe(strategy.drive(index, at)).catch_unwind();
+            (index, driven.await.unwrap_or_else(|_| failed(at)))
+        });
         while let Some(joined) = tasks.try_join_next() {
             collect(joined);
         }
@@ -141,16 +152,20 @@ async fn play(
     while let Some(joined) = tasks.join_next().await {
         collect(joined);
     }
-    // A task that panicked has no outcome: it counts as failed at once.
-    let failed = |&arrived| RequestOutcome {
+}
+
+/// The outcome of a request whose task panicked: failed at once.
+fn failed(arrived: Duration) -> RequestOutcome {
+    RequestOutcome {
         arrived,
         latency: Duration::ZERO,
         answered_by: None,
         attempts: Vec::new(),
-    };
-    outcomes
-        .into_iter()
-        .zip(arrivals)
-        .map(|(outcome, arrived)| outcome.unwrap_or_else(|| failed(arrived)))
-        .collect()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // An aggregate stays consistent across a panic (each count is one statement), so
+    // poisoning is moot.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

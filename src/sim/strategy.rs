@@ -79,7 +79,9 @@ enum Kind {
 
 impl Strategy {
     /// Prepares `name` for `scenario` against `upstream`; for `breakwater`, starts a
-    /// [`Runtime`] over it with the default config for the scenario's chain, seeded.
+    /// [`Runtime`] over it serving the scenario's chain, with the policies of `config` and
+    /// the limits it gives the scenario's models when given (else the defaults), seeded by
+    /// the scenario.
     ///
     /// # Errors
     /// [`RuntimeError`] if the runtime does not start.
@@ -87,6 +89,7 @@ impl Strategy {
         name: StrategyName,
         scenario: &SimScenario,
         upstream: Arc<SimUpstream>,
+        config: Option<&Config>,
     ) -> Result<Self, RuntimeError> {
         let chain: Vec<Target> = scenario
             .chain
@@ -98,7 +101,9 @@ impl Strategy {
                 chain.clone(),
                 CooldownConfig::default(),
             )),
-            StrategyName::Breakwater => Kind::Runtime(start_runtime(scenario, &upstream).await?),
+            StrategyName::Breakwater => {
+                Kind::Runtime(start_runtime(scenario, &upstream, config).await?)
+            }
             _ => Kind::Loop,
         };
         let primary = scenario.chain.first().cloned().unwrap_or_default();
@@ -191,11 +196,18 @@ impl Strategy {
     }
 }
 
+/// The runtime over the simulated API. The scenario's chain and models are the targets;
+/// `file` contributes its policies and the limits of the models it shares with the scenario.
+/// The scenario's seed wins over the file's, so a sim's seed fixes every draw.
 async fn start_runtime(
     scenario: &SimScenario,
     upstream: &Arc<SimUpstream>,
+    file: Option<&Config>,
 ) -> Result<Runtime, RuntimeError> {
     let mut config = Config::for_chain(&scenario.chain);
+    if let Some(file) = file {
+        config = config.with_policies_of(file);
+    }
     config.seed = Some(scenario.seed);
     let upstream: DynUpstream = upstream.clone();
     Runtime::builder()

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use super::scenario::SimScenario;
 use crate::api::{ErrorType, Message, MessageStreamEvent, MessagesRequest, answered, classify};
+use crate::engine::policy::Cost;
 use crate::engine::{EventStream, Failure, Outcome, RateLimits, Reply, Target, Upstream};
 use crate::mock::{Admission, ModelCapacity, SlotGuard};
 
@@ -33,6 +34,32 @@ pub struct AttemptRecord {
     pub status: u16,
 }
 
+/// One attempt as the simulated API saw it, lent to an attempt sink (see
+/// [`SimUpstream::with_sink`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeenAttempt<'a> {
+    /// When it arrived, time since the simulation's start.
+    pub at: Duration,
+    /// The model it asked for.
+    pub model: &'a str,
+    /// The status it was answered with: 200, 529, 429, or 404 for an unknown model.
+    pub status: u16,
+}
+
+impl SeenAttempt<'_> {
+    /// The attempt as an owned record.
+    pub fn to_record(&self) -> AttemptRecord {
+        AttemptRecord {
+            at: self.at,
+            model: self.model.to_owned(),
+            status: self.status,
+        }
+    }
+}
+
+/// Where a [`SimUpstream`] sends each attempt it sees.
+pub type AttemptSink = Box<dyn FnMut(SeenAttempt<'_>) + Send>;
+
 /// The simulated API for one run. Build a fresh one per strategy: it holds the run's
 /// capacity state and its record of attempts.
 #[derive(Debug)]
@@ -40,7 +67,25 @@ pub struct SimUpstream {
     models: BTreeMap<String, SimTarget>,
     epoch: Mutex<Instant>,
     rng: Mutex<SmallRng>,
-    attempts: Mutex<Vec<AttemptRecord>>,
+    log: Mutex<AttemptLog>,
+}
+
+/// The attempts seen: a count (attempt numbers make the ids), and each attempt either kept
+/// or handed to a sink.
+struct AttemptLog {
+    count: u64,
+    kept: Vec<AttemptRecord>,
+    sink: Option<AttemptSink>,
+}
+
+impl std::fmt::Debug for AttemptLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttemptLog")
+            .field("count", &self.count)
+            .field("kept", &self.kept.len())
+            .field("sink", &self.sink.is_some())
+            .finish()
+    }
 }
 
 #[derive(Debug)]
@@ -58,8 +103,9 @@ struct Serving {
 }
 
 impl SimUpstream {
-    /// The simulated API for `scenario`, every slot free. Its clock starts now; call
-    /// [`Self::start`] to restart it when the run begins.
+    /// The simulated API for `scenario`, every slot free, keeping a record of every attempt
+    /// (see [`Self::attempts`]; use [`Self::with_sink`] for long runs). Its clock starts now;
+    /// call [`Self::start`] to restart it when the run begins.
     pub fn new(scenario: &SimScenario) -> Self {
         let models = scenario
             .models
@@ -76,8 +122,20 @@ impl SimUpstream {
             models,
             epoch: Mutex::new(Instant::now()),
             rng: Mutex::new(SmallRng::seed_from_u64(scenario.seed)),
-            attempts: Mutex::new(Vec::new()),
+            log: Mutex::new(AttemptLog {
+                count: 0,
+                kept: Vec::new(),
+                sink: None,
+            }),
         }
+    }
+
+    /// Hands each attempt to `sink` as it arrives instead of keeping it, so memory does not
+    /// grow with the length of the run; [`Self::attempts`] then stays empty.
+    #[must_use]
+    pub fn with_sink(self, sink: impl FnMut(SeenAttempt<'_>) + Send + 'static) -> Self {
+        lock(&self.log).sink = Some(Box::new(sink));
+        self
     }
 
     /// Makes now (tokio time) the simulation's t = 0, which brownout windows and attempt
@@ -91,9 +149,9 @@ impl SimUpstream {
         lock(&self.epoch).elapsed()
     }
 
-    /// Every attempt so far, in arrival order.
+    /// Every attempt so far, in arrival order; empty with a sink (see [`Self::with_sink`]).
     pub fn attempts(&self) -> Vec<AttemptRecord> {
-        lock(&self.attempts).clone()
+        lock(&self.log).kept.clone()
     }
 
     /// Units of capacity `model` has occupied now (slots serving plus rejections still
@@ -150,13 +208,14 @@ impl SimUpstream {
 
     /// Records an attempt; returns its number, from which its ids are made.
     fn record(&self, at: Duration, model: &str, status: u16) -> u64 {
-        let mut attempts = lock(&self.attempts);
-        attempts.push(AttemptRecord {
-            at,
-            model: model.to_owned(),
-            status,
-        });
-        attempts.len() as u64
+        let mut log = lock(&self.log);
+        log.count += 1;
+        let seen = SeenAttempt { at, model, status };
+        match &mut log.sink {
+            Some(sink) => sink(seen),
+            None => log.kept.push(seen.to_record()),
+        }
+        log.count
     }
 
     async fn complete(&self, target: &Target, request: &MessagesRequest) -> Outcome<Message> {
@@ -200,6 +259,11 @@ impl Upstream for SimUpstream {
         request: &'a MessagesRequest,
     ) -> BoxFuture<'a, Outcome<EventStream<MessageStreamEvent>>> {
         Box::pin(std::future::ready(self.open(target, request)))
+    }
+    fn cost(&self, request: &MessagesRequest) -> Cost {
+        Cost {
+            input_tokens: request.estimated_input_tokens(),
+        }
     }
 }
 

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{ActorRef, RpcReplyPort};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
 use super::{DispatcherArgs, DispatcherMsg, Signal};
@@ -29,6 +31,8 @@ pub(crate) struct DispatcherState<U: Upstream> {
     parked: ParkingLot<Job<U>>,
     next_id: u64,
     seed: u64,
+    /// Draws for the client-side throttle.
+    rng: SmallRng,
     draining: bool,
 }
 
@@ -54,6 +58,7 @@ impl<U: Upstream> DispatcherState<U> {
             budgets,
             next_id: 0,
             seed: args.seed,
+            rng: SmallRng::seed_from_u64(args.seed ^ 0x7468_726f_7474_6c65),
             draining: false,
         }
     }
@@ -83,6 +88,7 @@ impl<U: Upstream> DispatcherState<U> {
             request,
             chain,
             allow_fallback: options.allow_fallback.unwrap_or(true),
+            spillover: options.spillover.unwrap_or(self.config.spillover),
             priority,
             submitted: now,
             // A deadline too far to represent is as good as none: a year away.
@@ -98,6 +104,7 @@ impl<U: Upstream> DispatcherState<U> {
                 .build(self.seed.wrapping_add(self.next_id)),
             probe: false,
             last: None,
+            cost: None,
             _ticket: self.outstanding.ticket(),
         };
         metrics::counter!("breakwater_requests_total", "priority" => priority.as_label())
@@ -152,6 +159,7 @@ impl<U: Upstream> DispatcherState<U> {
                 job.probe = false;
                 self.skip(me, job, None);
             }
+            Signal::Spill(job) => self.spill(me, job),
             Signal::Transition { target, to } => self.release(me, &target, to),
             Signal::Expire(id) => {
                 if let Some(job) = self.parked.remove(id) {
@@ -188,12 +196,71 @@ impl<U: Upstream> DispatcherState<U> {
             return job.fail(Error::DeadlineExceeded { attempts });
         }
         match self.board.state(job.target()) {
+            StateKind::Closed if self.throttled(&job, now) => self.throttle(me, job),
             StateKind::Closed => self.dispatch(me, job),
             StateKind::HalfOpen => {
                 self.tell_breaker(&job.target().clone(), BreakerMsg::Admit(Box::new(job)));
             }
             StateKind::Open | StateKind::Isolated => self.skip(me, job, None),
         }
+    }
+
+    /// Draws whether the client-side throttle turns `job`, arriving at its (closed) target,
+    /// away from it. With a target left in its chain, any request may be turned
+    /// away with the throttle's probability `p`, since it only moves on. At the end of the
+    /// chain the cost is an error, so `Sheddable` requests go first (with `p`), `Normal` ones
+    /// only once the target rejects most of what it gets (with `2p - 1`), and `Critical`
+    /// ones never.
+    fn throttled(&mut self, job: &Job<U>, now: Instant) -> bool {
+        // A retry in place is the retry budget's business, and a probe must run.
+        if job.on_target > 0 || job.probe {
+            return false;
+        }
+        let target = job.target();
+        let p = self.board.reject_probability(target, now);
+        let p = if job.can_fall_back() {
+            p
+        } else {
+            match job.priority {
+                Priority::Sheddable => p,
+                Priority::Normal => 2.0 * p - 1.0,
+                Priority::Critical => 0.0,
+            }
+        };
+        p > 0.0 && self.rng.random_bool(p.min(1.0))
+    }
+
+    /// The throttle turned `job` away from its target: on to the next, or a fast error.
+    fn throttle(&mut self, me: &Me<U>, job: Job<U>) {
+        let (target, priority) = (job.target().clone(), job.priority);
+        // A request turned away counts as a request with no accept; one sent is counted with
+        // its outcome, so attempts still in flight never read as rejections.
+        self.board.throttle_request(&target, Instant::now());
+        metrics::counter!("breakwater_throttled_total", "target" => target.to_string(), "priority" => priority.as_label()).increment(1);
+        self.board.publish(Event::Throttled { target, priority });
+        if job.can_fall_back() {
+            return self.skip(me, job, None);
+        }
+        let error = match priority {
+            Priority::Sheddable => Error::Shed { priority },
+            _ => self.exhausted(&job),
+        };
+        job.fail(error);
+    }
+
+    /// `job`'s target is full and its next one has room: move on without an attempt.
+    fn spill(&mut self, me: &Me<U>, mut job: Job<U>) {
+        if !job.can_fall_back() {
+            // The chain changed under it (it cannot, but never lose a job): run it here.
+            return self.dispatch(me, job);
+        }
+        let from = job.target().clone();
+        job.position += 1;
+        job.on_target = 0;
+        let to = job.target().clone();
+        metrics::counter!("breakwater_spillovers_total", "from" => from.to_string(), "to" => to.to_string()).increment(1);
+        self.board.publish(Event::SpilledOver { from, to });
+        self.route(me, job);
     }
 
     /// Moves `job` past its current target, which is unavailable or failed with `class`.

@@ -89,6 +89,12 @@ impl Throttle {
     pub fn record(&mut self, now: Instant, accepted: bool) {
         self.window.record(now, 1, u64::from(accepted));
     }
+
+    /// Records a request turned away locally: in the SRE formula, requests rejected by the
+    /// client count too, which keeps the rejection steady.
+    pub fn request(&mut self, now: Instant) {
+        self.window.record(now, 1, 0);
+    }
 }
 
 #[cfg(test)]

@@ -51,6 +51,16 @@ impl Class {
         )
     }
 
+    /// Whether the upstream turned the request away for want of capacity or quota (or never
+    /// answered): a rejection for the client-side throttle. Server errors and invalid
+    /// requests were accepted and processed, and count as accepts.
+    pub fn is_rejection(self) -> bool {
+        matches!(
+            self,
+            Class::Overloaded | Class::RateLimited | Class::Timeout | Class::Connect
+        )
+    }
+
     /// A stable, low-cardinality name for metrics labels and logs.
     pub fn as_label(self) -> &'static str {
         match self {

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use breakwater_actors::{
-    Class, EventStream, Failure, Outcome, Reply, StreamEvent, Target, Upstream,
+    Class, EventStream, Failure, Outcome, RateLimits, Reply, StreamEvent, Target, Upstream,
 };
 use futures::future::BoxFuture;
 use tokio::time::Instant;
@@ -17,6 +17,8 @@ use tokio::time::Instant;
 pub enum Step {
     /// Succeeds after the delay.
     Ok(Duration),
+    /// Succeeds after the delay, announcing rate-limit state as the API's headers do.
+    OkLimited(Duration, RateLimits),
     /// Fails with the failure after the delay.
     Fail(Failure, Duration),
     /// Never answers.
@@ -27,6 +29,15 @@ pub enum Step {
 
 pub fn ok(ms: u64) -> Step {
     Step::Ok(Duration::from_millis(ms))
+}
+
+/// Succeeds after `ms`, announcing `remaining` requests left in a window that refills in
+/// `reset_ms`.
+pub fn ok_limited(ms: u64, remaining: u64, reset_ms: u64) -> Step {
+    let mut limits = RateLimits::default();
+    limits.requests.remaining = Some(remaining);
+    limits.requests.reset_in = Some(Duration::from_millis(reset_ms));
+    Step::OkLimited(Duration::from_millis(ms), limits)
 }
 
 pub fn overloaded(ms: u64) -> Step {
@@ -140,6 +151,12 @@ impl Upstream for Fake {
                     tokio::time::sleep(after).await;
                     Ok(Reply::new(format!("{} answered {request}", target.model())))
                 }
+                Step::OkLimited(after, limits) => {
+                    tokio::time::sleep(after).await;
+                    let mut reply = Reply::new(format!("{} answered {request}", target.model()));
+                    reply.limits = limits;
+                    Ok(reply)
+                }
                 Step::Fail(failure, after) => {
                     tokio::time::sleep(after).await;
                     Err(failure)
@@ -158,7 +175,7 @@ impl Upstream for Fake {
         Box::pin(async move {
             let text = format!("{} answered {request}", target.model());
             match self.next(target.model()) {
-                Step::Ok(after) => {
+                Step::Ok(after) | Step::OkLimited(after, _) => {
                     tokio::time::sleep(after).await;
                     let events: EventStream<Ev> = Box::pin(futures::stream::iter(vec![
                         Ok(Ev::Start),

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use breakwater::config::Config;
 use breakwater::sim::report::{SimReport, table, write_dir};
 use breakwater::sim::run::Progress;
 use breakwater::sim::strategy::StrategyName;
@@ -32,6 +33,15 @@ pub(crate) struct Args {
     /// Seed of arrivals, service times and jitter (overrides the scenario's seed).
     #[arg(long)]
     seed: Option<u64>,
+    /// Mean arrivals per second, before surges (overrides the scenario's rps); a number
+    /// above 0.
+    #[arg(long, value_name = "R", value_parser = parse_rps, allow_negative_numbers = true)]
+    rps: Option<f64>,
+    /// A breakwater.toml (as `load --config` takes it) whose policies (retry, breaker,
+    /// budget, admission, ...) and limits for the scenario's models the breakwater strategy
+    /// runs with; the scenario's chain and models remain the targets, and its seed the seed.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Print one JSON object on stdout instead of the table.
     #[arg(long)]
     json: bool,
@@ -51,6 +61,16 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     if let Some(seed) = args.seed {
         scenario.seed = seed;
     }
+    if let Some(rps) = args.rps {
+        scenario.rps = rps;
+    }
+    let config = match &args.config {
+        Some(path) => match Config::load(path) {
+            Ok(config) => Some(config),
+            Err(error) => return exit::usage(&format!("--config: {error}")),
+        },
+        None => None,
+    };
     let strategies = if args.strategies.is_empty() {
         StrategyName::ALL.to_vec()
     } else {
@@ -59,7 +79,9 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     let bar = progress_bar();
     let shown = bar.clone();
     let simulated = tokio::task::spawn_blocking(move || {
-        let report = breakwater::sim::run::run(&scenario, &strategies, |p| show(&shown, p));
+        let report = breakwater::sim::run::run(&scenario, &strategies, config.as_ref(), |p| {
+            show(&shown, p);
+        });
         report.map_err(|error| error.to_string())
     })
     .await
@@ -90,6 +112,16 @@ fn output(report: &SimReport, args: &Args) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// A rate for `--rps`: a finite number above 0.
+fn parse_rps(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rps) if rps.is_finite() && rps > 0.0 => Ok(rps),
+        _ => Err(format!(
+            "{text:?} is not a rate: give requests per second as a number above 0, e.g. 50"
+        )),
+    }
+}
+
 fn progress_bar() -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(1), indicatif::ProgressDrawTarget::stderr());
     if let Ok(style) =
@@ -101,6 +133,11 @@ fn progress_bar() -> ProgressBar {
 }
 
 fn show(bar: &ProgressBar, p: Progress) {
+    // A long run ends hundreds of thousands of requests a second: redrawing for each would
+    // cost more than the requests.
+    if p.done % 256 != 0 && p.done != p.requests {
+        return;
+    }
     bar.set_length(p.requests * p.count as u64);
     bar.set_position(p.requests * p.index as u64 + p.done);
     bar.set_message(format!("{}/{} {}", p.index + 1, p.count, p.strategy));

@@ -1,14 +1,11 @@
-//! The measures behind a [`StrategyReport`](super::StrategyReport): load against capacity
-//! during the incident, the primary's share of answers, time to recover, and the timeline.
+//! The measures behind a [`StrategyReport`](super::StrategyReport) that need the scenario:
+//! load against capacity during the incident, and time to recover.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{ModelLoad, RECOVERED_RATE, RECOVERY_WINDOW, Timeline};
-use crate::sim::run::StrategyRun;
 use crate::sim::scenario::SimScenario;
-use crate::sim::strategy::RequestOutcome;
-use crate::sim::upstream::AttemptRecord;
 
 pub(super) fn ratio(part: u64, whole: u64) -> f64 {
     if whole == 0 {
@@ -16,10 +13,6 @@ pub(super) fn ratio(part: u64, whole: u64) -> f64 {
     } else {
         part as f64 / whole as f64
     }
-}
-
-fn during_incident(scenario: &SimScenario, at: Duration) -> bool {
-    scenario.incident.start <= at && at < scenario.incident.end
 }
 
 /// Requests `model` could serve in `[from, to)`: its slots integrated over the window (in
@@ -47,16 +40,18 @@ pub fn capacity(scenario: &SimScenario, model: &str, from: Duration, to: Duratio
     }
 }
 
-pub(super) fn incident_load(scenario: &SimScenario, attempts: &[AttemptRecord]) -> Vec<ModelLoad> {
+/// Attempts at each model of the chain during the incident (`hits`, by model) against its
+/// capacity then.
+pub(super) fn incident_load(
+    scenario: &SimScenario,
+    hits: &BTreeMap<String, u64>,
+) -> Vec<ModelLoad> {
     let (start, end) = (scenario.incident.start, scenario.incident.end);
     scenario
         .chain
         .iter()
         .map(|model| {
-            let hits = attempts
-                .iter()
-                .filter(|a| a.model == *model && during_incident(scenario, a.at))
-                .count() as u64;
+            let hits = hits.get(model).copied().unwrap_or(0);
             let capacity = capacity(scenario, model, start, end);
             let load = if capacity > 0.0 {
                 hits as f64 / capacity
@@ -71,20 +66,6 @@ pub(super) fn incident_load(scenario: &SimScenario, attempts: &[AttemptRecord]) 
             }
         })
         .collect()
-}
-
-pub(super) fn primary_share(scenario: &SimScenario, requests: &[RequestOutcome]) -> Option<f64> {
-    let primary = scenario.chain.first()?;
-    let answers: Vec<&String> = requests
-        .iter()
-        .filter(|r| during_incident(scenario, r.arrived))
-        .filter_map(|r| r.answered_by.as_ref())
-        .collect();
-    if answers.is_empty() {
-        return None;
-    }
-    let by_primary = answers.iter().filter(|m| **m == primary).count();
-    Some(ratio(by_primary as u64, answers.len() as u64))
 }
 
 /// The first whole second `k` at or after the incident's end such that arrivals in
@@ -102,39 +83,4 @@ pub(super) fn time_to_recover(scenario: &SimScenario, timeline: &Timeline) -> Op
             n > 0 && ok as f64 >= RECOVERED_RATE * n as f64
         })
         .map(|k| k as f64 - end)
-}
-
-pub(super) fn timeline(scenario: &SimScenario, run: &StrategyRun) -> Timeline {
-    let last_attempt = run.attempts.iter().map(|a| a.at).max().unwrap_or_default();
-    let seconds = scenario.duration.max(last_attempt).as_secs() as usize + 1;
-    let mut requests = vec![0u64; seconds];
-    let mut succeeded = vec![0u64; seconds];
-    for request in &run.requests {
-        let second = (request.arrived.as_secs() as usize).min(seconds - 1);
-        requests[second] += 1;
-        succeeded[second] += u64::from(request.succeeded());
-    }
-    let mut attempts: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    for attempt in &run.attempts {
-        let series = attempts
-            .entry(attempt.model.clone())
-            .or_insert_with(|| vec![0; seconds]);
-        series[(attempt.at.as_secs() as usize).min(seconds - 1)] += 1;
-    }
-    for model in &scenario.chain {
-        attempts
-            .entry(model.clone())
-            .or_insert_with(|| vec![0; seconds]);
-    }
-    let success_rate = requests
-        .iter()
-        .zip(&succeeded)
-        .map(|(&n, &ok)| (n > 0).then(|| ratio(ok, n)))
-        .collect();
-    Timeline {
-        requests,
-        succeeded,
-        success_rate,
-        attempts,
-    }
 }

@@ -20,7 +20,8 @@ pub struct CooldownConfig {
     pub allowed_fails: usize,
     /// The window failures are counted over. Default: 60s
     pub window: Duration,
-    /// How long a model is skipped once in cooldown. Default: 60s
+    /// How long a model is skipped once in cooldown. Default: 5s (LiteLLM's
+    /// `DEFAULT_COOLDOWN_TIME_SECONDS`)
     pub cooldown: Duration,
     /// Retries on one model before falling back. Default: 2
     pub retries: u32,
@@ -31,7 +32,7 @@ impl Default for CooldownConfig {
         Self {
             allowed_fails: 3,
             window: Duration::from_secs(60),
-            cooldown: Duration::from_secs(60),
+            cooldown: Duration::from_secs(5),
             retries: SDK_RETRIES,
         }
     }
