@@ -246,6 +246,33 @@ max-attempts = 1
 }
 
 #[test]
+fn adaptive_limits_let_a_browned_out_primary_give_what_it_has_left() {
+    // The built-in brownout: the primary keeps 2 of its 40 slots for five minutes.
+    let scenario = SimScenario::builtin("brownout").unwrap();
+    let fixed = Config::from_toml(
+        r#"
+[models.claude-sonnet-4-5]
+adaptive = false
+[models.claude-haiku-4-5]
+adaptive = false
+[chains]
+default = ["claude-sonnet-4-5", "claude-haiku-4-5"]
+"#,
+    )
+    .unwrap();
+    let (off, _) = played(&scenario, StrategyName::Breakwater, Some(&fixed));
+    let (on, _) = played(&scenario, StrategyName::Breakwater, None);
+    let (used_off, used_on) = (
+        off.primary_use_of_capacity.unwrap(),
+        on.primary_use_of_capacity.unwrap(),
+    );
+    assert!(used_on > used_off, "on {used_on:.2}, off {used_off:.2}");
+    assert!(used_on >= 0.8, "on {used_on:.2} of the primary's capacity");
+    assert!(on.wasted_attempts < off.wasted_attempts, "{on:?} {off:?}");
+    assert!(on.success_rate >= 0.999, "{}", on.success_rate);
+}
+
+#[test]
 fn retries_hold_a_metastable_failure_that_breakwater_and_no_retries_recover_from() {
     // The built-in trigger (30% of the primary's slots from 1m to 2m, 3 s of capacity per
     // 529), with a minute of arrivals after it instead of eight.
@@ -314,6 +341,8 @@ fn json_output_has_every_field() {
         let object = s.as_object().unwrap();
         for field in [
             "primary_share_during_incident",
+            "primary_use_of_capacity",
+            "wasted_attempts",
             "time_to_recover_s",
             "timeline",
         ] {

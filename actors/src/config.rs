@@ -45,7 +45,7 @@ impl Default for TargetLimits {
             attempt_timeout: Duration::from_secs(60),
             stall_timeout: Duration::from_secs(30),
             rate_limit_pause: Duration::from_secs(1),
-            adaptive: false,
+            adaptive: true,
             limit: LimitConfig::default(),
         }
     }

@@ -202,20 +202,18 @@ impl<U: Upstream> WorkerState<U> {
             .max(paced)
     }
 
-    /// Whether `job` may move on to its next target rather than wait here: it allows
-    /// spillover and fallback, it is not a probe (a probe must run here), and the next target
-    /// is closed and not full itself.
+    /// Whether `job` may move on rather than wait here: it allows spillover and fallback, it
+    /// is not a probe (a probe must run here), and a later target of its chain is closed and
+    /// has room. A full target in between passes it on again in turn.
     fn may_spill(&self, job: &Job<U>) -> bool {
         if !job.spillover || job.probe || !job.can_fall_back() {
             return false;
         }
-        let next = &job.chain[job.position + 1];
-        self.args.board.state(next) == StateKind::Closed
-            && !self
-                .args
-                .board
-                .load(next)
-                .is_some_and(|load| load.is_full())
+        let board = &self.args.board;
+        job.chain[job.position + 1..].iter().any(|later| {
+            board.state(later) == StateKind::Closed
+                && !board.load(later).is_some_and(|load| load.is_full())
+        })
     }
 
     /// Starts queued attempts while the cap, a 429 pause and pacing allow.

@@ -616,8 +616,8 @@ async fn overloads_shrink_the_adaptive_limit_multiplicatively() {
     for _ in 0..3 {
         let _ = engine.send("hi".into(), timeout(1_000)).await;
     }
-    // 8 x 0.7 = 5.6, x 0.7 = 3.92, x 0.7 = 2.74.
-    assert_eq!(engine.board().limit(&Target::new("a")), Some(2));
+    // 8 x 0.8 = 6.4, x 0.8 = 5.12, x 0.8 = 4.096.
+    assert_eq!(engine.board().limit(&Target::new("a")), Some(4));
 }
 
 /// `a` holds one request at a time and answers slowly; `b` is the next target.

@@ -88,6 +88,11 @@ pub struct StrategyReport {
     /// Share of the answers to requests arriving during the incident that the primary gave;
     /// `null` with no incident or no such answer.
     pub primary_share_during_incident: Option<f64>,
+    /// The primary's answers to requests arriving during the incident, against how many of
+    /// them its capacity then could serve (its slots over the incident divided by its mean
+    /// service time, at most the arrivals): 1 uses all a browned-out primary had left.
+    /// `null` with no incident or no capacity.
+    pub primary_use_of_capacity: Option<f64>,
     /// Seconds from the incident's end until the first 10 s window of arrivals with at least
     /// 99% answered; `null` if that never happens.
     pub time_to_recover_s: Option<f64>,

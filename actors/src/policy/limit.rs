@@ -22,9 +22,14 @@ pub struct LimitConfig {
     pub min: NonZeroU32,
     /// The highest the limit goes. Default: 64.
     pub max: NonZeroU32,
-    /// Where slow start begins (cold start, and after a breaker closes). Default: 2.
+    /// Where slow start begins at cold start, taken into `min..=max`. Default: 16, which a
+    /// healthy model doubles every round trip, so a cold process queues nothing for long,
+    /// and a browned-out one cuts to its size in a few 529s.
     pub initial: NonZeroU32,
-    /// What the limit is multiplied by on an overload signal. Default: 0.7.
+    /// Where slow start begins when the target's breaker closes, taken into `min..=max`:
+    /// the model has just proved it serves a probe or two, not more. Default: 2.
+    pub recovery: NonZeroU32,
+    /// What the limit is multiplied by on an overload signal. Default: 0.8.
     pub decrease: f64,
     /// The limit grows only while at least this share of it is in use. Default: 0.5.
     pub utilisation: f64,
@@ -36,8 +41,9 @@ impl Default for LimitConfig {
         Self {
             min: n(1),
             max: n(64),
-            initial: n(2),
-            decrease: 0.7,
+            initial: n(16),
+            recovery: n(2),
+            decrease: 0.8,
             utilisation: 0.5,
         }
     }
@@ -50,12 +56,6 @@ impl LimitConfig {
             return Err(PolicyError::Invalid {
                 field: "min",
                 reason: format!("{} is above max {}", self.min, self.max),
-            });
-        }
-        if !(self.min..=self.max).contains(&self.initial) {
-            return Err(PolicyError::Invalid {
-                field: "initial",
-                reason: "must be within min..=max".into(),
             });
         }
         if !(self.decrease > 0.0 && self.decrease < 1.0) {
@@ -106,7 +106,7 @@ impl AdaptiveLimit {
             limit: 0.0,
             threshold: 0.0,
         };
-        limit.restart();
+        limit.restart_from(config.initial);
         limit
     }
 
@@ -120,10 +120,15 @@ impl AdaptiveLimit {
         self.limit < self.threshold
     }
 
-    /// Back to slow start from `initial`: after a cold start or when a breaker closes.
+    /// Back to slow start from `recovery`, when the target's breaker closes.
     pub fn restart(&mut self) {
-        self.limit = f64::from(self.config.initial.get());
-        self.threshold = f64::from(self.config.max.get());
+        self.restart_from(self.config.recovery);
+    }
+
+    fn restart_from(&mut self, start: NonZeroU32) {
+        let config = &self.config;
+        self.limit = f64::from(start.clamp(config.min, config.max).get());
+        self.threshold = f64::from(config.max.get());
     }
 
     /// Updates the limit after an attempt ended.
@@ -164,6 +169,7 @@ mod tests {
             min: n(min),
             max: n(max),
             initial: n(initial),
+            decrease: 0.7,
             ..LimitConfig::default()
         }
     }
@@ -226,14 +232,32 @@ mod tests {
     }
 
     #[test]
-    fn restart_ramps_up_again_from_initial() {
-        let mut limit = AdaptiveLimit::new(config(1, 16, 4));
+    fn restart_ramps_up_again_from_recovery() {
+        let mut limit = AdaptiveLimit::new(LimitConfig {
+            recovery: NonZeroU32::new(3).unwrap(),
+            ..config(1, 16, 4)
+        });
+        assert_eq!(limit.limit(), 4, "a cold start begins at initial");
         for _ in 0..40 {
             limit.record(busy(&limit));
         }
         assert_eq!(limit.limit(), 16, "capped at max");
+        limit.record(CapacitySignal::Overload);
         limit.restart();
-        assert_eq!((limit.limit(), limit.in_slow_start()), (4, true));
+        assert_eq!((limit.limit(), limit.in_slow_start()), (3, true));
+    }
+
+    #[test]
+    fn starting_points_are_taken_into_min_and_max() {
+        let limit = AdaptiveLimit::new(config(1, 8, 16));
+        assert_eq!(
+            limit.limit(),
+            8,
+            "the default initial of 16 under a max of 8"
+        );
+        let mut limit = AdaptiveLimit::new(config(4, 8, 4));
+        limit.restart();
+        assert_eq!(limit.limit(), 4, "a recovery of 2 over a min of 4");
     }
 
     #[test]

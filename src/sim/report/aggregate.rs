@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::metrics::{incident_load, ratio, time_to_recover};
+use super::metrics::{capacity, incident_load, ratio, time_to_recover};
 use super::{StrategyReport, Timeline};
 use crate::load::Latency;
 use crate::sim::scenario::SimScenario;
@@ -36,6 +36,8 @@ pub struct Aggregate {
     answered_by: BTreeMap<String, u64>,
     /// Answers to requests arriving during the incident, and how many the primary gave.
     incident_answers: (u64, u64),
+    /// Requests arriving during the incident.
+    incident_arrivals: u64,
     attempts: u64,
     wasted: u64,
     last_attempt: Duration,
@@ -63,6 +65,7 @@ impl Aggregate {
             slowest: Duration::ZERO,
             answered_by: BTreeMap::new(),
             incident_answers: (0, 0),
+            incident_arrivals: 0,
             attempts: 0,
             wasted: 0,
             last_attempt: Duration::ZERO,
@@ -86,6 +89,7 @@ impl Aggregate {
             self.latency.saturating_record(micros);
         }
         self.slowest = self.slowest.max(outcome.latency);
+        self.incident_arrivals += u64::from(self.during_incident(outcome.arrived));
         let Some(model) = &outcome.answered_by else {
             return;
         };
@@ -133,6 +137,12 @@ impl Aggregate {
             incident_load: incident_load(scenario, &self.incident_hits),
             primary_share_during_incident: (self.primary.is_some() && answers > 0)
                 .then(|| ratio(by_primary, answers)),
+            primary_use_of_capacity: self.primary.as_deref().and_then(|primary| {
+                let incident = &scenario.incident;
+                let room = capacity(scenario, primary, incident.start, incident.end)
+                    .min(self.incident_arrivals as f64);
+                (room > 0.0).then(|| by_primary as f64 / room)
+            }),
             time_to_recover_s: time_to_recover(scenario, &timeline),
             timeline,
         }
@@ -233,6 +243,7 @@ chain = ["p", "f"]
 incident = { start = "1s", end = "2s" }
 [models.p]
 slots = 1
+service-time = "500ms"
 [models.f]
 slots = 1
 "#;
@@ -283,6 +294,7 @@ slots = 1
         let report = Aggregate::new(&scenario, StrategyName::None).report(&scenario);
         assert_eq!(Latency::default(), report.latency_ms);
         assert_eq!(None, report.primary_share_during_incident);
+        assert_eq!(None, report.primary_use_of_capacity);
         assert_eq!(vec![0; 4], report.timeline.requests);
         assert_eq!(vec![0; 4], report.timeline.attempts["f"]);
     }
@@ -302,6 +314,9 @@ slots = 1
         let report = aggregate.report(&scenario);
         assert_eq!((4, 3), (report.requests, report.succeeded));
         assert_eq!(Some(0.5), report.primary_share_during_incident);
+        // p's one slot at 500 ms serves 2 of the 3 arrivals in the 1 s incident; it gave 1.
+        let used = report.primary_use_of_capacity.unwrap();
+        assert!((used - 0.5).abs() < 1e-9, "{used}");
         assert_eq!((3, 1), (report.attempts, report.wasted_attempts));
         assert_eq!(vec![0, 3, 1, 0, 0, 0], report.timeline.requests);
         assert_eq!(vec![0, 1, 0, 0, 0, 0], report.timeline.attempts["p"]);

@@ -42,7 +42,8 @@ fn legend() -> String {
     format!(
         "\n*success*: requests answered by their deadline. *att/req*: upstream attempts per \
          request. *wasted*: attempts answered 529 or 429. *primary share*: share of the answers \
-         to requests arriving during the incident given by the primary. *recover s*: from the \
+         to requests arriving during the incident given by the primary. *primary use*: those \
+         answers against how many of the arrivals its capacity then could serve. *recover s*: from the \
          incident's end to the first {} s window of arrivals at least {}% answered. *load M*: \
          attempts at M during the incident divided by its capacity then, the integral of its \
          slots over the incident divided by its mean service time (slots x duration / service \
@@ -75,9 +76,19 @@ fn paragraph(report: &SimReport, s: &StrategyReport) -> String {
     if let (Some(share), Some(primary)) = (s.primary_share_during_incident, report.chain.first()) {
         let _ = write!(
             text,
-            " {primary} gave {:.0}% of the answers to requests arriving then.",
+            " {primary} gave {:.0}% of the answers to requests arriving then",
             share * 100.0
         );
+        match s.primary_use_of_capacity {
+            Some(used) => {
+                let _ = write!(
+                    text,
+                    ", {:.0}% of what its capacity could serve.",
+                    used * 100.0
+                );
+            }
+            None => text.push('.'),
+        }
     }
     match s.time_to_recover_s {
         Some(t) => {

@@ -16,6 +16,7 @@ pub fn cells(report: &SimReport) -> (Vec<String>, Vec<Vec<String>>) {
         "att/req",
         "wasted",
         "primary share",
+        "primary use",
         "recover s",
     ]
     .map(String::from)
@@ -38,13 +39,17 @@ fn row(s: &StrategyReport) -> Vec<String> {
         format!("{:.0}", l.max),
         format!("{:.2}", s.attempts_per_request),
         s.wasted_attempts.to_string(),
-        s.primary_share_during_incident
-            .map_or_else(|| "-".into(), |share| format!("{:.0}%", share * 100.0)),
+        percent(s.primary_share_during_incident),
+        percent(s.primary_use_of_capacity),
         s.time_to_recover_s
             .map_or_else(|| "never".into(), |t| format!("{t:.0}")),
     ];
     row.extend(s.incident_load.iter().map(|m| format!("{:.2}x", m.load)));
     row
+}
+
+fn percent(share: Option<f64>) -> String {
+    share.map_or_else(|| "-".into(), |share| format!("{:.0}%", share * 100.0))
 }
 
 /// Aligned columns for the terminal, with a header line.
