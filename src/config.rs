@@ -56,6 +56,10 @@ pub struct Config {
     /// a rate-limit pause or pacing) goes on at once to the next model of its chain, when
     /// that one has room, instead of queueing. Default: true.
     pub spillover: bool,
+    /// `[chain-spillover]`: per named chain, `spillover` otherwise than the top-level key,
+    /// e.g. `quality = false` for a chain whose requests would rather wait for their first
+    /// model. Default: none.
+    pub chain_spillover: BTreeMap<String, bool>,
     /// The client-side throttle per model (the SRE book's adaptive throttling): when a model
     /// has been rejecting most of what it is sent, turn requests away locally. Default: on,
     /// see [`ThrottleSettings`].
@@ -75,6 +79,7 @@ impl Default for Config {
             admission: AdmissionConfig::default(),
             supervision: SupervisionConfig::default(),
             spillover: true,
+            chain_spillover: BTreeMap::new(),
             throttle: ThrottleSettings::default(),
         }
     }
@@ -167,6 +172,7 @@ impl Config {
             admission: other.admission,
             supervision: other.supervision,
             spillover: other.spillover,
+            chain_spillover: other.chain_spillover.clone(),
             throttle: other.throttle,
             ..self
         }
@@ -191,6 +197,19 @@ impl Config {
         }
         for (name, chain) in &self.chains {
             self.validate_chain(name, chain)?;
+        }
+        for name in self.chain_spillover.keys() {
+            if !self.chains.contains_key(name) {
+                let chains: Vec<&str> = self.chains.keys().map(String::as_str).collect();
+                let reason = format!(
+                    "{name} is not a configured chain (configured: {})",
+                    chains.join(", ")
+                );
+                return Err(ConfigError::invalid(
+                    format!("chain-spillover.{name}"),
+                    reason,
+                ));
+            }
         }
         if self.models.len() > 1 && !self.chains.contains_key(DEFAULT_CHAIN) {
             let reason = format!(
@@ -261,6 +280,11 @@ impl Config {
             admission: self.admission,
             supervision: self.supervision,
             spillover: self.spillover,
+            chain_spillover: self
+                .chain_spillover
+                .iter()
+                .filter_map(|(name, spill)| Some((self.chain(name)?, *spill)))
+                .collect(),
             throttle: self.throttle.enabled.then_some(self.throttle.config),
             seed: self.seed,
         }

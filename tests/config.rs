@@ -125,6 +125,30 @@ fn a_chain_naming_an_unknown_model_lists_the_configured_ones() {
 }
 
 #[test]
+fn chain_spillover_applies_to_its_chain_and_must_name_one() {
+    let text = r#"
+        spillover = true
+        [models.claude-x]
+        [models.claude-y]
+        [chains]
+        default = ["claude-x", "claude-y"]
+        careful = ["claude-y", "claude-x"]
+        [chain-spillover]
+        careful = false
+    "#;
+    let engine = Config::from_toml(text).unwrap().engine_config();
+    let careful: Vec<Target> = ["claude-y", "claude-x"].map(Target::new).to_vec();
+    assert!(!engine.spillover_for(&careful));
+    assert!(engine.spillover_for(&engine.chain));
+    let unknown = text.replace("careful = false", "carful = false");
+    assert_eq!(
+        invalid(&unknown, "chain-spillover.carful"),
+        "invalid chain-spillover.carful: carful is not a configured chain \
+         (configured: careful, default)"
+    );
+}
+
+#[test]
 fn an_unknown_model_in_any_named_chain_is_refused() {
     let text = with_one_model("[chains]\nfast = [\"claude-x\", \"claude-z\"]\n");
     let message = invalid(&text, "chains.fast[1]");

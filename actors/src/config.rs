@@ -96,6 +96,9 @@ pub struct EngineConfig {
     /// a rate-limit pause or pacing) goes on at once to the next target of its chain, when
     /// that one has room, instead of queueing. Requests can override it. Default: true.
     pub spillover: bool,
+    /// Chains that spill over otherwise than `spillover` says, with their own setting.
+    /// A request's own setting still wins. Default: none.
+    pub chain_spillover: Vec<(Vec<Target>, bool)>,
     /// The client-side throttle per target, or `None` for none. Default: on, K = 2 over 60 s.
     pub throttle: Option<ThrottleConfig>,
     /// Seed for every random draw (jitter); `None` draws one at start.
@@ -118,6 +121,7 @@ impl EngineConfig {
             admission: AdmissionConfig::default(),
             supervision: SupervisionConfig::default(),
             spillover: true,
+            chain_spillover: Vec::new(),
             throttle: Some(ThrottleConfig::default()),
             seed: None,
         }
@@ -145,6 +149,14 @@ impl EngineConfig {
             throttle.validate()?;
         }
         self.admission.validate()
+    }
+
+    /// Whether requests on `chain` spill over, unless they say otherwise.
+    pub fn spillover_for(&self, chain: &[Target]) -> bool {
+        self.chain_spillover
+            .iter()
+            .find(|(known, _)| known.as_slice() == chain)
+            .map_or(self.spillover, |(_, spill)| *spill)
     }
 
     /// The limits of `target`, if it is configured.

@@ -656,9 +656,17 @@ async fn a_full_target_spills_over_to_the_next_without_an_attempt() {
 
 #[tokio::test(start_paused = true)]
 async fn without_spillover_a_full_target_queues_its_requests() {
-    for (global, per_request) in [(false, None), (true, Some(false))] {
+    for (global, per_chain, per_request) in [
+        (false, None, None),
+        (true, Some(false), None),
+        (true, None, Some(false)),
+        (false, Some(true), Some(false)),
+    ] {
         let (fake, mut config) = one_slot_on_a();
         config.spillover = global;
+        if let Some(spill) = per_chain {
+            config.chain_spillover = vec![(config.chain.clone(), spill)];
+        }
         let (fake, engine) = start(fake, config).await;
         let t0 = Instant::now();
         let mut options = timeout(10_000);

@@ -83,12 +83,15 @@ impl<U: Upstream> DispatcherState<U> {
         }
         let now = Instant::now();
         self.next_id += 1;
+        let spillover = options
+            .spillover
+            .unwrap_or_else(|| self.config.spillover_for(&chain));
         let job = Job {
             id: self.next_id,
             request,
             chain,
             allow_fallback: options.allow_fallback.unwrap_or(true),
-            spillover: options.spillover.unwrap_or(self.config.spillover),
+            spillover,
             priority,
             submitted: now,
             // A deadline too far to represent is as good as none: a year away.
