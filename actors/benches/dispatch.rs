@@ -13,7 +13,7 @@
 //!
 //! Both groups run on a multi-thread tokio runtime with 2 workers, the engine with its default
 //! policies (breaker, retry budget, client-side throttle) and caps high enough for 1,000
-//! requests in flight; requests are sent `Critical` (see [`options`] for why).
+//! requests in flight; requests are sent with default options.
 //!
 //! Criterion's median is a median of sample means. For the true per-request distribution,
 //! set `DISPATCH_PERCENTILES=1`: after the groups, the bench times requests one by one and
@@ -25,8 +25,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use breakwater_actors::{
-    Engine, EngineConfig, EventStream, Outcome, Priority, Reply, RequestOptions, StreamEvent,
-    Target, Upstream,
+    Engine, EngineConfig, EventStream, Outcome, Reply, RequestOptions, StreamEvent, Target,
+    Upstream,
 };
 use criterion::{Criterion, Throughput, criterion_group};
 use futures::future::{BoxFuture, join_all};
@@ -84,6 +84,8 @@ fn config(target: &Target) -> EngineConfig {
     let mut config = EngineConfig::new([target.clone()]);
     for (_, limits) in &mut config.targets {
         limits.concurrency = NonZeroU32::new(2_048).expect("not zero");
+        // The adaptive limit (on by default) may grow as far as the cap.
+        limits.limit.max = limits.concurrency;
     }
     config.admission.max_outstanding = NonZeroU32::new(8_192).expect("not zero");
     config.admission.max_parked = 4_096;
@@ -91,13 +93,9 @@ fn config(target: &Target) -> EngineConfig {
     config
 }
 
-/// Default options but `Critical` priority. On a single-target chain the client-side throttle
-/// counts a request when it is routed and its acceptance only when it completes, so a burst of
-/// `CALLERS` into a cold engine reads as a mostly rejecting upstream and `Normal` requests are
-/// turned away (`Exhausted`, no attempt made) although every answer succeeds. `Critical`
-/// requests take the same path, throttle bookkeeping included, and are never turned away.
+/// Default options: `Normal` priority, the default chain, the default deadline.
 fn options() -> RequestOptions {
-    RequestOptions::default().with_priority(Priority::Critical)
+    RequestOptions::default()
 }
 
 /// The two paths a request can take to the same upstream.
