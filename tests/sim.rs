@@ -141,6 +141,55 @@ fn tutorial_loop_and_sdk_default_retry_as_their_names_say() {
 }
 
 #[test]
+fn sdk_fallback_retries_the_primary_as_the_sdk_then_moves_to_the_next_model() {
+    let scenario = scenario(0.0);
+    let request = outcomes(&scenario, StrategyName::SdkFallback)
+        .into_iter()
+        .find(|r| r.arrived > Duration::from_secs(15) && during_incident(&scenario, r))
+        .unwrap();
+    let models: Vec<&str> = request.attempts.iter().map(|a| a.model.as_str()).collect();
+    assert_eq!(models, ["primary", "primary", "primary", "fallback"]);
+    assert!(request.attempts[..3].iter().all(|a| a.status == Some(529)));
+    for (i, gap) in gaps(&request).into_iter().take(2).enumerate() {
+        let ceiling = 0.5 * f64::from(1u32 << i);
+        assert!(gap > 0.75 * ceiling && gap <= ceiling, "sdk gap {i}: {gap}");
+    }
+    assert_eq!(request.answered_by.as_deref(), Some("fallback"));
+}
+
+#[test]
+fn the_cooldown_router_skips_a_cooled_down_model_then_sends_it_everything_again() {
+    // The primary is down from 10 s to 40 s; the router cools it down for 5 s after 3
+    // failures in a minute, with no half-open probe.
+    let scenario = scenario(0.0);
+    let during: Vec<RequestOutcome> = outcomes(&scenario, StrategyName::CooldownRouter)
+        .into_iter()
+        .filter(|r| during_incident(&scenario, r))
+        .collect();
+    assert!(during.iter().all(RequestOutcome::succeeded));
+    let first_on = |r: &RequestOutcome| r.attempts[0].model.clone();
+    let skipped = during.iter().filter(|r| first_on(r) == "fallback").count();
+    let tried = during.len() - skipped;
+    assert!(skipped > tried, "{skipped} skipped, {tried} tried the primary");
+    // Each cooldown's end sends traffic back to the primary: several separate returns.
+    let returns = during
+        .windows(2)
+        .filter(|w| first_on(&w[0]) == "fallback" && first_on(&w[1]) == "primary")
+        .count();
+    assert!(returns >= 3, "{returns} returns to the primary");
+    // A request that meets the primary tries it at most 3 times (2 retries), then falls back.
+    for request in &during {
+        let on_primary = request
+            .attempts
+            .iter()
+            .take_while(|a| a.model == "primary")
+            .count();
+        assert!(on_primary <= 3, "{request:?}");
+        assert_eq!(request.answered_by.as_deref(), Some("fallback"));
+    }
+}
+
+#[test]
 fn breakwater_beats_the_sdk_and_retries_less_than_the_tutorial_in_a_brownout() {
     let scenario = scenario(0.05);
     let strategies = [
