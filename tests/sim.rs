@@ -170,7 +170,10 @@ fn the_cooldown_router_skips_a_cooled_down_model_then_sends_it_everything_again(
     let first_on = |r: &RequestOutcome| r.attempts[0].model.clone();
     let skipped = during.iter().filter(|r| first_on(r) == "fallback").count();
     let tried = during.len() - skipped;
-    assert!(skipped > tried, "{skipped} skipped, {tried} tried the primary");
+    assert!(
+        skipped > tried,
+        "{skipped} skipped, {tried} tried the primary"
+    );
     // Each cooldown's end sends traffic back to the primary: several separate returns.
     let returns = during
         .windows(2)

@@ -306,12 +306,10 @@ impl<U: Upstream> WorkerState<U> {
             .map_or(cap, |limit| limit.limit().min(cap))
     }
 
-    fn adapt(&mut self, failure: Option<&Failure>) {
+    fn adapt(&mut self, failure: Option<&Failure>, latency: Duration) {
         let Some(limit) = &mut self.limit else { return };
         let signal = match failure.map(Failure::class) {
-            None => CapacitySignal::Success {
-                in_flight: self.in_flight,
-            },
+            None => self.args.limits.limit.success(self.in_flight, latency),
             Some(Class::Overloaded | Class::Timeout) => CapacitySignal::Overload,
             Some(_) => CapacitySignal::Neutral,
         };
@@ -336,9 +334,9 @@ impl<U: Upstream> WorkerState<U> {
     }
 
     fn finish(&mut self, id: u64, outcome: Outcome<Delivery<U>>, started: Instant) {
-        self.adapt(outcome.as_ref().err());
-        self.in_flight = self.in_flight.saturating_sub(1);
         let now = Instant::now();
+        self.adapt(outcome.as_ref().err(), now - started);
+        self.in_flight = self.in_flight.saturating_sub(1);
         let Some(mut job) = self.args.ledger.remove(id) else {
             return;
         };

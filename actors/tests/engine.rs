@@ -620,6 +620,27 @@ async fn overloads_shrink_the_adaptive_limit_multiplicatively() {
     assert_eq!(engine.board().limit(&Target::new("a")), Some(4));
 }
 
+#[tokio::test(start_paused = true)]
+async fn with_the_latency_signal_slow_successes_shrink_the_limit() {
+    let mut config = adaptive(&["a"], 8, 8);
+    config.targets[0].1.limit.latency = Some(ms(1_000));
+    let fake = Fake::new()
+        .script("a", [ok(2_000), ok(2_000), ok(2_000)])
+        .default_for("a", ok(500));
+    let (_fake, engine) = start(fake, config).await;
+    for _ in 0..3 {
+        engine.send("hi".into(), timeout(10_000)).await.unwrap();
+    }
+    // Three answers slower than 1 s: 8 x 0.8 x 0.8 x 0.8 = 4.096.
+    assert_eq!(engine.board().limit(&Target::new("a")), Some(4));
+    engine.send("hi".into(), timeout(10_000)).await.unwrap();
+    assert_eq!(
+        engine.board().limit(&Target::new("a")),
+        Some(4),
+        "a quick answer with 1 of 4 in use neither shrinks nor grows it"
+    );
+}
+
 /// `a` holds one request at a time and answers slowly; `b` is the next target.
 fn one_slot_on_a() -> (Fake, EngineConfig) {
     let fake = Fake::new().default_for("a", ok(1_000));

@@ -9,6 +9,7 @@
 //! not knocked over again by a wall of traffic.
 
 use std::num::NonZeroU32;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +34,15 @@ pub struct LimitConfig {
     pub decrease: f64,
     /// The limit grows only while at least this share of it is in use. Default: 0.5.
     pub utilisation: f64,
+    /// The latency signal, off by default: a success that took longer than this counts as
+    /// an overload (the limit shrinks), for a model that slows down before it sheds. Set it
+    /// well above the slowest normal answer, since answer length drives latency too.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub latency: Option<Duration>,
 }
 
 impl Default for LimitConfig {
@@ -45,11 +55,21 @@ impl Default for LimitConfig {
             recovery: n(2),
             decrease: 0.8,
             utilisation: 0.5,
+            latency: None,
         }
     }
 }
 
 impl LimitConfig {
+    /// What a success that took `latency` with `in_flight` attempts running says: an overload
+    /// when the latency signal is on and it was slower than allowed, a success otherwise.
+    pub fn success(&self, in_flight: u32, latency: Duration) -> CapacitySignal {
+        match self.latency {
+            Some(allowed) if latency > allowed => CapacitySignal::Overload,
+            _ => CapacitySignal::Success { in_flight },
+        }
+    }
+
     /// Checks the bounds are ordered and the ratios are fractions.
     pub fn validate(&self) -> Result<(), PolicyError> {
         if self.min > self.max {
@@ -62,6 +82,12 @@ impl LimitConfig {
             return Err(PolicyError::Invalid {
                 field: "decrease",
                 reason: format!("must be within (0, 1), got {}", self.decrease),
+            });
+        }
+        if self.latency == Some(Duration::ZERO) {
+            return Err(PolicyError::Invalid {
+                field: "latency",
+                reason: "must be above 0 (leave it out to turn the latency signal off)".into(),
             });
         }
         if !(0.0..=1.0).contains(&self.utilisation) {
@@ -258,6 +284,32 @@ mod tests {
         let mut limit = AdaptiveLimit::new(config(4, 8, 4));
         limit.restart();
         assert_eq!(limit.limit(), 4, "a recovery of 2 over a min of 4");
+    }
+
+    #[test]
+    fn a_slow_success_is_an_overload_only_with_the_latency_signal_on() {
+        let off = LimitConfig::default();
+        let slow = Duration::from_secs(30);
+        assert_eq!(
+            off.success(3, slow),
+            CapacitySignal::Success { in_flight: 3 }
+        );
+        let on = LimitConfig {
+            latency: Some(Duration::from_secs(20)),
+            ..off
+        };
+        assert_eq!(on.success(3, slow), CapacitySignal::Overload);
+        let in_time = Duration::from_secs(20);
+        assert_eq!(
+            on.success(3, in_time),
+            CapacitySignal::Success { in_flight: 3 }
+        );
+        let zero = LimitConfig {
+            latency: Some(Duration::ZERO),
+            ..off
+        };
+        let err = zero.validate().unwrap_err().to_string();
+        assert!(err.starts_with("invalid latency"), "{err}");
     }
 
     #[test]
