@@ -35,6 +35,12 @@ pub struct ClaudeClient {
     read_timeout: Duration,
 }
 
+/// A `count_tokens` answer.
+#[derive(serde::Deserialize)]
+struct Counted {
+    input_tokens: u64,
+}
+
 impl ClaudeClient {
     /// A client for `config`.
     ///
@@ -58,6 +64,54 @@ impl ClaudeClient {
             request_timeout: config.request_timeout,
             read_timeout: config.read_timeout,
         })
+    }
+
+    /// Counts the input tokens of `request` on `model` with `POST /v1/messages/count_tokens`
+    /// (the fields the endpoint takes: `messages`, `system`, `tools`, `tool_choice`,
+    /// `thinking`), within `timeout`.
+    ///
+    /// # Errors
+    /// The [`Failure`] the call ended with, classified as an attempt's would be.
+    pub async fn count_tokens(
+        &self,
+        model: &str,
+        request: &MessagesRequest,
+        timeout: Duration,
+    ) -> Result<u64, Failure> {
+        let url = format!("{}/count_tokens", self.messages_url);
+        let body = request.count_tokens_body(model);
+        let sent = self
+            .http
+            .post(url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .timeout(timeout)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(error) => {
+                let (class, message) = transport(error);
+                return Err(Failure::new(class, message));
+            }
+        };
+        let status = response.status().as_u16();
+        let meta = ResponseMeta::from_headers(response.headers(), wallclock::unix_now());
+        let body = read_body(response, &meta).await?;
+        if !(200..300).contains(&status) {
+            return Err(api::failure(status, meta, &body));
+        }
+        serde_json::from_slice::<Counted>(&body)
+            .map(|counted| counted.input_tokens)
+            .map_err(|error| {
+                let message = format!("unreadable count_tokens body: {error}");
+                api::answered(
+                    Class::ServerError,
+                    message,
+                    status,
+                    meta.request_id.as_deref(),
+                )
+            })
     }
 
     /// The URL requests are posted to.

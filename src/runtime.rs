@@ -29,6 +29,7 @@ use tokio::sync::broadcast;
 use crate::api::{Message, MessageStreamEvent, MessagesRequest};
 use crate::client::{ClaudeClient, ClientError, Credentials, DEFAULT_BASE_URL, non_empty_env};
 use crate::config::{Config, ConfigError};
+use crate::engine::policy::Cost;
 use crate::engine::{
     Answer, BreakerStatus, Committed, DispatcherMsg, Engine, Error, Event, RequestOptions,
     StartError, Target, Upstream,
@@ -111,20 +112,29 @@ impl RuntimeBuilder {
     /// [`RuntimeError`] naming what is wrong.
     pub async fn start(self) -> Result<Runtime, RuntimeError> {
         self.config.validate()?;
+        let mut counter = None;
         let upstream = if let Some(upstream) = self.upstream {
             upstream
         } else {
             let mut client = client_config(&self.config, self.base_url);
             client.credentials = self.credentials.or(client.credentials);
-            Arc::new(ClaudeClient::new(&client)?)
+            let client = ClaudeClient::new(&client)?;
+            if self.config.upstream.count_tokens {
+                counter = Some(client.clone());
+            }
+            Arc::new(client)
         };
         let engine = Engine::start(Arc::new(upstream), self.config.engine_config()).await?;
         Ok(Runtime {
             engine,
             config: Arc::new(self.config),
+            counter,
         })
     }
 }
+
+/// The longest a `count_tokens` call may hold a request back.
+const COUNT_TOKENS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The client settings: the base URL from the builder, else the config file when it names
 /// one, else `ANTHROPIC_BASE_URL`, else the public API; credentials from the environment.
@@ -145,6 +155,8 @@ fn client_config(config: &Config, base_url: Option<String>) -> crate::client::Cl
 pub struct Runtime {
     engine: Engine<DynUpstream>,
     config: Arc<Config>,
+    /// The client that counts input tokens, when `upstream.count-tokens` is on.
+    counter: Option<ClaudeClient>,
 }
 
 impl Runtime {
@@ -184,7 +196,51 @@ impl Runtime {
         // Boxed as `Send` here so callers can spawn it: without the explicit bound, rustc
         // fails to prove the engine's future `Send` for every lifetime (a known limitation of
         // its higher-ranked lifetime inference).
-        Box::pin(self.engine.send(request, options))
+        Box::pin(async move {
+            let options = self.counted(&request, options).await;
+            let send: BoxFuture<'_, _> = Box::pin(self.engine.send(request, options));
+            send.await
+        })
+    }
+
+    /// `options` with the request's counted input tokens as its cost, when
+    /// `upstream.count-tokens` is on and the caller gave no cost. The count may take at most
+    /// a second (and a quarter of the deadline), which the deadline then has less of; a
+    /// count that fails or is late leaves the estimate in place.
+    fn counted<'a>(
+        &'a self,
+        request: &'a MessagesRequest,
+        options: RequestOptions,
+    ) -> BoxFuture<'a, RequestOptions> {
+        Box::pin(self.count(request, options))
+    }
+
+    async fn count(&self, request: &MessagesRequest, options: RequestOptions) -> RequestOptions {
+        let Some(counter) = &self.counter else {
+            return options;
+        };
+        if options.cost.is_some() {
+            return options;
+        }
+        let model = match &options.chain {
+            Some(chain) => chain.first().cloned(),
+            None => self.config.default_chain().first().cloned(),
+        };
+        let Some(model) = model else { return options };
+        let deadline = options
+            .deadline
+            .unwrap_or(self.config.admission.default_timeout);
+        let started = tokio::time::Instant::now();
+        let allowed = COUNT_TOKENS_TIMEOUT.min(deadline / 4);
+        let counted = counter.count_tokens(model.model(), request, allowed).await;
+        let options = options.with_deadline(deadline.saturating_sub(started.elapsed()));
+        match counted {
+            Ok(input_tokens) => options.with_cost(Cost { input_tokens }),
+            Err(failure) => {
+                tracing::debug!(%failure, "count_tokens failed; estimating input tokens");
+                options
+            }
+        }
     }
 
     /// Sends `request` for a streamed answer; resolves once the stream commits (see
@@ -197,7 +253,11 @@ impl Runtime {
         request: MessagesRequest,
         options: RequestOptions,
     ) -> BoxFuture<'_, Result<Answer<Committed<MessageStreamEvent>>, Error>> {
-        Box::pin(self.engine.stream(request, options))
+        Box::pin(async move {
+            let options = self.counted(&request, options).await;
+            let stream: BoxFuture<'_, _> = Box::pin(self.engine.stream(request, options));
+            stream.await
+        })
     }
 
     /// The named chain from the configuration, for [`RequestOptions::chain`].

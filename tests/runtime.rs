@@ -26,6 +26,15 @@ async fn mock(toml: &str) -> MockServer {
 
 /// A runtime for `chain` against `server`, with millisecond-scale policies.
 async fn runtime(server: &MockServer, chain: &[&str]) -> Runtime {
+    runtime_with(server, chain, |_| {}).await
+}
+
+/// As [`runtime`], with `change` applied to the config.
+async fn runtime_with(
+    server: &MockServer,
+    chain: &[&str],
+    change: impl FnOnce(&mut Config),
+) -> Runtime {
     let models: Vec<String> = chain.iter().map(|m| (*m).to_owned()).collect();
     let mut config = Config::for_chain(&models);
     config.retry.backoff.base = ms(10);
@@ -35,6 +44,7 @@ async fn runtime(server: &MockServer, chain: &[&str]) -> Runtime {
     config.breaker.max_open_for = ms(400);
     config.breaker.open_jitter = 0.0;
     config.seed = Some(3);
+    change(&mut config);
     Runtime::builder()
         .config(config)
         .base_url(server.base_url())
@@ -98,6 +108,37 @@ async fn a_brownout_moves_traffic_to_the_fallback_and_back_after_recovery() {
             .any(|(t, s)| t.model() == "p"
                 && s.state == breakwater::engine::policy::StateKind::Closed)
     );
+}
+
+#[tokio::test]
+async fn count_tokens_counts_each_request_before_it_is_sent_only_when_configured() {
+    for count in [false, true] {
+        let server = mock("[models.p]\nservice-time = \"1ms\"\n").await;
+        let runtime = runtime_with(&server, &["p"], |c| c.upstream.count_tokens = count).await;
+        for _ in 0..3 {
+            runtime.send(request()).await.unwrap();
+        }
+        let calls = server.stats().count_tokens;
+        assert_eq!(calls, if count { 3 } else { 0 }, "count-tokens = {count}");
+        assert_eq!(requests_to(&server, "p"), 3);
+    }
+}
+
+#[tokio::test]
+async fn the_client_counts_tokens_with_the_endpoints_own_fields() {
+    let server = mock("[models.p]\nservice-time = \"1ms\"\n").await;
+    let config = breakwater::client::ClientConfig {
+        base_url: server.base_url(),
+        credentials: Some(Credentials::ApiKey(Secret::new("test-key"))),
+        ..Default::default()
+    };
+    let client = breakwater::client::ClaudeClient::new(&config).unwrap();
+    let request = MessagesRequest::new("p", 32).with_user("x".repeat(41));
+    // The mock refuses max_tokens there, as the API does, so this also shows it is left out.
+    let counted = client.count_tokens("p", &request, ms(1_000)).await.unwrap();
+    assert_eq!(counted, 11, "41 characters at four a token");
+    let unknown = client.count_tokens("nope", &request, ms(1_000)).await;
+    assert_eq!(unknown.unwrap_err().status(), Some(404));
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use std::fmt::{self, Write as _};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::policy::Cost;
 use crate::upstream::{Class, Failure, Target};
 
 /// How much a request matters when there is not enough capacity for all of them.
@@ -67,9 +68,19 @@ pub struct RequestOptions {
     /// Whether a full target passes the request on to the next one at once. `None`: the
     /// engine's `spillover` setting.
     pub spillover: Option<bool>,
+    /// What an attempt is expected to spend of a rate limit, when the caller knows (e.g.
+    /// counted with the API's `count_tokens`). `None`: the upstream's estimate.
+    pub cost: Option<Cost>,
 }
 
 impl RequestOptions {
+    /// Sets what an attempt is expected to spend of a rate limit.
+    #[must_use]
+    pub fn with_cost(mut self, cost: Cost) -> Self {
+        self.cost = Some(cost);
+        self
+    }
+
     /// Sets the priority.
     #[must_use]
     pub fn with_priority(mut self, priority: Priority) -> Self {

@@ -169,6 +169,34 @@ impl MessagesRequest {
             .max(1)
     }
 
+    /// The body of a `count_tokens` call for this request on `model`: the fields that
+    /// endpoint takes, and nothing else.
+    pub fn count_tokens_body(&self, model: &str) -> Vec<u8> {
+        let mut body = Map::new();
+        body.insert("model".into(), Value::String(model.to_owned()));
+        let fields = [
+            ("messages", serde_json::to_value(&self.messages).ok()),
+            (
+                "system",
+                self.system
+                    .as_ref()
+                    .and_then(|s| serde_json::to_value(s).ok()),
+            ),
+            (
+                "tools",
+                self.tools.as_ref().map(|t| Value::Array(t.clone())),
+            ),
+            ("tool_choice", self.tool_choice.clone()),
+            ("thinking", self.thinking.clone()),
+        ];
+        for (name, value) in fields {
+            if let Some(value) = value {
+                body.insert(name.into(), value);
+            }
+        }
+        serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
+    }
+
     /// Appends a user message holding `text`.
     #[must_use]
     pub fn with_user(mut self, text: impl Into<String>) -> Self {

@@ -40,6 +40,11 @@ pub struct ClientConfig {
     /// done: [`request_timeout`](Self::request_timeout) bounds those. Default: 60s.
     #[serde(with = "humantime_serde")]
     pub read_timeout: Duration,
+    /// Count each request's input tokens with `POST /v1/messages/count_tokens` before it is
+    /// sent, for pacing against the token rate limits, instead of estimating them at four
+    /// characters a token. Costs one extra round trip per request; a count that fails or
+    /// takes over a second falls back to the estimate. Default: false.
+    pub count_tokens: bool,
     /// The credentials; never part of a config file, only of the environment.
     #[serde(skip)]
     pub credentials: Option<Credentials>,
@@ -54,6 +59,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(600),
             read_timeout: Duration::from_secs(60),
+            count_tokens: false,
             credentials: None,
         }
     }

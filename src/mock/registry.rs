@@ -4,6 +4,7 @@
 //! [`MAX_DEFAULT_MODELS`] names, and counts the rest together under [`OVERFLOW_MODEL`].
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,9 @@ pub struct Stats {
     /// `[default-model]` scenario has answered (past the first 1000 such names, all under
     /// `"other"`).
     pub models: BTreeMap<String, ModelStats>,
+    /// `count_tokens` calls answered.
+    #[serde(default)]
+    pub count_tokens: u64,
 }
 
 /// One model's counters. Requests rejected before the model was known (401, 400, 404) are
@@ -105,6 +109,8 @@ pub(crate) struct Registry {
     models: Mutex<BTreeMap<String, Arc<Model>>>,
     /// How many names `[default-model]` has added.
     added: Mutex<usize>,
+    /// `count_tokens` calls answered.
+    counted: AtomicU64,
 }
 
 impl Registry {
@@ -124,6 +130,7 @@ impl Registry {
             scenario,
             models: Mutex::new(models),
             added: Mutex::new(0),
+            counted: AtomicU64::new(0),
         }
     }
 
@@ -160,7 +167,15 @@ impl Registry {
             .iter()
             .map(|(name, model)| (name.clone(), model.snapshot()))
             .collect();
-        Stats { models }
+        Stats {
+            models,
+            count_tokens: self.counted.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counts a `count_tokens` call answered.
+    pub(crate) fn count_tokens_call(&self) {
+        self.counted.fetch_add(1, Ordering::Relaxed);
     }
 
     fn models(&self) -> MutexGuard<'_, BTreeMap<String, Arc<Model>>> {

@@ -66,6 +66,7 @@ impl App {
 pub(crate) fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/v1/messages", post(messages))
+        .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/stats", get(stats))
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -96,6 +97,47 @@ async fn no_route(Extension(number): Extension<RequestNumber>, uri: Uri) -> Resp
         ErrorType::NotFound,
         format!("no route: {}", uri.path()),
     )
+}
+
+/// `POST /v1/messages/count_tokens`: the key and `model`/`messages` checked as for
+/// messages, then the input tokens at the mock's four characters a token.
+async fn count_tokens(
+    State(app): State<Arc<App>>,
+    Extension(number): Extension<RequestNumber>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if app.registry.scenario().require_key && !has_key(&headers) {
+        let message = "missing api key: send x-api-key or authorization: bearer";
+        return respond::error(number, ErrorType::Authentication, message);
+    }
+    let mut body: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(body) => body,
+        Err(err) => return respond::error(number, ErrorType::InvalidRequest, err.to_string()),
+    };
+    if let Some(fields) = body.as_object_mut() {
+        if fields.contains_key("max_tokens") {
+            let message = "max_tokens: Extra inputs are not permitted";
+            return respond::error(number, ErrorType::InvalidRequest, message);
+        }
+        fields.insert("max_tokens".into(), 1.into());
+    }
+    let request = serde_json::to_vec(&body)
+        .map_err(|err| err.to_string())
+        .and_then(|bytes| MessagesRequest::from_json(&bytes).map_err(|err| err.to_string()));
+    match request {
+        Ok(request) if app.registry.get(&request.model).is_some() => {
+            app.registry.count_tokens_call();
+            let input_tokens = request.estimated_input_tokens();
+            Json(serde_json::json!({ "input_tokens": input_tokens })).into_response()
+        }
+        Ok(request) => respond::error(
+            number,
+            ErrorType::NotFound,
+            format!("model: {}", request.model),
+        ),
+        Err(err) => respond::error(number, ErrorType::InvalidRequest, err),
+    }
 }
 
 async fn messages(

@@ -107,7 +107,7 @@ impl<U: Upstream> DispatcherState<U> {
                 .build(self.seed.wrapping_add(self.next_id)),
             probe: false,
             last: None,
-            cost: None,
+            cost: options.cost,
             _ticket: self.outstanding.ticket(),
         };
         metrics::counter!("breakwater_requests_total", "priority" => priority.as_label())
