@@ -211,9 +211,10 @@ impl Upstream for ClaudeClient {
         Box::pin(self.open(target, request))
     }
     fn cost(&self, request: &MessagesRequest) -> Cost {
-        Cost {
-            input_tokens: request.estimated_input_tokens(),
-        }
+        Cost::new(
+            request.estimated_input_tokens(),
+            u64::from(request.max_tokens),
+        )
     }
 }
 

@@ -235,7 +235,9 @@ impl Runtime {
         let counted = counter.count_tokens(model.model(), request, allowed).await;
         let options = options.with_deadline(deadline.saturating_sub(started.elapsed()));
         match counted {
-            Ok(input_tokens) => options.with_cost(Cost { input_tokens }),
+            Ok(input_tokens) => {
+                options.with_cost(Cost::new(input_tokens, u64::from(request.max_tokens)))
+            }
             Err(failure) => {
                 tracing::debug!(%failure, "count_tokens failed; estimating input tokens");
                 options

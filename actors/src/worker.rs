@@ -112,8 +112,8 @@ pub(crate) struct WorkerState<U: Upstream> {
     limit: Option<AdaptiveLimit>,
     /// The target's rate-limit account, from the upstream's announcements.
     bucket: RateBucket,
-    /// Input tokens the running attempts are expected to spend.
-    in_flight_tokens: u64,
+    /// What the running attempts are expected to spend of the rate limits.
+    in_flight_cost: Cost,
 }
 
 impl<U: Upstream> Actor for WorkerActor<U> {
@@ -140,7 +140,7 @@ impl<U: Upstream> Actor for WorkerActor<U> {
             wake_at: None,
             limit,
             bucket: RateBucket::new(),
-            in_flight_tokens: 0,
+            in_flight_cost: Cost::default(),
         };
         state.publish_load(now);
         Ok(state)
@@ -273,7 +273,7 @@ impl<U: Upstream> WorkerState<U> {
         );
         let cost = job.cost.unwrap_or_default();
         self.bucket.spend(cost, now);
-        self.in_flight_tokens += cost.input_tokens;
+        self.in_flight_cost = self.in_flight_cost.plus(cost);
         self.args.ledger.insert(job);
         self.in_flight += 1;
         self.next_start = now + self.args.limits.min_interval;
@@ -341,7 +341,7 @@ impl<U: Upstream> WorkerState<U> {
             return;
         };
         let cost = job.cost.unwrap_or_default();
-        self.in_flight_tokens = self.in_flight_tokens.saturating_sub(cost.input_tokens);
+        self.in_flight_cost = self.in_flight_cost.minus(cost);
         let limits = match &outcome {
             Ok(reply) => &reply.limits,
             Err(failure) => failure.limits(),
@@ -349,7 +349,7 @@ impl<U: Upstream> WorkerState<U> {
         if !limits.is_empty() {
             let in_flight = u64::from(self.in_flight);
             self.bucket
-                .observe(limits, now, in_flight, self.in_flight_tokens);
+                .observe(limits, now, in_flight, self.in_flight_cost);
         }
         let failure = outcome.as_ref().err();
         let accepted = !failure.is_some_and(|f| f.class().is_rejection());

@@ -261,9 +261,10 @@ impl Upstream for SimUpstream {
         Box::pin(std::future::ready(self.open(target, request)))
     }
     fn cost(&self, request: &MessagesRequest) -> Cost {
-        Cost {
-            input_tokens: request.estimated_input_tokens(),
-        }
+        Cost::new(
+            request.estimated_input_tokens(),
+            u64::from(request.max_tokens),
+        )
     }
 }
 

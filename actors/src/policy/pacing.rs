@@ -19,8 +19,39 @@ use crate::upstream::{RateLimits, Window};
 /// What one attempt is expected to spend.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Cost {
-    /// Input tokens, as estimated from the request; 0 when unknown.
+    /// Input tokens, as estimated from the request (or counted); 0 when unknown.
     pub input_tokens: u64,
+    /// Output tokens: the request's `max_tokens`, which is what the API reserves against
+    /// its output-token limit when a request starts; 0 when unknown.
+    pub output_tokens: u64,
+}
+
+impl Cost {
+    /// A cost of `input_tokens` in and up to `output_tokens` out.
+    pub fn new(input_tokens: u64, output_tokens: u64) -> Self {
+        Self {
+            input_tokens,
+            output_tokens,
+        }
+    }
+
+    /// Both costs together.
+    #[must_use]
+    pub fn plus(self, other: Cost) -> Cost {
+        Cost::new(
+            self.input_tokens.saturating_add(other.input_tokens),
+            self.output_tokens.saturating_add(other.output_tokens),
+        )
+    }
+
+    /// `self` without `other`, never below nothing.
+    #[must_use]
+    pub fn minus(self, other: Cost) -> Cost {
+        Cost::new(
+            self.input_tokens.saturating_sub(other.input_tokens),
+            self.output_tokens.saturating_sub(other.output_tokens),
+        )
+    }
 }
 
 /// One window's account.
@@ -58,6 +89,7 @@ pub struct RateBucket {
     requests: Option<Account>,
     tokens: Option<Account>,
     input_tokens: Option<Account>,
+    output_tokens: Option<Account>,
 }
 
 impl RateBucket {
@@ -67,15 +99,16 @@ impl RateBucket {
     }
 
     /// Takes in the limits a response announced at `now`. `in_flight` attempts started
-    /// before it are not counted in it yet, and `in_flight_tokens` is what they are
-    /// expected to spend.
+    /// before it are not counted in it yet, and `in_flight_cost` is what they are expected
+    /// to spend.
     pub fn observe(
         &mut self,
         limits: &RateLimits,
         now: Instant,
         in_flight: u64,
-        in_flight_tokens: u64,
+        in_flight_cost: Cost,
     ) {
+        let in_flight_tokens = in_flight_cost.input_tokens;
         if let Some(account) = Account::from(&limits.requests, now, in_flight) {
             self.requests = Some(account);
         }
@@ -84,6 +117,10 @@ impl RateBucket {
         }
         if let Some(account) = Account::from(&limits.input_tokens, now, in_flight_tokens) {
             self.input_tokens = Some(account);
+        }
+        let output = in_flight_cost.output_tokens;
+        if let Some(account) = Account::from(&limits.output_tokens, now, output) {
+            self.output_tokens = Some(account);
         }
     }
 
@@ -105,6 +142,8 @@ impl RateBucket {
             self.tokens.and_then(|a| a.ready_at(cost.input_tokens, now)),
             self.input_tokens
                 .and_then(|a| a.ready_at(cost.input_tokens, now)),
+            self.output_tokens
+                .and_then(|a| a.ready_at(cost.output_tokens, now)),
         ]
         .into_iter()
         .flatten()
@@ -121,6 +160,9 @@ impl RateBucket {
         }
         if let Some(a) = &mut self.input_tokens {
             a.spend(cost.input_tokens, now);
+        }
+        if let Some(a) = &mut self.output_tokens {
+            a.spend(cost.output_tokens, now);
         }
     }
 }
@@ -147,22 +189,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn nothing_is_held_back_before_an_announcement() {
         let bucket = RateBucket::new();
-        assert_eq!(
-            bucket.ready_at(
-                Cost {
-                    input_tokens: 10_000
-                },
-                Instant::now()
-            ),
-            None
-        );
+        assert_eq!(bucket.ready_at(Cost::new(10_000, 0), Instant::now()), None);
     }
 
     #[tokio::test(start_paused = true)]
     async fn the_last_request_of_a_window_waits_for_its_reset() {
         let now = Instant::now();
         let mut bucket = RateBucket::new();
-        bucket.observe(&requests(2, 800), now, 0, 0);
+        bucket.observe(&requests(2, 800), now, 0, Cost::default());
         let cost = Cost::default();
         assert_eq!(bucket.ready_at(cost, now), None);
         bucket.spend(cost, now);
@@ -183,7 +217,7 @@ mod tests {
     async fn attempts_in_flight_are_counted_against_an_announcement() {
         let now = Instant::now();
         let mut bucket = RateBucket::new();
-        bucket.observe(&requests(3, 1_000), now, 3, 0);
+        bucket.observe(&requests(3, 1_000), now, 3, Cost::default());
         assert_eq!(
             bucket.ready_at(Cost::default(), now),
             Some(now + Duration::from_secs(1))
@@ -199,40 +233,39 @@ mod tests {
             input_tokens: window(1_500, 3_000),
             ..RateLimits::default()
         };
-        bucket.observe(&limits, now, 0, 0);
+        bucket.observe(&limits, now, 0, Cost::default());
+        assert_eq!(bucket.ready_at(Cost::new(1_000, 0), now), None);
+        bucket.spend(Cost::new(1_000, 0), now);
         assert_eq!(
-            bucket.ready_at(
-                Cost {
-                    input_tokens: 1_000
-                },
-                now
-            ),
-            None
-        );
-        bucket.spend(
-            Cost {
-                input_tokens: 1_000,
-            },
-            now,
-        );
-        assert_eq!(
-            bucket.ready_at(
-                Cost {
-                    input_tokens: 1_000
-                },
-                now
-            ),
+            bucket.ready_at(Cost::new(1_000, 0), now),
             Some(now + Duration::from_secs(3))
         );
         // A small request still fits in what is left.
-        assert_eq!(bucket.ready_at(Cost { input_tokens: 400 }, now), None);
+        assert_eq!(bucket.ready_at(Cost::new(400, 0), now), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn max_tokens_wait_for_the_output_window_less_what_is_in_flight() {
+        let now = Instant::now();
+        let mut bucket = RateBucket::new();
+        let limits = RateLimits {
+            output_tokens: window(8_000, 2_000),
+            ..RateLimits::default()
+        };
+        // 4,096 output tokens are reserved by an attempt the announcement has not counted.
+        bucket.observe(&limits, now, 1, Cost::new(0, 4_096));
+        assert_eq!(
+            bucket.ready_at(Cost::new(0, 4_096), now),
+            Some(now + Duration::from_secs(2))
+        );
+        assert_eq!(bucket.ready_at(Cost::new(0, 3_904), now), None);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_429_empties_the_request_window_until_its_retry_after() {
         let now = Instant::now();
         let mut bucket = RateBucket::new();
-        bucket.observe(&requests(30, 500), now, 0, 0);
+        bucket.observe(&requests(30, 500), now, 0, Cost::default());
         bucket.exhaust(now + Duration::from_secs(2));
         assert_eq!(
             bucket.ready_at(Cost::default(), now),
@@ -240,7 +273,7 @@ mod tests {
         );
         // A later response with room in a new window lifts it.
         let later = now + Duration::from_secs(2);
-        bucket.observe(&requests(49, 1_000), later, 0, 0);
+        bucket.observe(&requests(49, 1_000), later, 0, Cost::default());
         assert_eq!(bucket.ready_at(Cost::default(), later), None);
     }
 }
