@@ -8,6 +8,7 @@
 pub mod api;
 pub mod client;
 pub mod config;
+pub mod gateway;
 pub mod load;
 pub mod mock;
 pub mod runtime;

@@ -4,6 +4,7 @@
 mod load;
 mod mock;
 mod send;
+mod serve;
 mod setup;
 mod sim;
 
@@ -30,6 +31,8 @@ enum Command {
     Mock(mock::Args),
     /// Compare breakwater with today's retry strategies on a simulated overload, in virtual time.
     Sim(sim::Args),
+    /// Serve an Anthropic-compatible gateway through the runtime (a first slice: /v1/messages).
+    Serve(serve::Args),
 }
 
 /// Exit codes shared by every command.
@@ -101,6 +104,7 @@ fn main() -> ExitCode {
             Command::Load(args) => load::run(args).await,
             Command::Mock(args) => mock::run(args).await,
             Command::Sim(args) => sim::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
         }
     })
 }
