@@ -169,3 +169,46 @@ async fn bad_bodies_and_unknown_models_get_anthropic_shaped_errors() {
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["type"], "request_too_large");
 }
+
+#[tokio::test]
+async fn an_overload_before_content_is_rerouted_invisibly() {
+    let server = mock(
+        "[models.p]\nservice-time = \"1ms\"\nfaults = [{ kind = \"stream-error\", after-events = 1, error-type = \"overloaded_error\" }]\n[models.f]\nservice-time = \"1ms\"\n",
+    )
+    .await;
+    let base = gateway(&server, &["p", "f"]).await;
+    let response = post(&base, body("p", true).to_string()).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-breakwater-model"), Some("f"));
+    let text = response.text().await.unwrap();
+    assert!(!text.contains("event: error"), "{text}");
+    assert_eq!(text.matches("event: message_start").count(), 1, "{text}");
+    assert!(text.contains(r#""model":"f""#), "{text}");
+    assert!(
+        text.trim_end()
+            .ends_with(r#"data: {"type":"message_stop"}"#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_failure_after_content_ends_the_stream_with_an_explicit_error_event() {
+    let server = mock(
+        "[models.p]\nservice-time = \"1ms\"\nfaults = [{ kind = \"stream-error\", after-events = 4, error-type = \"overloaded_error\" }]\n[models.f]\n",
+    )
+    .await;
+    let base = gateway(&server, &["p", "f"]).await;
+    let response = post(&base, body("p", true).to_string()).await;
+    assert_eq!(response.status(), 200, "the stream had begun");
+    assert_eq!(header(&response, "x-breakwater-model"), Some("p"));
+    let text = response.text().await.unwrap();
+    assert!(text.contains("event: content_block_delta"), "{text}");
+    let last = text.trim_end().rsplit("\n\n").next().unwrap();
+    assert!(last.starts_with("event: error\n"), "{text}");
+    assert!(last.contains("overloaded_error"), "{text}");
+    assert!(
+        !text.contains("message_stop"),
+        "never spliced with another answer: {text}"
+    );
+    assert!(!text.contains(r#""model":"f""#), "{text}");
+}
