@@ -17,6 +17,8 @@ pub use classify::{answered, classify, failure, stream_failure};
 pub use content::ContentBlock;
 pub use error::{ApiError, ErrorBody, ErrorType};
 pub use headers::{ResponseMeta, rate_limit_headers};
-pub use request::{InputMessage, MessageContent, MessagesRequest, RequestError, Role, System};
+pub use request::{
+    InputMessage, MessageContent, MessagesRequest, RequestError, RequestHeaders, Role, System,
+};
 pub use response::{Message, Usage};
 pub use stream::{Delta, MessageAccumulator, MessageDeltaBody, MessageStreamEvent, events_for};

@@ -35,6 +35,17 @@ pub struct ClaudeClient {
     read_timeout: Duration,
 }
 
+/// An answer passed through as it came (see [`ClaudeClient::forward_count_tokens`]).
+#[derive(Clone, Debug)]
+pub struct Forwarded {
+    /// Its HTTP status.
+    pub status: u16,
+    /// Its `request-id` header.
+    pub request_id: Option<String>,
+    /// Its body.
+    pub body: bytes::Bytes,
+}
+
 /// A `count_tokens` answer.
 #[derive(serde::Deserialize)]
 struct Counted {
@@ -80,14 +91,13 @@ impl ClaudeClient {
     ) -> Result<u64, Failure> {
         let url = format!("{}/count_tokens", self.messages_url);
         let body = request.count_tokens_body(model);
-        let sent = self
+        let builder = self
             .http
             .post(url)
             .header(header::CONTENT_TYPE, "application/json")
             .body(body)
-            .timeout(timeout)
-            .send()
-            .await;
+            .timeout(timeout);
+        let sent = with_headers(builder, &request.headers).send().await;
         let response = match sent {
             Ok(response) => response,
             Err(error) => {
@@ -114,6 +124,43 @@ impl ClaudeClient {
             })
     }
 
+    /// Posts `body` to `POST /v1/messages/count_tokens` as it is, with this client's
+    /// credentials and `headers`, and hands back the answer as it came: its status, its
+    /// `request-id` and its body. The gateway's pass-through; [`ClaudeClient::count_tokens`]
+    /// is the typed call.
+    ///
+    /// # Errors
+    /// A [`Failure`] when no answer came (connection, timeout).
+    pub async fn forward_count_tokens(
+        &self,
+        body: bytes::Bytes,
+        headers: &api::RequestHeaders,
+        timeout: Duration,
+    ) -> Result<Forwarded, Failure> {
+        let url = format!("{}/count_tokens", self.messages_url);
+        let builder = self
+            .http
+            .post(url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .timeout(timeout);
+        let response = match with_headers(builder, headers).send().await {
+            Ok(response) => response,
+            Err(error) => {
+                let (class, message) = transport(error);
+                return Err(Failure::new(class, message));
+            }
+        };
+        let status = response.status().as_u16();
+        let meta = ResponseMeta::from_headers(response.headers(), wallclock::unix_now());
+        let body = read_body(response, &meta).await?;
+        Ok(Forwarded {
+            status,
+            request_id: meta.request_id,
+            body: body.into(),
+        })
+    }
+
     /// The URL requests are posted to.
     pub fn messages_url(&self) -> &str {
         &self.messages_url
@@ -130,6 +177,7 @@ impl ClaudeClient {
             .post(&*self.messages_url)
             .header(header::CONTENT_TYPE, "application/json")
             .body(request.to_body(target.model(), stream));
+        builder = with_headers(builder, &request.headers);
         if stream {
             builder = builder.header(header::ACCEPT, "text/event-stream");
         } else {
@@ -216,6 +264,21 @@ impl Upstream for ClaudeClient {
             u64::from(request.max_tokens),
         )
     }
+}
+
+/// `builder` with the request's own `anthropic-version` / `anthropic-beta`, which replace
+/// the client's configured ones.
+fn with_headers(
+    mut builder: reqwest::RequestBuilder,
+    headers: &api::RequestHeaders,
+) -> reqwest::RequestBuilder {
+    if let Some(version) = &headers.version {
+        builder = builder.header("anthropic-version", version);
+    }
+    if let Some(beta) = &headers.beta {
+        builder = builder.header("anthropic-beta", beta);
+    }
+    builder
 }
 
 fn reply<T>(value: T, meta: ResponseMeta) -> Reply<T> {

@@ -16,6 +16,7 @@ use crate::engine::policy::{
     AdmissionConfig, BreakerConfig, BudgetConfig, PolicyError, RetryPolicy, ThrottleConfig,
 };
 use crate::engine::{EngineConfig, SupervisionConfig, Target, TargetLimits};
+use crate::gateway::GatewayConfig;
 
 mod error;
 
@@ -64,6 +65,9 @@ pub struct Config {
     /// has been rejecting most of what it is sent, turn requests away locally. Default: on,
     /// see [`ThrottleSettings`].
     pub throttle: ThrottleSettings,
+    /// `[gateway]`: client keys, unlisted models and client timeouts for `breakwater serve`.
+    /// Default: see [`GatewayConfig`].
+    pub gateway: GatewayConfig,
 }
 
 impl Default for Config {
@@ -81,6 +85,7 @@ impl Default for Config {
             spillover: true,
             chain_spillover: BTreeMap::new(),
             throttle: ThrottleSettings::default(),
+            gateway: GatewayConfig::default(),
         }
     }
 }
@@ -174,6 +179,7 @@ impl Config {
             spillover: other.spillover,
             chain_spillover: other.chain_spillover.clone(),
             throttle: other.throttle,
+            gateway: other.gateway.clone(),
             ..self
         }
     }
@@ -227,6 +233,9 @@ impl Config {
         self.budget
             .validate()
             .map_err(|e| ConfigError::within("budget", e))?;
+        if let Some((field, reason)) = self.gateway.problem() {
+            return Err(ConfigError::invalid(format!("gateway.{field}"), reason));
+        }
         self.admission
             .validate()
             .map_err(|e| ConfigError::within("admission", e))

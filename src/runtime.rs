@@ -112,23 +112,23 @@ impl RuntimeBuilder {
     /// [`RuntimeError`] naming what is wrong.
     pub async fn start(self) -> Result<Runtime, RuntimeError> {
         self.config.validate()?;
-        let mut counter = None;
+        let mut http = None;
         let upstream = if let Some(upstream) = self.upstream {
             upstream
         } else {
             let mut client = client_config(&self.config, self.base_url);
             client.credentials = self.credentials.or(client.credentials);
             let client = ClaudeClient::new(&client)?;
-            if self.config.upstream.count_tokens {
-                counter = Some(client.clone());
-            }
+            http = Some(client.clone());
             Arc::new(client)
         };
+        let counter = http.clone().filter(|_| self.config.upstream.count_tokens);
         let engine = Engine::start(Arc::new(upstream), self.config.engine_config()).await?;
         Ok(Runtime {
             engine,
             config: Arc::new(self.config),
             counter,
+            http,
         })
     }
 }
@@ -157,6 +157,8 @@ pub struct Runtime {
     config: Arc<Config>,
     /// The client that counts input tokens, when `upstream.count-tokens` is on.
     counter: Option<ClaudeClient>,
+    /// The HTTP client, unless the runtime was given another upstream.
+    http: Option<ClaudeClient>,
 }
 
 impl Runtime {
@@ -295,6 +297,21 @@ impl Runtime {
     /// Forces `model`'s circuit closed, forgetting its history.
     pub fn reset(&self, model: &str) {
         self.engine.reset(Target::new(model));
+    }
+
+    /// The HTTP client requests go out on; `None` when the runtime was built with another
+    /// [`RuntimeBuilder::upstream`].
+    pub fn client(&self) -> Option<&ClaudeClient> {
+        self.http.as_ref()
+    }
+
+    /// Serves `model` from now on, alone, with its own breaker and worker and default
+    /// limits, though the configuration does not name it (see [`Engine::add_target`]).
+    ///
+    /// # Errors
+    /// As [`Engine::add_target`].
+    pub async fn serve_alone(&self, model: &str) -> Result<(), Error> {
+        self.engine.add_target(Target::new(model)).await
     }
 
     /// The engine underneath.

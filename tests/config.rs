@@ -396,3 +396,16 @@ fn with_policies_of_keeps_the_chain_and_takes_the_rest() {
     assert_eq!(config.breaker.probes.get(), 2);
     assert_eq!(config.upstream, ClientConfig::default());
 }
+
+#[test]
+fn gateway_keys_are_required_with_require_keys_and_never_printed() {
+    let error = Config::from_toml("[models.m]\n[gateway]\nrequire-keys = true\n").unwrap_err();
+    assert!(error.to_string().contains("gateway.keys"), "{error}");
+    let config = Config::from_toml(
+        "[models.m]\n[gateway]\nrequire-keys = true\nkeys = [\"sk-gw-secret\"]\n",
+    )
+    .unwrap();
+    assert!(config.gateway.admits("sk-gw-secret"));
+    assert!(!format!("{config:?}").contains("sk-gw-secret"));
+    assert!(!toml::to_string(&config).unwrap().contains("sk-gw-secret"));
+}

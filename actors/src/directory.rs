@@ -45,6 +45,14 @@ impl<U: Upstream> Directory<U> {
         self.workers.insert(target, actor);
     }
 
+    /// Every target that has (or had) a worker.
+    pub(crate) fn targets(&self) -> Vec<Target> {
+        self.workers
+            .iter()
+            .map(|entry| entry.key().clone())
+            .collect()
+    }
+
     pub(crate) fn breaker(&self, target: &Target) -> Option<ActorRef<BreakerMsg<U>>> {
         self.breakers.get(target).map(|actor| actor.clone())
     }

@@ -175,6 +175,51 @@ impl<U: Upstream> Engine<U> {
         self.board.subscribe()
     }
 
+    /// Whether the engine serves `target`: configured, or added with [`Engine::add_target`].
+    pub fn serves(&self, target: &Target) -> bool {
+        self.config.limits(target).is_some() || self.directory.worker(target).is_some()
+    }
+
+    /// Every target served: the configured ones in their order, then those added with
+    /// [`Engine::add_target`], by name.
+    pub fn targets(&self) -> Vec<Target> {
+        let mut added: Vec<Target> = self
+            .directory
+            .targets()
+            .into_iter()
+            .filter(|target| self.config.limits(target).is_none())
+            .collect();
+        added.sort();
+        let configured = self.config.targets.iter().map(|(target, _)| target.clone());
+        configured.chain(added).collect()
+    }
+
+    /// How many targets were added after start with [`Engine::add_target`].
+    pub fn added_targets(&self) -> usize {
+        self.targets().len() - self.config.targets.len()
+    }
+
+    /// Serves `target` from now on, with its own breaker and worker and default limits,
+    /// though the configuration does not name it; does nothing if it is served already.
+    /// Chains may then name it.
+    ///
+    /// # Errors
+    /// [`Error::Shutdown`] when the engine is stopping, [`Error::Internal`] when the actors
+    /// could not be spawned.
+    pub async fn add_target(&self, target: Target) -> Result<(), Error> {
+        if self.serves(&target) {
+            return Ok(());
+        }
+        if self.stopping.load(Ordering::Relaxed) {
+            return Err(Error::Shutdown);
+        }
+        match ractor::call!(self.supervisor, SupervisorMsg::Add, target) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(Error::Internal(message)),
+            Err(_) => Err(self.gone()),
+        }
+    }
+
     /// Every breaker's current state.
     pub fn breakers(&self) -> Vec<(Target, BreakerStatus)> {
         self.board.snapshot()

@@ -19,7 +19,7 @@ mod supervisor;
 pub mod upstream;
 mod worker;
 
-pub use board::{Board, BreakerStatus, Event};
+pub use board::{Board, BreakerStatus, Event, Load};
 pub use config::{EngineConfig, SupervisionConfig, TargetLimits};
 pub use dispatcher::{DispatcherMsg, Internal};
 pub use engine::{Engine, StartError};

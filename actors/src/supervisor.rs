@@ -11,7 +11,9 @@ use std::collections::{HashMap, VecDeque};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+};
 use tokio::time::Instant;
 
 use crate::board::Board;
@@ -33,6 +35,9 @@ pub(crate) enum Role {
 
 pub(crate) enum SupervisorMsg {
     Restart(Role),
+    /// Spawn a breaker and a worker for a target the configuration does not name (with
+    /// default limits); replies once both run, or at once if the target already has them.
+    Add(Target, RpcReplyPort<Result<(), String>>),
 }
 
 pub(crate) struct SupervisorActor<U>(PhantomData<fn() -> U>);
@@ -118,10 +123,17 @@ impl<U: Upstream> Actor for SupervisorActor<U> {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let SupervisorMsg::Restart(role) = message;
-        if let Err(error) = state.spawn(&myself, role.clone()).await {
-            // Counted as another crash: retried later, within the intensity limit.
-            state.crashed(&myself, role, &error.to_string());
+        match message {
+            SupervisorMsg::Restart(role) => {
+                if let Err(error) = state.spawn(&myself, role.clone()).await {
+                    // Counted as another crash: retried later, within the intensity limit.
+                    state.crashed(&myself, role, &error.to_string());
+                }
+            }
+            SupervisorMsg::Add(target, reply) => {
+                let added = state.add(&myself, target).await;
+                let _ = reply.send(added.map_err(|error| error.to_string()));
+            }
         }
         Ok(())
     }
@@ -147,6 +159,21 @@ impl<U: Upstream> Actor for SupervisorActor<U> {
 }
 
 impl<U: Upstream> SupervisorState<U> {
+    async fn add(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        target: Target,
+    ) -> Result<(), ActorProcessingErr> {
+        if self.args.directory.worker(&target).is_some() {
+            return Ok(());
+        }
+        tracing::info!(%target, "serving a target outside the configuration, with default limits");
+        if self.args.directory.breaker(&target).is_none() {
+            self.spawn(myself, Role::Breaker(target.clone())).await?;
+        }
+        self.spawn(myself, Role::Worker(target)).await
+    }
+
     async fn spawn(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,

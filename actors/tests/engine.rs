@@ -802,3 +802,40 @@ async fn the_throttle_moves_requests_on_to_the_next_target_before_sending() {
         .count();
     assert_eq!(throttled, straight_to_b);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_target_added_after_start_is_served_with_its_own_breaker() {
+    let mut config = config(&["a"]);
+    config.retry.max_retries_per_target = 0;
+    let (fake, engine) = start(Fake::new().default_for("z", overloaded(10)), config).await;
+    let z = Target::new("z");
+    let on_z = || {
+        RequestOptions::default()
+            .with_chain(vec![z.clone()])
+            .with_deadline(ms(1_000))
+    };
+    let error = engine.send("hi".into(), on_z()).await.unwrap_err();
+    assert!(matches!(error, Error::Invalid(_)), "{error}");
+    assert!(!engine.serves(&z));
+
+    engine.add_target(z.clone()).await.expect("z is added");
+    engine
+        .add_target(z.clone())
+        .await
+        .expect("adding twice is a no-op");
+    assert!(engine.serves(&z));
+    assert_eq!(engine.added_targets(), 1);
+    let mut events = engine.subscribe();
+    for _ in 0..5 {
+        let error = engine.send("hi".into(), on_z()).await.unwrap_err();
+        assert!(matches!(error, Error::Exhausted { .. }), "{error}");
+    }
+    transition(&mut events, "z", StateKind::Open).await;
+    let _ = engine.send("hi".into(), on_z()).await.unwrap_err();
+    assert_eq!(
+        fake.calls_to("z"),
+        5,
+        "z's own breaker opened and sent nothing more"
+    );
+    assert_eq!(engine.board().state(&Target::new("a")), StateKind::Closed);
+}

@@ -51,6 +51,19 @@ pub struct MessagesRequest {
     /// Every other top-level field, kept as sent.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// Headers sent with this request only, over the client's configured ones; never part
+    /// of the body. The gateway fills them from its caller's request.
+    #[serde(skip)]
+    pub headers: RequestHeaders,
+}
+
+/// Per-request API headers: what a caller of the gateway sent, forwarded as sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestHeaders {
+    /// `anthropic-version`, replacing the configured one.
+    pub version: Option<String>,
+    /// `anthropic-beta` (comma-separated flags), replacing the configured ones.
+    pub beta: Option<String>,
 }
 
 /// One turn of the conversation.
@@ -127,6 +140,7 @@ impl MessagesRequest {
             tool_choice: None,
             thinking: None,
             extra: Map::new(),
+            headers: RequestHeaders::default(),
         }
     }
 

@@ -141,13 +141,21 @@ impl<U: Upstream> DispatcherState<U> {
         None
     }
 
+    /// The target's retry budget; a target added after start gets its own on first use.
+    fn budget(&mut self, target: &Target) -> &mut RetryBudget {
+        let config = self.config.budget;
+        self.budgets
+            .entry(target.clone())
+            .or_insert_with(|| RetryBudget::new(config))
+    }
+
     fn check_chain(&self, chain: &[Target]) -> Option<String> {
         if chain.is_empty() {
             return Some("the chain is empty".into());
         }
-        let unknown = chain
-            .iter()
-            .find(|target| self.config.limits(target).is_none())?;
+        let unknown = chain.iter().find(|target| {
+            self.config.limits(target).is_none() && self.directory.worker(target).is_none()
+        })?;
         Some(format!(
             "the chain names {unknown}, which is not a configured target"
         ))
@@ -283,9 +291,7 @@ impl<U: Upstream> DispatcherState<U> {
     fn dispatch(&mut self, me: &Me<U>, job: Job<U>) {
         let target = job.target().clone();
         if job.on_target == 0 {
-            if let Some(budget) = self.budgets.get_mut(&target) {
-                budget.deposit(Instant::now());
-            }
+            self.budget(&target).deposit(Instant::now());
         }
         let Some(worker) = self.directory.worker(&target) else {
             return self.unavailable(me, job, &target);
@@ -338,10 +344,7 @@ impl<U: Upstream> DispatcherState<U> {
     fn retry(&mut self, me: &Me<U>, job: Job<U>, class: Class, delay: Duration, was_probe: bool) {
         let target = job.target().clone();
         let closed = !was_probe && self.board.state(&target) == StateKind::Closed;
-        let budget = self
-            .budgets
-            .get_mut(&target)
-            .is_some_and(|b| b.try_withdraw(Instant::now()));
+        let budget = self.budget(&target).try_withdraw(Instant::now());
         if closed && budget {
             metrics::counter!("breakwater_retries_total", "target" => target.to_string(), "class" => class.as_label()).increment(1);
             self.board.publish(Event::Retried {

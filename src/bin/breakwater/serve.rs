@@ -1,12 +1,15 @@
-//! `breakwater serve`: the Anthropic-compatible gateway, until interrupted.
+//! `breakwater serve`: the Anthropic-compatible gateway, until SIGTERM or Ctrl-C.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use breakwater::gateway::{self, Gateway};
 
 use crate::exit;
 use crate::setup::Connection;
 
-/// Serve `POST /v1/messages` through the runtime, for any client that speaks the Messages API.
+/// Serve the Messages API through the runtime, for any client that speaks it.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Address to listen on; port 0 picks a free port.
@@ -15,11 +18,22 @@ pub(crate) struct Args {
     /// The default chain, comma-separated: a request for its first model falls back along it.
     #[arg(long, value_delimiter = ',')]
     chain: Vec<String>,
+    /// How long in-flight requests may take to finish after SIGTERM (default: the config's
+    /// gateway.grace, 30s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    grace: Option<Duration>,
     #[command(flatten)]
     connection: Connection,
 }
 
 pub(crate) async fn run(args: Args) -> ExitCode {
+    let metrics = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+        Ok(handle) => Some(handle),
+        Err(error) => {
+            eprintln!("warning: /metrics is off: {error}");
+            None
+        }
+    };
     let started = match args.connection.start(&args.chain).await {
         Ok(started) => started,
         Err(message) => return exit::usage(&message),
@@ -29,15 +43,74 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         Err(error) => return exit::usage(&format!("cannot listen on {}: {error}", args.listen)),
     };
     let address = listener.local_addr().map_or(args.listen, |a| a);
-    println!("breakwater gateway listening on http://{address}");
-    println!("try: ANTHROPIC_BASE_URL=http://{address} with any Anthropic SDK");
-    let app = breakwater::gateway::router(started.runtime.clone());
-    let served = axum::serve(listener, app).with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    });
-    if let Err(error) = served.await {
-        eprintln!("error: the gateway stopped: {error}");
-        return ExitCode::from(exit::UNAVAILABLE);
+    let runtime = started.runtime.clone();
+    let mut gateway = Gateway::new(runtime.clone());
+    let mut config = gateway.config().clone();
+    if let Some(grace) = args.grace {
+        config.grace = grace;
     }
-    ExitCode::SUCCESS
+    if let Some(handle) = metrics {
+        let upkeep = handle.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                upkeep.run_upkeep();
+            }
+        });
+        gateway = gateway.with_metrics(handle);
+    }
+    let chain: Vec<String> = runtime
+        .config()
+        .default_chain()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    println!("breakwater gateway listening on http://{address}");
+    println!("default chain: {}", chain.join(" -> "));
+    if config.require_keys {
+        println!("clients must present one of the configured gateway.keys");
+    }
+    println!("try: ANTHROPIC_BASE_URL=http://{address} with any Anthropic SDK");
+    let drained = gateway::serve(listener, gateway.router(), &config, stop_signal()).await;
+    let left = runtime.shutdown(Duration::from_secs(1)).await;
+    match drained {
+        Ok(drained) if drained.clean && left == 0 => {
+            eprintln!("drained in {:.1?}; stopped", drained.took);
+            ExitCode::SUCCESS
+        }
+        Ok(_) => {
+            eprintln!(
+                "the grace period of {:?} ended with requests in flight; they were cut",
+                config.grace
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: the gateway stopped: {error}");
+            ExitCode::from(exit::UNAVAILABLE)
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C (SIGINT).
+async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    () = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => ctrl_c.await,
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await;
 }

@@ -13,7 +13,7 @@ use breakwater::runtime::Runtime;
 #[derive(Debug, clap::Args)]
 pub(crate) struct Connection {
     /// The API's base URL. Default: the config's, else $ANTHROPIC_BASE_URL, else the public API.
-    #[arg(long)]
+    #[arg(long, visible_alias = "upstream")]
     base_url: Option<String>,
     /// A breakwater.toml with models, chains and policies (the chain flags override its default chain).
     #[arg(long)]

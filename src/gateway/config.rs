@@ -1,0 +1,158 @@
+//! `[gateway]`: who may call the gateway, what it serves, and how long it waits on clients.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::client::Secret;
+
+/// The gateway's settings, the `[gateway]` table of `breakwater.toml`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct GatewayConfig {
+    /// Whether callers must present one of `keys` (as `x-api-key`, or `Authorization:
+    /// Bearer`); without one they get 401. When off, whatever key a caller sends is ignored:
+    /// upstream requests always carry the gateway's own key. Default: false.
+    pub require_keys: bool,
+    /// The keys callers may present when `require-keys` is on. Keep the file readable by the
+    /// gateway's user only. Default: none.
+    pub keys: Vec<ClientKey>,
+    /// Whether a model that heads no chain and is in none is served alone, with its own
+    /// breaker, retries and default limits, rather than refused with 404. Default: true.
+    pub serve_unlisted: bool,
+    /// The most such models served at once, so that callers naming arbitrary models cannot
+    /// make the gateway spawn without bound. Default: 16.
+    pub max_unlisted: u32,
+    /// Longest a client may take to send a request's head (line and headers). Default: 30s.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Longest a client may take to send a request's body. Default: 30s.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// Longest a client may leave the gateway unable to write to it (reading nothing of a
+    /// response or a stream) before the connection is dropped, and with it the upstream
+    /// attempt. Default: 30s.
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
+    /// On SIGTERM or Ctrl-C: how long in-flight requests may take to finish after the
+    /// gateway stops accepting; what is left is then cut. Default: 30s.
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            require_keys: false,
+            keys: Vec::new(),
+            serve_unlisted: true,
+            max_unlisted: 16,
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+            grace: Duration::from_secs(30),
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// Checks the settings; the error is the bad key (under `gateway.`) and why.
+    pub(crate) fn problem(&self) -> Option<(&'static str, String)> {
+        if self.require_keys && self.keys.is_empty() {
+            return Some((
+                "keys",
+                "must list at least one key when require-keys = true".into(),
+            ));
+        }
+        if let Some(index) = self.keys.iter().position(|key| key.0.expose().is_empty()) {
+            return Some(("keys", format!("key #{} is empty", index + 1)));
+        }
+        for (field, value) in [
+            ("header-timeout", self.header_timeout),
+            ("body-timeout", self.body_timeout),
+            ("write-timeout", self.write_timeout),
+        ] {
+            if value.is_zero() {
+                return Some((field, "must be greater than zero".into()));
+            }
+        }
+        None
+    }
+
+    /// Whether `presented` is one of the configured keys, compared in constant time.
+    pub fn admits(&self, presented: &str) -> bool {
+        self.keys
+            .iter()
+            .fold(false, |found, key| found | key.matches(presented))
+    }
+}
+
+/// A key a client may present to the gateway. Like every secret here, its `Debug` and
+/// `Display` print `***`, and it serializes as `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientKey(Secret);
+
+impl ClientKey {
+    /// Wraps a key.
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(Secret::new(key))
+    }
+
+    /// Compares without an early exit on the first differing byte.
+    fn matches(&self, presented: &str) -> bool {
+        let (a, b) = (self.0.expose().as_bytes(), presented.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+    }
+}
+
+impl fmt::Debug for ClientKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Serialize for ClientKey {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("***")
+    }
+}
+
+impl<'de> Deserialize<'de> for ClientKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(ClientKey::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_match_exactly_and_never_print() {
+        let config = GatewayConfig {
+            require_keys: true,
+            keys: vec![ClientKey::new("sk-one"), ClientKey::new("sk-two")],
+            ..GatewayConfig::default()
+        };
+        assert!(config.admits("sk-two"));
+        assert!(!config.admits("sk-tw"));
+        assert!(!config.admits("sk-two "));
+        assert!(!config.admits(""));
+        assert!(!format!("{config:?}").contains("sk-"));
+        assert_eq!(format!("{:?}", config.keys[0]), "***");
+    }
+
+    #[test]
+    fn require_keys_without_keys_is_refused() {
+        let config = GatewayConfig {
+            require_keys: true,
+            ..GatewayConfig::default()
+        };
+        assert_eq!(config.problem().unwrap().0, "keys");
+        assert!(GatewayConfig::default().problem().is_none());
+    }
+}

@@ -1,0 +1,285 @@
+//! `POST /v1/messages` through the runtime, and `POST /v1/messages/count_tokens` passed on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use super::{BODY_LIMIT, Gateway, error};
+use crate::api::{ErrorBody, ErrorType, MessagesRequest, RequestHeaders};
+use crate::engine::{Answer, Error, RequestOptions, Target};
+use crate::runtime::Runtime;
+
+/// How long a forwarded `count_tokens` may take.
+const COUNT_TOKENS_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest model name accepted: it names actors and labels metrics.
+const MAX_MODEL_NAME: usize = 256;
+
+pub(super) async fn messages(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match read_body(body, &gateway).await {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    let mut request = match MessagesRequest::from_json(&body) {
+        Ok(request) => request,
+        Err(err) => return error(400, ErrorType::InvalidRequest, err.to_string()),
+    };
+    request.headers = forwarded(&parts.headers);
+    let chain = match chain(&gateway, &request.model).await {
+        Ok(chain) => chain,
+        Err(response) => return *response,
+    };
+    let options = RequestOptions::default().with_chain(chain);
+    let stream = request.stream == Some(true);
+    let response = if stream {
+        streamed(&gateway.runtime, request, options).await
+    } else {
+        whole(&gateway.runtime, request, options).await
+    };
+    let status = response.status().as_str().to_owned();
+    let kind = if stream { "stream" } else { "whole" };
+    metrics::counter!("breakwater_gateway_requests_total", "status" => status, "kind" => kind)
+        .increment(1);
+    response
+}
+
+pub(super) async fn count_tokens(
+    State(gateway): State<Arc<Gateway>>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match read_body(body, &gateway).await {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    let Some(client) = gateway.runtime.client() else {
+        return error(
+            501,
+            ErrorType::Api,
+            "count_tokens is not available: this runtime has no HTTP upstream",
+        );
+    };
+    match client
+        .forward_count_tokens(body, &forwarded(&parts.headers), COUNT_TOKENS_TIMEOUT)
+        .await
+    {
+        Ok(answer) => {
+            let status = axum::http::StatusCode::from_u16(answer.status)
+                .unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+            let mut response = (status, answer.body).into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            if let Some(id) = answer
+                .request_id
+                .and_then(|id| HeaderValue::from_str(&id).ok())
+            {
+                headers.insert("request-id", id);
+            }
+            response
+        }
+        Err(failure) => error(
+            502,
+            ErrorType::Api,
+            format!("count_tokens upstream: {}", failure.message()),
+        ),
+    }
+}
+
+/// Reads a whole body within the body timeout and the size limit: 408 for a client too slow
+/// to send it, 413 for one too large, 400 for one cut short.
+async fn read_body(body: Body, gateway: &Gateway) -> Result<Bytes, Box<Response>> {
+    let limited = Limited::new(body, BODY_LIMIT).collect();
+    match tokio::time::timeout(gateway.config.body_timeout, limited).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(failure)) if failure.downcast_ref::<LengthLimitError>().is_some() => {
+            let message = format!("request body exceeds {BODY_LIMIT} bytes");
+            Err(Box::new(error(413, ErrorType::RequestTooLarge, message)))
+        }
+        Ok(Err(failure)) => Err(Box::new(error(
+            400,
+            ErrorType::InvalidRequest,
+            format!("cannot read the request body: {failure}"),
+        ))),
+        Err(_) => {
+            let message = format!(
+                "the request body did not arrive within {:?} (gateway.body-timeout)",
+                gateway.config.body_timeout
+            );
+            let mut response = error(408, ErrorType::Timeout, message);
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Err(Box::new(response))
+        }
+    }
+}
+
+/// The caller's `anthropic-version` and `anthropic-beta`, to send upstream as they came.
+fn forwarded(headers: &HeaderMap) -> RequestHeaders {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    RequestHeaders {
+        version: text("anthropic-version"),
+        beta: text("anthropic-beta"),
+    }
+}
+
+/// The chain a request for `model` runs on (see [`chain_for`]); a model in no chain is
+/// served alone when `serve-unlisted` allows, else 404.
+async fn chain(gateway: &Gateway, model: &str) -> Result<Vec<Target>, Box<Response>> {
+    let runtime = &gateway.runtime;
+    if let Some(chain) = chain_for(runtime, model) {
+        return Ok(chain);
+    }
+    let refuse = |why: String| {
+        let message = format!("model: {model} {why}");
+        Err(Box::new(error(404, ErrorType::NotFound, message)))
+    };
+    if model.is_empty() || model.len() > MAX_MODEL_NAME || model.chars().any(char::is_control) {
+        return refuse("is not a valid model name".into());
+    }
+    if !gateway.config.serve_unlisted {
+        let configured: Vec<&str> = runtime.config().models.keys().map(String::as_str).collect();
+        return refuse(format!(
+            "is not served by this gateway (configured: {}; gateway.serve-unlisted is off)",
+            configured.join(", ")
+        ));
+    }
+    let target = Target::new(model);
+    let engine = runtime.engine();
+    if !engine.serves(&target) && engine.added_targets() >= gateway.config.max_unlisted as usize {
+        return refuse(format!(
+            "is in no chain, and the gateway already serves gateway.max-unlisted = {} models \
+             outside its chains",
+            gateway.config.max_unlisted
+        ));
+    }
+    match runtime.serve_alone(model).await {
+        Ok(()) => Ok(vec![target]),
+        Err(failure) => Err(Box::new(failed(&failure))),
+    }
+}
+
+/// The configured chain `model` heads (the default chain first, then the others by name),
+/// else the first that holds it, from `model` on; `None` when no chain holds it.
+fn chain_for(runtime: &Runtime, model: &str) -> Option<Vec<Target>> {
+    let config = runtime.config();
+    let others = config
+        .chains
+        .keys()
+        .filter(|name| name.as_str() != crate::config::DEFAULT_CHAIN)
+        .filter_map(|name| config.chain(name));
+    let chains: Vec<Vec<Target>> = std::iter::once(config.default_chain())
+        .chain(others)
+        .collect();
+    let headed = chains
+        .iter()
+        .find(|chain| chain.first().is_some_and(|t| t.model() == model));
+    if let Some(chain) = headed {
+        return Some(chain.clone());
+    }
+    chains.iter().find_map(|chain| {
+        let from = chain.iter().position(|t| t.model() == model)?;
+        Some(chain[from..].to_vec())
+    })
+}
+
+fn attempts_headers<T>(answer: &Answer<T>) -> [(header::HeaderName, HeaderValue); 2] {
+    let model = HeaderValue::from_str(answer.target.model())
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+    [
+        (header::HeaderName::from_static("x-breakwater-model"), model),
+        (
+            header::HeaderName::from_static("x-breakwater-attempts"),
+            HeaderValue::from(answer.attempts.len()),
+        ),
+    ]
+}
+
+async fn whole(runtime: &Runtime, request: MessagesRequest, options: RequestOptions) -> Response {
+    match runtime.send_with(request, options).await {
+        Ok(answer) => {
+            let headers = attempts_headers(&answer);
+            (headers, Json(answer.value)).into_response()
+        }
+        Err(failure) => failed(&failure),
+    }
+}
+
+async fn streamed(
+    runtime: &Runtime,
+    request: MessagesRequest,
+    options: RequestOptions,
+) -> Response {
+    let answer = match runtime.stream_with(request, options).await {
+        Ok(answer) => answer,
+        Err(failure) => return failed(&failure),
+    };
+    let headers = attempts_headers(&answer);
+    let committed = answer.value;
+    let head = futures::stream::iter(committed.head).map(|event| Ok(event.to_sse()));
+    // After content has been handed over nothing can be retried: a failure ends the stream
+    // with an explicit error event, never a silent cut.
+    let tail = committed.tail.map(|event| match event {
+        Ok(event) => Ok::<_, std::convert::Infallible>(event.to_sse()),
+        Err(failure) => {
+            metrics::counter!("breakwater_gateway_stream_errors_total").increment(1);
+            let kind = failure.error_type().map_or(ErrorType::Api, ErrorType::from);
+            let body = ErrorBody::new(kind, failure.message().to_owned());
+            let data = serde_json::to_string(&body).unwrap_or_default();
+            Ok(format!("event: error\ndata: {data}\n\n"))
+        }
+    });
+    let body = Body::from_stream(head.chain(tail));
+    let mut response = (headers, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    response
+}
+
+/// The Anthropic-shaped answer to a request that ended without one.
+fn failed(failure: &Error) -> Response {
+    match failure {
+        Error::Upstream { failure, .. } => {
+            let status = failure.status().unwrap_or(400);
+            let kind = failure
+                .error_type()
+                .map_or(ErrorType::InvalidRequest, ErrorType::from);
+            error(status, kind, failure.message().to_owned())
+        }
+        Error::Exhausted { retry_after, .. } => {
+            let mut response = error(529, ErrorType::Overloaded, failure.to_string());
+            let seconds = retry_after
+                .unwrap_or(Duration::from_secs(1))
+                .as_secs()
+                .max(1);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response
+        }
+        Error::Shed { .. } | Error::Shutdown => {
+            error(529, ErrorType::Overloaded, failure.to_string())
+        }
+        Error::DeadlineExceeded { .. } => error(504, ErrorType::Timeout, failure.to_string()),
+        Error::Invalid(message) => error(400, ErrorType::InvalidRequest, message.clone()),
+        _ => error(500, ErrorType::Api, failure.to_string()),
+    }
+}

@@ -1,0 +1,83 @@
+//! Serving the router over HTTP/1.1 with client timeouts and a graceful drain.
+//!
+//! axum's own `serve` has no client timeouts, so the accept loop is hyper's, as axum's
+//! `serve-with-hyper` example does it: a request head must arrive within `header-timeout`
+//! (hyper's `header_read_timeout`), and a connection the client leaves unwritable for
+//! `write-timeout` (it reads nothing of an answer or a stream) is dropped, which ends the
+//! upstream attempt behind it. The body timeout is the handlers' (see `messages`).
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_io_timeout::TimeoutStream;
+
+use super::GatewayConfig;
+
+/// How a [`serve`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Drained {
+    /// Whether every in-flight connection finished within the grace period.
+    pub clean: bool,
+    /// How long the drain took.
+    pub took: Duration,
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves; then stops accepting, lets the
+/// connections in flight finish for up to `config.grace`, and cuts what is left.
+///
+/// # Errors
+/// None today: a failed accept (out of file descriptors, say) is logged and retried after a
+/// pause, as a server must keep serving through it.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    config: &GatewayConfig,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<Drained> {
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "accept failed; pausing");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let mut stream = TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(config.write_timeout));
+        let io = TokioIo::new(Box::pin(stream));
+        let service = TowerToHyperService::new(app.clone());
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_timeout)
+            .serve_connection(io, service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "gateway connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let started = tokio::time::Instant::now();
+    let clean = tokio::time::timeout(config.grace, graceful.shutdown())
+        .await
+        .is_ok();
+    Ok(Drained {
+        clean,
+        took: started.elapsed(),
+    })
+}

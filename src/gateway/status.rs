@@ -1,0 +1,103 @@
+//! What the gateway tells about itself: `/v1/breakwater/state`, `/metrics`, `/healthz`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::{Gateway, error};
+use crate::api::ErrorType;
+
+pub(super) async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+pub(super) async fn metrics(State(gateway): State<Arc<Gateway>>) -> Response {
+    let Some(handle) = &gateway.metrics else {
+        return error(
+            404,
+            ErrorType::NotFound,
+            "metrics are not enabled on this gateway",
+        );
+    };
+    let mut response = handle.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
+}
+
+/// The state endpoint's answer.
+#[derive(Debug, Serialize)]
+struct GatewayState {
+    /// Requests the runtime holds now (queued, parked or in flight).
+    outstanding: u32,
+    /// The configured chains, by name.
+    chains: std::collections::BTreeMap<String, Vec<String>>,
+    /// Every model served, configured or served alone.
+    models: Vec<ModelState>,
+}
+
+#[derive(Debug, Serialize)]
+struct ModelState {
+    model: String,
+    /// Whether the configuration names it (false: served alone, on a caller's request).
+    configured: bool,
+    /// `closed`, `open`, `half-open` or `isolated`.
+    breaker: &'static str,
+    /// How long it has been in that state, in milliseconds.
+    breaker_for_ms: u64,
+    /// While open: milliseconds until it may go half-open.
+    open_for_ms: Option<u64>,
+    /// Attempts running now.
+    in_flight: u32,
+    /// Requests waiting for a slot, pacing or a rate-limit pause.
+    queued: u32,
+    /// Attempts that may run at once now (the adaptive limit, or the static cap).
+    limit: Option<u32>,
+    /// Whether it is holding starts back (a 429 pause, pacing, an empty rate window).
+    held: bool,
+}
+
+pub(super) async fn state(State(gateway): State<Arc<Gateway>>) -> Json<impl Serialize> {
+    let runtime = &gateway.runtime;
+    let engine = runtime.engine();
+    let board = engine.board();
+    let now = Instant::now();
+    let models = engine
+        .targets()
+        .into_iter()
+        .map(|target| {
+            let status = board.status(&target);
+            let load = board.load(&target).unwrap_or_default();
+            ModelState {
+                configured: runtime.config().models.contains_key(target.model()),
+                breaker: board.state(&target).as_label(),
+                breaker_for_ms: status
+                    .map_or(0, |s| millis(now.saturating_duration_since(s.since))),
+                open_for_ms: status
+                    .and_then(|s| s.open_until)
+                    .map(|until| millis(until.saturating_duration_since(now))),
+                in_flight: load.in_flight,
+                queued: load.queued,
+                limit: board.limit(&target),
+                held: load.held,
+                model: target.model().to_owned(),
+            }
+        })
+        .collect();
+    Json(GatewayState {
+        outstanding: engine.outstanding(),
+        chains: runtime.config().chains.clone(),
+        models,
+    })
+}
+
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
