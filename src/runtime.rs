@@ -247,6 +247,22 @@ impl Runtime {
         }
     }
 
+    /// Sends `request` on the default chain for a streamed answer, with default options;
+    /// resolves once the stream commits: until its first content event, an overload (a 529
+    /// or an in-stream `overloaded_error`), a dropped connection or a stalled stream is
+    /// retried or falls back invisibly. The answer's `value.head` holds the events so far,
+    /// `value.tail` the rest; a failure after content ends the tail with an error, never
+    /// silently.
+    ///
+    /// # Errors
+    /// As [`Runtime::send`].
+    pub fn stream(
+        &self,
+        request: MessagesRequest,
+    ) -> BoxFuture<'_, Result<Answer<Committed<MessageStreamEvent>>, Error>> {
+        self.stream_with(request, RequestOptions::default())
+    }
+
     /// Sends `request` for a streamed answer; resolves once the stream commits (see
     /// [`Engine::stream`]).
     ///

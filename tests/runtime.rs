@@ -195,3 +195,129 @@ async fn a_429_with_retry_after_is_waited_out_exactly_once() {
     assert_eq!(classes, vec![Some(Class::RateLimited), None]);
     assert_eq!(requests_to(&server, "p"), 2);
 }
+
+/// Every event of a committed stream as SSE text, reading the tail to its end; `Err` with the
+/// text so far if the tail ended with a failure.
+async fn drain(
+    committed: breakwater::engine::Committed<breakwater::api::MessageStreamEvent>,
+) -> Result<String, String> {
+    use futures::StreamExt;
+    let mut text: String = committed
+        .head
+        .iter()
+        .map(breakwater::api::MessageStreamEvent::to_sse)
+        .collect();
+    let mut tail = committed.tail;
+    while let Some(event) = tail.next().await {
+        match event {
+            Ok(event) => text.push_str(&event.to_sse()),
+            Err(_) => return Err(text),
+        }
+    }
+    Ok(text)
+}
+
+#[tokio::test]
+async fn in_stream_overloads_before_content_fall_back_and_count_toward_the_breaker() {
+    let server = mock(
+        "[models.p]\nservice-time = \"1ms\"\nfaults = [{ kind = \"stream-error\", after-events = 1, error-type = \"overloaded_error\" }]\n[models.f]\nservice-time = \"1ms\"\n",
+    )
+    .await;
+    let runtime = runtime_with(&server, &["p", "f"], |config| {
+        config.retry.max_retries_per_target = 0;
+        config.throttle.enabled = false;
+    })
+    .await;
+    for _ in 0..8 {
+        let answer = runtime.stream(request()).await.expect("answered");
+        assert_eq!(answer.target.model(), "f");
+        let text = drain(answer.value).await.expect("whole");
+        assert!(text.contains("message_stop"), "{text}");
+        assert!(!text.contains("event: error"), "{text}");
+    }
+    assert_eq!(
+        requests_to(&server, "p"),
+        5,
+        "five in-stream overloads opened p's breaker, as five 529s would"
+    );
+}
+
+#[tokio::test]
+async fn a_stream_dropped_before_content_falls_back_invisibly() {
+    let server = mock(
+        "[models.p]\nservice-time = \"1ms\"\nfaults = [{ kind = \"stream-drop\", after-events = 1 }]\n[models.f]\nservice-time = \"1ms\"\n",
+    )
+    .await;
+    let runtime = runtime_with(&server, &["p", "f"], |config| {
+        config.retry.max_retries_per_target = 1;
+    })
+    .await;
+    let answer = runtime.stream(request()).await.expect("answered");
+    assert_eq!(answer.target.model(), "f");
+    let failures: Vec<_> = answer.attempts.iter().map(|a| a.failure).collect();
+    assert_eq!(failures, [Some(Class::Connect), Some(Class::Connect), None]);
+    let text = drain(answer.value).await.expect("whole");
+    assert_eq!(text.matches("event: message_start").count(), 1, "{text}");
+    assert!(
+        text.contains(r#""model":"f""#) && text.contains("message_stop"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_stream_that_stalls_before_content_falls_back_after_the_stall_timeout() {
+    use axum::response::IntoResponse;
+    // p sends message_start, then nothing (pings would count as events); f streams whole.
+    let app = axum::Router::new().route(
+        "/v1/messages",
+        axum::routing::post(|body: String| async move {
+            let model = if body.contains(r#""model":"p""#) { "p" } else { "f" };
+            let start = format!(
+                "event: message_start\ndata: {{\"type\":\"message_start\",\"message\":{{\"id\":\"m\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"{model}\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{{\"input_tokens\":1,\"output_tokens\":1}}}}}}\n\n"
+            );
+            let rest = [
+                "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+                "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"whole\"}}\n\n",
+                "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+                "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":1}}\n\n",
+                "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+            ];
+            let head = futures::stream::iter([Ok::<_, std::convert::Infallible>(start)]);
+            let body = if model == "p" {
+                axum::body::Body::from_stream(
+                    futures::StreamExt::chain(head, futures::stream::pending()),
+                )
+            } else {
+                let rest = futures::stream::iter(rest.map(|e| Ok(e.to_owned())));
+                axum::body::Body::from_stream(futures::StreamExt::chain(head, rest))
+            };
+            ([("content-type", "text/event-stream")], body).into_response()
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut config = Config::for_chain(&["p".to_owned(), "f".to_owned()]);
+    config.retry.max_retries_per_target = 0;
+    for limits in config.models.values_mut() {
+        limits.stall_timeout = ms(100);
+    }
+    let runtime = Runtime::builder()
+        .config(config)
+        .base_url(base)
+        .credentials(Credentials::ApiKey(Secret::new("test-key")))
+        .start()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let answer = runtime.stream(request()).await.expect("answered");
+    assert_eq!(answer.target.model(), "f");
+    assert_eq!(answer.attempts.len(), 2);
+    assert_eq!(answer.attempts[0].failure, Some(Class::Timeout));
+    assert!(started.elapsed() >= ms(100), "{:?}", started.elapsed());
+    let text = drain(answer.value).await.expect("whole");
+    assert!(
+        text.contains("whole") && text.contains("message_stop"),
+        "{text}"
+    );
+}
