@@ -285,6 +285,31 @@ impl Runtime {
         self.config.chain(name).map(Into::into)
     }
 
+    /// The chain a request for `model` runs on: the configured chain it heads (the default
+    /// chain first, then the others by name), else the first chain that holds it, from
+    /// `model` on; `None` when no chain holds it (see [`Runtime::serve_alone`]).
+    pub fn chain_for_model(&self, model: &str) -> Option<Vec<Target>> {
+        let config = &self.config;
+        let others = config
+            .chains
+            .keys()
+            .filter(|name| name.as_str() != crate::config::DEFAULT_CHAIN)
+            .filter_map(|name| config.chain(name));
+        let chains: Vec<Vec<Target>> = std::iter::once(config.default_chain())
+            .chain(others)
+            .collect();
+        let headed = chains
+            .iter()
+            .find(|chain| chain.first().is_some_and(|t| t.model() == model));
+        if let Some(chain) = headed {
+            return Some(chain.clone());
+        }
+        chains.iter().find_map(|chain| {
+            let from = chain.iter().position(|t| t.model() == model)?;
+            Some(chain[from..].to_vec())
+        })
+    }
+
     /// The configuration the runtime runs with.
     pub fn config(&self) -> &Config {
         &self.config

@@ -139,11 +139,11 @@ fn forwarded(headers: &HeaderMap) -> RequestHeaders {
     }
 }
 
-/// The chain a request for `model` runs on (see [`chain_for`]); a model in no chain is
+/// The chain a request for `model` runs on (see [`Runtime::chain_for_model`]); a model in no chain is
 /// served alone when `serve-unlisted` allows, else 404.
 async fn chain(gateway: &Gateway, model: &str) -> Result<Vec<Target>, Box<Response>> {
     let runtime = &gateway.runtime;
-    if let Some(chain) = chain_for(runtime, model) {
+    if let Some(chain) = runtime.chain_for_model(model) {
         return Ok(chain);
     }
     let refuse = |why: String| {
@@ -173,30 +173,6 @@ async fn chain(gateway: &Gateway, model: &str) -> Result<Vec<Target>, Box<Respon
         Ok(()) => Ok(vec![target]),
         Err(failure) => Err(Box::new(failed(&failure))),
     }
-}
-
-/// The configured chain `model` heads (the default chain first, then the others by name),
-/// else the first that holds it, from `model` on; `None` when no chain holds it.
-fn chain_for(runtime: &Runtime, model: &str) -> Option<Vec<Target>> {
-    let config = runtime.config();
-    let others = config
-        .chains
-        .keys()
-        .filter(|name| name.as_str() != crate::config::DEFAULT_CHAIN)
-        .filter_map(|name| config.chain(name));
-    let chains: Vec<Vec<Target>> = std::iter::once(config.default_chain())
-        .chain(others)
-        .collect();
-    let headed = chains
-        .iter()
-        .find(|chain| chain.first().is_some_and(|t| t.model() == model));
-    if let Some(chain) = headed {
-        return Some(chain.clone());
-    }
-    chains.iter().find_map(|chain| {
-        let from = chain.iter().position(|t| t.model() == model)?;
-        Some(chain[from..].to_vec())
-    })
 }
 
 fn attempts_headers<T>(answer: &Answer<T>) -> [(header::HeaderName, HeaderValue); 2] {
