@@ -1,9 +1,10 @@
 //! breakwater keeps a service answering when the Claude API is overloaded.
 //!
 //! This crate holds everything Claude-shaped: the Messages API types ([`api`]), the HTTP
-//! [`client`] (the only code that touches the network), and the loopback [`mock`] server
-//! that browns out on a script. The provider-agnostic engine lives in `breakwater-actors`,
-//! re-exported here as [`engine`].
+//! [`client`] (the only code that touches the network), the loopback [`mock`] server that
+//! browns out on a script, and the durable queue [`store`] (one SQLite file) behind
+//! `batch run` and deferred requests. The provider-agnostic engine lives in
+//! `breakwater-actors`, re-exported here as [`engine`].
 
 pub mod api;
 pub mod client;
@@ -13,6 +14,7 @@ pub mod load;
 pub mod mock;
 pub mod runtime;
 pub mod sim;
+pub mod store;
 pub mod wallclock;
 
 pub use breakwater_actors as engine;

@@ -143,10 +143,10 @@ fn client_config(config: &Config, base_url: Option<String>) -> crate::client::Cl
     client.credentials = Credentials::from_env();
     if let Some(base_url) = base_url {
         client.base_url = base_url;
-    } else if client.base_url == DEFAULT_BASE_URL {
-        if let Some(from_env) = non_empty_env("ANTHROPIC_BASE_URL") {
-            client.base_url = from_env;
-        }
+    } else if client.base_url == DEFAULT_BASE_URL
+        && let Some(from_env) = non_empty_env("ANTHROPIC_BASE_URL")
+    {
+        client.base_url = from_env;
     }
     client
 }

@@ -135,7 +135,7 @@ fn progress_bar() -> ProgressBar {
 fn show(bar: &ProgressBar, p: Progress) {
     // A long run ends hundreds of thousands of requests a second: redrawing for each would
     // cost more than the requests.
-    if p.done % 256 != 0 && p.done != p.requests {
+    if !p.done.is_multiple_of(256) && p.done != p.requests {
         return;
     }
     bar.set_length(p.requests * p.count as u64);
@@ -147,12 +147,12 @@ fn show(bar: &ProgressBar, p: Progress) {
 /// (toml's own errors already carry line and column).
 fn describe(name: &str, error: &SimScenarioError) -> String {
     let mut message = error.to_string();
-    if let SimScenarioError::File { source, .. } = error {
-        if let SimScenarioError::Invalid { field, .. } = source.as_ref() {
-            let text = std::fs::read_to_string(name).unwrap_or_default();
-            if let Some(line) = line_of(&text, field) {
-                let _ = write!(message, " (line {line})");
-            }
+    if let SimScenarioError::File { source, .. } = error
+        && let SimScenarioError::Invalid { field, .. } = source.as_ref()
+    {
+        let text = std::fs::read_to_string(name).unwrap_or_default();
+        if let Some(line) = line_of(&text, field) {
+            let _ = write!(message, " (line {line})");
         }
     }
     message
