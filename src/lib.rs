@@ -7,6 +7,7 @@
 //! `breakwater-actors`, re-exported here as [`engine`].
 
 pub mod api;
+pub mod batch;
 pub mod client;
 pub mod config;
 pub mod gateway;

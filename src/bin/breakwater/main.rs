@@ -1,6 +1,7 @@
 //! The `breakwater` command line: `send` one request, drive `load` through the runtime, or run
 //! the `mock` server.
 
+mod batch;
 mod load;
 mod mock;
 mod send;
@@ -31,8 +32,10 @@ enum Command {
     Mock(mock::Args),
     /// Compare breakwater with today's retry strategies on a simulated overload, in virtual time.
     Sim(sim::Args),
-    /// Serve an Anthropic-compatible gateway through the runtime (a first slice: /v1/messages).
+    /// Serve an Anthropic-compatible gateway through the runtime.
     Serve(serve::Args),
+    /// Run a JSONL file of requests resumably through the runtime, or show its progress.
+    Batch(batch::Args),
 }
 
 /// Exit codes shared by every command.
@@ -105,6 +108,7 @@ fn main() -> ExitCode {
             Command::Mock(args) => mock::run(args).await,
             Command::Sim(args) => sim::run(args).await,
             Command::Serve(args) => serve::run(args).await,
+            Command::Batch(args) => batch::run(args).await,
         }
     })
 }

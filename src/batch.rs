@@ -1,0 +1,500 @@
+//! The batch runner behind `breakwater batch run`: a JSONL file of Message Batches-shaped
+//! requests, run through the [`Runtime`] and kept in a SQLite [`Store`] so that a run killed
+//! at any moment (even `kill -9`) continues where it stopped when run again.
+//!
+//! Exactly once: every item's result is stored before anything else is done with it, and a
+//! stored result is final, so an item is never sent again once its result is stored; the
+//! output file is written from the store only when every item is final, to a temporary file
+//! renamed into place, so it never holds a partial run and holds every `custom_id` once.
+//!
+//! Retryable failures that outlast the runtime's deadline (every model overloaded, say) put
+//! the item back as pending, due again after a backoff that grows with its attempts, and the
+//! run goes on with other items; permanent errors (4xx, a request the API refuses) are stored
+//! as `errored` at once.
+
+pub mod input;
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+
+use crate::api::{ErrorType, MessagesRequest};
+use crate::engine::{Error, Priority, RequestOptions, Target};
+use crate::runtime::Runtime;
+use crate::store::{BATCH, Binding, Counts, NewItem, SharedStore, Store, StoreError, now_ms};
+
+pub use input::{Invalid, Problem};
+
+/// How a run goes.
+#[derive(Clone, Debug)]
+pub struct BatchOptions {
+    /// Requests in flight at once. Default: 16.
+    pub concurrency: usize,
+    /// Requests started per second at most; `None` for no pacing. Default: none.
+    pub rps: Option<f64>,
+    /// How long the runtime may work on one try of a request (retries and fallbacks
+    /// included) before the item goes back to pending. Default: 120s.
+    pub deadline: Duration,
+    /// The first backoff of an item put back; it doubles per try. Default: 1s.
+    pub backoff: Duration,
+    /// The longest backoff. Default: 60s.
+    pub max_backoff: Duration,
+    /// Store invalid lines as `errored` results instead of refusing to start. Default: false.
+    pub skip_invalid: bool,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            rps: None,
+            deadline: Duration::from_secs(120),
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            skip_invalid: false,
+        }
+    }
+}
+
+/// Why a run did not finish.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BatchError {
+    /// The input has bad lines; nothing was sent.
+    #[error("{path}: {} invalid line(s); nothing was sent{}\n{}", .invalid.len(), skip_hint(*.skippable), list(.invalid))]
+    Invalid {
+        /// The input file.
+        path: PathBuf,
+        /// Every bad line.
+        invalid: Vec<Invalid>,
+        /// Whether `--skip-invalid` could write them as errored (false when some have no
+        /// usable `custom_id` of their own).
+        skippable: bool,
+    },
+    /// The input file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Input {
+        /// The input file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The state file is unusable, or another run holds it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The output file could not be written; the results are safe in the state file, and
+    /// running the same command again writes it.
+    #[error(
+        "cannot write {path}: {source} (every result is kept in the state file; run the same command again to write it)"
+    )]
+    Output {
+        /// The output file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+fn skip_hint(skippable: bool) -> &'static str {
+    if skippable {
+        " (fix them, or pass --skip-invalid to write them as errored results)"
+    } else {
+        ""
+    }
+}
+
+fn list(invalid: &[Invalid]) -> String {
+    const SHOWN: usize = 20;
+    let mut lines: Vec<String> = invalid
+        .iter()
+        .take(SHOWN)
+        .map(|i| format!("  {i}"))
+        .collect();
+    if invalid.len() > SHOWN {
+        lines.push(format!("  ... and {} more", invalid.len() - SHOWN));
+    }
+    lines.join("\n")
+}
+
+/// What a run did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// Whether the state file was new (`false`: a run resumed).
+    pub resumed: bool,
+    /// The queue at the end.
+    pub counts: Counts,
+    /// Requests sent by this run (an item tried three times counts three).
+    pub sent: u64,
+}
+
+/// A prepared run: the input validated and loaded into the store.
+pub struct Batch {
+    store: SharedStore,
+    resumed: bool,
+    total: u64,
+}
+
+impl Batch {
+    /// Validates `input` whole, binds `state` to it (refusing a state file made from another
+    /// input) and loads every item not yet stored. Nothing is sent.
+    ///
+    /// # Errors
+    /// [`BatchError::Invalid`] listing every bad line (unless `skip_invalid`),
+    /// [`BatchError::Input`], or [`BatchError::Store`] naming the state file and what to do.
+    pub async fn prepare(
+        input: &Path,
+        state: &Path,
+        options: &BatchOptions,
+    ) -> Result<Batch, BatchError> {
+        let input = input.to_owned();
+        let read_error = |source: io::Error| BatchError::Input {
+            path: input.clone(),
+            source,
+        };
+        let validated = {
+            let input = input.clone();
+            tokio::task::spawn_blocking(move || input::validate(&input))
+                .await
+                .map_err(|e| read_error(io::Error::other(e.to_string())))?
+                .map_err(read_error)?
+        };
+        if !validated.invalid.is_empty() {
+            // A line without a usable custom_id of its own cannot be written as a result.
+            let skippable = validated.invalid.iter().all(|bad| {
+                bad.custom_id.is_some() && !matches!(bad.problem, Problem::Duplicate { .. })
+            });
+            if !options.skip_invalid || !skippable {
+                return Err(BatchError::Invalid {
+                    path: input,
+                    invalid: validated.invalid,
+                    skippable,
+                });
+            }
+        }
+        let state = state.to_owned();
+        let fingerprint = validated.fingerprint.clone();
+        let shown = input.display().to_string();
+        let (store, binding) = tokio::task::spawn_blocking(move || {
+            let mut store = Store::open_exclusive(&state)?;
+            let binding = store.bind_input(&fingerprint, &shown)?;
+            Ok::<_, StoreError>((store, binding))
+        })
+        .await
+        .map_err(|_| StoreError::Cancelled)??;
+        let store = SharedStore::new(store);
+        let loaded = store
+            .call(|store| store.meta(LOADED).map(|v| v.is_some()))
+            .await?;
+        if !loaded {
+            let path = input.clone();
+            store
+                .call(move |store| load(store, &path))
+                .await?
+                .map_err(read_error)?;
+        }
+        let counts = store.counts(BATCH, now_ms()).await?;
+        Ok(Batch {
+            store,
+            resumed: binding == Binding::Resumed,
+            total: counts.total(),
+        })
+    }
+
+    /// Items in the job.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Whether this run resumes an earlier one.
+    pub fn resumed(&self) -> bool {
+        self.resumed
+    }
+
+    /// Runs every unfinished item through `runtime` until each is final, calling `progress`
+    /// with the queue's counts as they change, then writes `out`.
+    ///
+    /// # Errors
+    /// [`BatchError::Store`] if the state file fails mid-run (every result stored so far is
+    /// kept), [`BatchError::Output`] if `out` cannot be written.
+    pub async fn run(
+        &self,
+        runtime: Arc<Runtime>,
+        options: &BatchOptions,
+        out: &Path,
+        mut progress: impl FnMut(&Counts, u64),
+    ) -> Result<Summary, BatchError> {
+        let store = &self.store;
+        let recovered = store.call(|store| store.recover(BATCH)).await?;
+        if recovered > 0 {
+            tracing::info!(
+                recovered,
+                "items in flight when the last run stopped are pending again"
+            );
+        }
+        let mut running: JoinSet<Result<(), StoreError>> = JoinSet::new();
+        let mut pacer = options.rps.map(|rps| {
+            let mut pacer = tokio::time::interval(Duration::from_secs_f64(1.0 / rps.max(0.001)));
+            pacer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            pacer
+        });
+        let mut sent = 0u64;
+        loop {
+            let free = options.concurrency.saturating_sub(running.len());
+            let claimed = if free > 0 {
+                store.claim(BATCH, now_ms(), free).await?
+            } else {
+                Vec::new()
+            };
+            for item in claimed {
+                if let Some(pacer) = pacer.as_mut() {
+                    pacer.tick().await;
+                }
+                sent += u64::from(!is_invalid(item.options.as_deref()));
+                let (runtime, store, options) = (runtime.clone(), store.clone(), options.clone());
+                running.spawn(async move { settle(&runtime, &store, &options, item).await });
+            }
+            let counts = store.counts(BATCH, now_ms()).await?;
+            progress(&counts, sent);
+            if running.is_empty() {
+                if counts.is_done() {
+                    break;
+                }
+                // Nothing in flight: sleep until the next item is due.
+                let wait = counts.next_due_in().unwrap_or(Duration::from_millis(200));
+                tokio::time::sleep(wait.clamp(Duration::from_millis(10), Duration::from_secs(1)))
+                    .await;
+                continue;
+            }
+            // Wait for one to end, or look again shortly for items that came due.
+            tokio::select! {
+                ended = running.join_next() => {
+                    if let Some(ended) = ended {
+                        ended.map_err(|_| StoreError::Cancelled)??;
+                    }
+                }
+                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+        }
+        let counts = store.counts(BATCH, now_ms()).await?;
+        progress(&counts, sent);
+        write_output(store, out).await?;
+        Ok(Summary {
+            resumed: self.resumed,
+            counts,
+            sent,
+        })
+    }
+}
+
+/// Stores every line of `input` not stored yet, in chunks, then marks the input loaded; an
+/// input that cannot be read stops it with nothing marked, and the next run loads again.
+fn load(store: &mut Store, input: &Path) -> Result<io::Result<()>, StoreError> {
+    const CHUNK: usize = 5_000;
+    let mut lines = match input::lines(input, None) {
+        Ok(lines) => lines,
+        Err(error) => return Ok(Err(error)),
+    };
+    loop {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        for line in lines.by_ref().take(CHUNK) {
+            match line {
+                Ok(line) => chunk.push(to_new_item(line)),
+                Err(error) => return Ok(Err(error)),
+            }
+        }
+        if chunk.is_empty() {
+            break;
+        }
+        store.insert_many(BATCH, chunk)?;
+    }
+    store.set_meta(LOADED, "yes")?;
+    Ok(Ok(()))
+}
+
+/// The meta key set once the whole input is in the store.
+const LOADED: &str = "input.loaded";
+
+fn to_new_item(line: input::Line) -> NewItem {
+    match line {
+        Ok(item) => NewItem::new(item.custom_id, item.line as u64, item.params),
+        Err(bad) => {
+            let marker = json!({ "invalid": bad.to_string() }).to_string();
+            NewItem::new(bad.custom_id.unwrap_or_default(), bad.line as u64, "null")
+                .with_options(marker)
+        }
+    }
+}
+
+fn is_invalid(options: Option<&str>) -> bool {
+    options.is_some_and(|o| o.contains("\"invalid\""))
+}
+
+/// Sends one claimed item and stores what became of it.
+async fn settle(
+    runtime: &Runtime,
+    store: &SharedStore,
+    options: &BatchOptions,
+    item: crate::store::Item,
+) -> Result<(), StoreError> {
+    if let Some(marker) = item.options.as_deref().filter(|o| is_invalid(Some(o))) {
+        let message = serde_json::from_str::<Value>(marker)
+            .ok()
+            .and_then(|v| v["invalid"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "invalid input line".into());
+        let error = errored("invalid_request_error", &message);
+        return store.fail(BATCH, item.key, error).await;
+    }
+    let request = match MessagesRequest::from_json(item.payload.as_bytes()) {
+        Ok(request) => request,
+        Err(error) => {
+            let error = errored("invalid_request_error", &error.to_string());
+            return store.fail(BATCH, item.key, error).await;
+        }
+    };
+    let chain = match runtime.chain_for_model(&request.model) {
+        Some(chain) => chain,
+        None => match runtime.serve_alone(&request.model).await {
+            Ok(()) => vec![Target::new(request.model.as_str())],
+            Err(error) => return put_back(store, options, &item, &error).await,
+        },
+    };
+    let request_options = RequestOptions::default()
+        .with_chain(chain)
+        .with_priority(Priority::Normal)
+        .with_deadline(options.deadline);
+    match runtime.send_with(request, request_options).await {
+        Ok(answer) => {
+            let result = Succeeded {
+                kind: "succeeded",
+                message: &answer.value,
+            };
+            let result = serde_json::to_string(&result).unwrap_or_default();
+            store.succeed(BATCH, item.key, result).await
+        }
+        Err(Error::Upstream { failure, .. }) => {
+            let kind = failure
+                .error_type()
+                .map_or(ErrorType::InvalidRequest, ErrorType::from);
+            let error = errored(kind.as_str(), failure.message());
+            store.fail(BATCH, item.key, error).await
+        }
+        Err(Error::Invalid(message)) => {
+            let error = errored("invalid_request_error", &message);
+            store.fail(BATCH, item.key, error).await
+        }
+        Err(error) => put_back(store, options, &item, &error).await,
+    }
+}
+
+/// Puts a retryable failure back as pending, due after a backoff that doubles per try
+/// (jittered, at least the failure's `retry-after`).
+async fn put_back(
+    store: &SharedStore,
+    options: &BatchOptions,
+    item: &crate::store::Item,
+    error: &Error,
+) -> Result<(), StoreError> {
+    let doubling = options
+        .backoff
+        .saturating_mul(1 << item.attempts.saturating_sub(1).min(16));
+    let cap = doubling.min(options.max_backoff);
+    let jittered = cap.mul_f64(rand::rng().random_range(0.5..=1.0));
+    let delay = jittered.max(error.retry_after().unwrap_or_default());
+    let due = now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+    store
+        .release(BATCH, item.key.clone(), due, Some(error.to_string()))
+        .await
+}
+
+/// A `succeeded` result, as the Batches API writes it (`type` first).
+#[derive(serde::Serialize)]
+struct Succeeded<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    message: &'a crate::api::Message,
+}
+
+/// An `errored` result, as the Batches API writes it (`type` first).
+#[derive(serde::Serialize)]
+struct Errored<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    error: ErrorDetail<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct ErrorDetail<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    message: &'a str,
+}
+
+fn errored(kind: &str, message: &str) -> String {
+    let body = Errored {
+        kind: "errored",
+        error: ErrorDetail { kind, message },
+    };
+    serde_json::to_string(&body).unwrap_or_default()
+}
+
+/// Writes every final item, in input order, to a temporary file beside `out`, then renames
+/// it over `out`: a reader never sees a partial file under `out`'s name.
+async fn write_output(store: &SharedStore, out: &Path) -> Result<(), BatchError> {
+    let out = out.to_owned();
+    let store = store.clone();
+    let result = store
+        .call(move |store| Ok(write_output_blocking(store, &out).map_err(|e| (out, e))))
+        .await?;
+    result.map_err(|(path, source)| BatchError::Output { path, source })
+}
+
+fn write_output_blocking(store: &Store, out: &Path) -> io::Result<()> {
+    const PAGE: usize = 1_000;
+    let name = out
+        .file_name()
+        .ok_or_else(|| io::Error::other("the output path names no file"))?
+        .to_string_lossy();
+    let temporary = out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+    let mut writer = BufWriter::new(File::create(&temporary)?);
+    let mut after = None;
+    loop {
+        let page = store
+            .finished(BATCH, after, PAGE)
+            .map_err(io::Error::other)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.ordinal);
+        for item in &page {
+            let id = serde_json::to_string(&item.key).map_err(io::Error::other)?;
+            writeln!(
+                writer,
+                "{{\"custom_id\":{id},\"result\":{}}}",
+                item.outcome.body()
+            )?;
+        }
+    }
+    let file = writer
+        .into_inner()
+        .map_err(io::IntoInnerError::into_error)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&temporary, out)?;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // The rename is durable once the directory is.
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// The queue's counts, from a state file opened read-only (beside a running job).
+///
+/// # Errors
+/// [`StoreError`] naming the file: missing, not a state file, from a newer build.
+pub fn status(state: &Path) -> Result<Counts, StoreError> {
+    Store::open_read_only(state)?.counts(BATCH, now_ms())
+}
