@@ -14,6 +14,7 @@
 
 pub mod input;
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -22,12 +23,15 @@ use std::time::Duration;
 
 use rand::Rng;
 use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use crate::api::{ErrorType, MessagesRequest};
 use crate::engine::{Error, Priority, RequestOptions, Target};
 use crate::runtime::Runtime;
-use crate::store::{BATCH, Binding, Counts, NewItem, SharedStore, Store, StoreError, now_ms};
+use crate::store::{
+    BATCH, Binding, Counts, Item, NewItem, Settlement, SharedStore, Store, StoreError, now_ms,
+};
 
 pub use input::{Invalid, Problem};
 
@@ -219,6 +223,11 @@ impl Batch {
     /// Runs every unfinished item through `runtime` until each is final, calling `progress`
     /// with the queue's counts as they change, then writes `out`.
     ///
+    /// Items are claimed ahead in small groups, and results are stored by one writer that
+    /// commits whatever has settled since its last commit in one transaction: one disk sync
+    /// per group rather than per item. A result counts as stored once committed; a crash
+    /// before that sends the item again on the next run, never writes it twice.
+    ///
     /// # Errors
     /// [`BatchError::Store`] if the state file fails mid-run (every result stored so far is
     /// kept), [`BatchError::Output`] if `out` cannot be written.
@@ -237,58 +246,140 @@ impl Batch {
                 "items in flight when the last run stopped are pending again"
             );
         }
-        let mut running: JoinSet<Result<(), StoreError>> = JoinSet::new();
+        let (writer, settled) = Writer::start(store.clone());
+        let mut running: JoinSet<()> = JoinSet::new();
+        let mut claimed: VecDeque<Item> = VecDeque::new();
         let mut pacer = options.rps.map(|rps| {
             let mut pacer = tokio::time::interval(Duration::from_secs_f64(1.0 / rps.max(0.001)));
             pacer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             pacer
         });
+        let mut counts = store.counts(BATCH, now_ms()).await?;
         let mut sent = 0u64;
+        let mut looked = tokio::time::Instant::now();
         loop {
-            let free = options.concurrency.saturating_sub(running.len());
-            let claimed = if free > 0 {
-                store.claim(BATCH, now_ms(), free).await?
-            } else {
-                Vec::new()
-            };
-            for item in claimed {
+            while running.len() < options.concurrency {
+                if claimed.is_empty() {
+                    let ahead = options.concurrency.max(8) * 2;
+                    claimed.extend(store.claim(BATCH, now_ms(), ahead).await?);
+                }
+                let Some(item) = claimed.pop_front() else {
+                    break;
+                };
                 if let Some(pacer) = pacer.as_mut() {
                     pacer.tick().await;
                 }
                 sent += u64::from(!is_invalid(item.options.as_deref()));
-                let (runtime, store, options) = (runtime.clone(), store.clone(), options.clone());
-                running.spawn(async move { settle(&runtime, &store, &options, item).await });
+                let (runtime, options, settled) =
+                    (runtime.clone(), options.clone(), settled.clone());
+                running.spawn(async move {
+                    let settlement = settle(&runtime, &options, item).await;
+                    let _ = settled.send(Message::Settle(settlement));
+                });
             }
-            let counts = store.counts(BATCH, now_ms()).await?;
+            if looked.elapsed() >= Duration::from_secs(1) {
+                counts = store.counts(BATCH, now_ms()).await?;
+                looked = tokio::time::Instant::now();
+            }
             progress(&counts, sent);
             if running.is_empty() {
+                // Everything settled has to be stored before the queue can be judged.
+                if writer.flush(&settled).await.is_err() {
+                    let error = writer.close(settled).await.err();
+                    return Err(error.unwrap_or(StoreError::Cancelled).into());
+                }
+                counts = store.counts(BATCH, now_ms()).await?;
+                looked = tokio::time::Instant::now();
+                progress(&counts, sent);
                 if counts.is_done() {
                     break;
                 }
-                // Nothing in flight: sleep until the next item is due.
-                let wait = counts.next_due_in().unwrap_or(Duration::from_millis(200));
-                tokio::time::sleep(wait.clamp(Duration::from_millis(10), Duration::from_secs(1)))
-                    .await;
+                if counts.due == 0 {
+                    let wait = counts.next_due_in().unwrap_or(Duration::from_millis(200));
+                    let wait = wait.clamp(Duration::from_millis(10), Duration::from_secs(1));
+                    tokio::time::sleep(wait).await;
+                }
                 continue;
             }
-            // Wait for one to end, or look again shortly for items that came due.
             tokio::select! {
-                ended = running.join_next() => {
-                    if let Some(ended) = ended {
-                        ended.map_err(|_| StoreError::Cancelled)??;
-                    }
-                }
-                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = running.join_next() => {}
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
             }
         }
-        let counts = store.counts(BATCH, now_ms()).await?;
-        progress(&counts, sent);
+        writer.close(settled).await?;
         write_output(store, out).await?;
         Ok(Summary {
             resumed: self.resumed,
             counts,
             sent,
         })
+    }
+}
+
+/// What the writer is told.
+enum Message {
+    /// Store this.
+    Settle(Settlement),
+    /// Reply once everything sent before is stored.
+    Flush(oneshot::Sender<()>),
+}
+
+/// The one task that stores results: it commits whatever has arrived since its last commit
+/// in one transaction.
+struct Writer {
+    task: tokio::task::JoinHandle<Result<(), StoreError>>,
+}
+
+impl Writer {
+    /// The most settlements committed at once.
+    const GROUP: usize = 512;
+
+    fn start(store: SharedStore) -> (Writer, mpsc::UnboundedSender<Message>) {
+        let (sender, mut inbox) = mpsc::unbounded_channel::<Message>();
+        let task = tokio::spawn(async move {
+            while let Some(first) = inbox.recv().await {
+                let mut group = Vec::new();
+                let mut flushes = Vec::new();
+                let mut next = Some(first);
+                while let Some(message) = next {
+                    match message {
+                        Message::Settle(settlement) => group.push(settlement),
+                        Message::Flush(reply) => flushes.push(reply),
+                    }
+                    next = if group.len() < Self::GROUP {
+                        inbox.try_recv().ok()
+                    } else {
+                        None
+                    };
+                }
+                if !group.is_empty() {
+                    store
+                        .call(move |store| store.settle_many(BATCH, &group))
+                        .await?;
+                }
+                for reply in flushes {
+                    let _ = reply.send(());
+                }
+            }
+            Ok(())
+        });
+        (Writer { task }, sender)
+    }
+
+    /// Waits until every settlement sent so far is stored.
+    async fn flush(&self, settled: &mpsc::UnboundedSender<Message>) -> Result<(), StoreError> {
+        let (reply, stored) = oneshot::channel();
+        if settled.send(Message::Flush(reply)).is_ok() && stored.await.is_ok() {
+            return Ok(());
+        }
+        // The writer stopped: it failed, and says why when joined.
+        Err(StoreError::Cancelled)
+    }
+
+    /// Stores what is left and stops.
+    async fn close(self, settled: mpsc::UnboundedSender<Message>) -> Result<(), StoreError> {
+        drop(settled);
+        self.task.await.map_err(|_| StoreError::Cancelled)?
     }
 }
 
@@ -335,33 +426,29 @@ fn is_invalid(options: Option<&str>) -> bool {
     options.is_some_and(|o| o.contains("\"invalid\""))
 }
 
-/// Sends one claimed item and stores what became of it.
-async fn settle(
-    runtime: &Runtime,
-    store: &SharedStore,
-    options: &BatchOptions,
-    item: crate::store::Item,
-) -> Result<(), StoreError> {
+/// Sends one claimed item; what is to be stored of it.
+async fn settle(runtime: &Runtime, options: &BatchOptions, item: Item) -> Settlement {
+    let key = item.key.clone();
+    let fail = |kind: &str, message: &str| Settlement::Fail {
+        key: key.clone(),
+        error: errored(kind, message),
+    };
     if let Some(marker) = item.options.as_deref().filter(|o| is_invalid(Some(o))) {
         let message = serde_json::from_str::<Value>(marker)
             .ok()
             .and_then(|v| v["invalid"].as_str().map(str::to_owned))
             .unwrap_or_else(|| "invalid input line".into());
-        let error = errored("invalid_request_error", &message);
-        return store.fail(BATCH, item.key, error).await;
+        return fail("invalid_request_error", &message);
     }
     let request = match MessagesRequest::from_json(item.payload.as_bytes()) {
         Ok(request) => request,
-        Err(error) => {
-            let error = errored("invalid_request_error", &error.to_string());
-            return store.fail(BATCH, item.key, error).await;
-        }
+        Err(error) => return fail("invalid_request_error", &error.to_string()),
     };
     let chain = match runtime.chain_for_model(&request.model) {
         Some(chain) => chain,
         None => match runtime.serve_alone(&request.model).await {
             Ok(()) => vec![Target::new(request.model.as_str())],
-            Err(error) => return put_back(store, options, &item, &error).await,
+            Err(error) => return put_back(options, &item, &error),
         },
     };
     let request_options = RequestOptions::default()
@@ -374,42 +461,36 @@ async fn settle(
                 kind: "succeeded",
                 message: &answer.value,
             };
-            let result = serde_json::to_string(&result).unwrap_or_default();
-            store.succeed(BATCH, item.key, result).await
+            Settlement::Succeed {
+                key,
+                result: serde_json::to_string(&result).unwrap_or_default(),
+            }
         }
         Err(Error::Upstream { failure, .. }) => {
             let kind = failure
                 .error_type()
                 .map_or(ErrorType::InvalidRequest, ErrorType::from);
-            let error = errored(kind.as_str(), failure.message());
-            store.fail(BATCH, item.key, error).await
+            fail(kind.as_str(), failure.message())
         }
-        Err(Error::Invalid(message)) => {
-            let error = errored("invalid_request_error", &message);
-            store.fail(BATCH, item.key, error).await
-        }
-        Err(error) => put_back(store, options, &item, &error).await,
+        Err(Error::Invalid(message)) => fail("invalid_request_error", &message),
+        Err(error) => put_back(options, &item, &error),
     }
 }
 
 /// Puts a retryable failure back as pending, due after a backoff that doubles per try
 /// (jittered, at least the failure's `retry-after`).
-async fn put_back(
-    store: &SharedStore,
-    options: &BatchOptions,
-    item: &crate::store::Item,
-    error: &Error,
-) -> Result<(), StoreError> {
+fn put_back(options: &BatchOptions, item: &Item, error: &Error) -> Settlement {
     let doubling = options
         .backoff
         .saturating_mul(1 << item.attempts.saturating_sub(1).min(16));
     let cap = doubling.min(options.max_backoff);
     let jittered = cap.mul_f64(rand::rng().random_range(0.5..=1.0));
     let delay = jittered.max(error.retry_after().unwrap_or_default());
-    let due = now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
-    store
-        .release(BATCH, item.key.clone(), due, Some(error.to_string()))
-        .await
+    Settlement::Release {
+        key: item.key.clone(),
+        not_before: now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)),
+        last_error: Some(error.to_string()),
+    }
 }
 
 /// A `succeeded` result, as the Batches API writes it (`type` first).

@@ -33,6 +33,7 @@ mod shared;
 pub use error::StoreError;
 pub use item::{Counts, Finished, InsertReport, Item, NewItem, Outcome, State};
 pub use lock::RunnerLock;
+pub use queue::Settlement;
 pub use schema::SCHEMA_VERSION;
 pub use shared::SharedStore;
 

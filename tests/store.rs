@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use breakwater::store::{
     BATCH, Binding, Counts, DEFERRED, InsertReport, NewItem, Outcome, RunnerLock, SCHEMA_VERSION,
-    SharedStore, State, Store, StoreError,
+    Settlement, SharedStore, State, Store, StoreError,
 };
 use tempfile::TempDir;
 
@@ -604,4 +604,58 @@ async fn shared_store_serves_concurrent_tasks() {
     assert_eq!((20, 0), (counts.succeeded, counts.unfinished()));
     let error = shared.succeed(DEFERRED, "t0", "{}").await.unwrap_err();
     assert!(matches!(error, StoreError::NotInFlight { .. }));
+}
+
+#[test]
+fn settle_many_stores_a_group_in_one_transaction_all_or_none() {
+    let (_dir, store) = open();
+    for key in ["a", "b", "c", "d"] {
+        store.enqueue(BATCH, key, "{}", None).unwrap();
+    }
+    store.claim(BATCH, 0, 4).unwrap();
+    let group = [
+        Settlement::Succeed {
+            key: "a".into(),
+            result: r#"{"ok":1}"#.into(),
+        },
+        Settlement::Fail {
+            key: "b".into(),
+            error: r#"{"bad":1}"#.into(),
+        },
+        Settlement::Release {
+            key: "c".into(),
+            not_before: 0,
+            last_error: Some("overloaded".into()),
+        },
+    ];
+    store.settle_many(BATCH, &group).unwrap();
+    let state = |key| store.get(BATCH, key).unwrap().unwrap().state;
+    assert_eq!(
+        [state("a"), state("b"), state("c"), state("d")],
+        [
+            State::Succeeded,
+            State::Errored,
+            State::Pending,
+            State::InFlight
+        ]
+    );
+
+    // "a" is final: a group holding it fails whole, and "d" stays in flight.
+    let group = [
+        Settlement::Succeed {
+            key: "d".into(),
+            result: "{}".into(),
+        },
+        Settlement::Succeed {
+            key: "a".into(),
+            result: r#"{"ok":2}"#.into(),
+        },
+    ];
+    let error = store.settle_many(BATCH, &group).unwrap_err();
+    assert!(matches!(error, StoreError::NotInFlight { .. }), "{error:?}");
+    assert_eq!(state("d"), State::InFlight, "rolled back with the rest");
+    assert_eq!(
+        store.get(BATCH, "a").unwrap().unwrap().outcome(),
+        Some(Outcome::Succeeded(r#"{"ok":1}"#.into()))
+    );
 }

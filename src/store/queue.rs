@@ -169,6 +169,34 @@ impl Store {
         )
     }
 
+    /// Settles several in-flight items in one transaction, so one disk sync covers them all
+    /// (a group commit). All or none: if any of them cannot be settled, none is.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::succeed`], for the first that could not be settled.
+    pub fn settle_many(&self, queue: &str, settlements: &[Settlement]) -> Result<(), StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE").at(&self.path)?;
+        let applied = settlements
+            .iter()
+            .try_for_each(|settlement| match settlement {
+                Settlement::Succeed { key, result } => self.succeed(queue, key, result),
+                Settlement::Fail { key, error } => self.fail(queue, key, error),
+                Settlement::Release {
+                    key,
+                    not_before,
+                    last_error,
+                } => self.release(queue, key, *not_before, last_error.as_deref()),
+            });
+        match applied {
+            Ok(()) => self.conn.execute_batch("COMMIT").at(&self.path),
+            Err(error) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(error)
+            }
+        }
+    }
+
     /// Puts every in-flight item of `queue` back to pending, keeping its attempts and
     /// `not_before`, and returns how many. Call it once at start, under the
     /// [`RunnerLock`](super::RunnerLock): items left in flight were claimed by a process
@@ -215,6 +243,34 @@ impl Store {
     fn state_of(&self, queue: &str, key: &str) -> Result<Option<State>, StoreError> {
         Ok(self.get(queue, key)?.map(|item| item.state))
     }
+}
+
+/// What becomes of an in-flight item, for [`Store::settle_many`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settlement {
+    /// As [`Store::succeed`].
+    Succeed {
+        /// The item.
+        key: String,
+        /// Its result, JSON text.
+        result: String,
+    },
+    /// As [`Store::fail`].
+    Fail {
+        /// The item.
+        key: String,
+        /// Its error, JSON text.
+        error: String,
+    },
+    /// As [`Store::release`].
+    Release {
+        /// The item.
+        key: String,
+        /// Not claimed again before this time (unix ms).
+        not_before: u64,
+        /// Why it failed this time.
+        last_error: Option<String>,
+    },
 }
 
 /// Inserts one chunk, counting what was new and what was there.
