@@ -125,10 +125,12 @@ impl RuntimeBuilder {
         let counter = http.clone().filter(|_| self.config.upstream.count_tokens);
         let engine = Engine::start(Arc::new(upstream), self.config.engine_config()).await?;
         Ok(Runtime {
-            engine,
-            config: Arc::new(self.config),
-            counter,
-            http,
+            core: Arc::new(Core {
+                engine,
+                config: Arc::new(self.config),
+                counter,
+                http,
+            }),
         })
     }
 }
@@ -153,6 +155,11 @@ fn client_config(config: &Config, base_url: Option<String>) -> crate::client::Cl
 
 /// A running breakwater runtime.
 pub struct Runtime {
+    core: Arc<Core>,
+}
+
+/// What sends requests: shared by the runtime and its background work.
+pub(crate) struct Core {
     engine: Engine<DynUpstream>,
     config: Arc<Config>,
     /// The client that counts input tokens, when `upstream.count-tokens` is on.
@@ -191,6 +198,119 @@ impl Runtime {
     /// # Errors
     /// As [`Runtime::send`].
     pub fn send_with(
+        &self,
+        request: MessagesRequest,
+        options: RequestOptions,
+    ) -> BoxFuture<'_, Result<Answer<Message>, Error>> {
+        self.core.send_with(request, options)
+    }
+
+
+
+    /// Sends `request` on the default chain for a streamed answer, with default options;
+    /// resolves once the stream commits: until its first content event, an overload (a 529
+    /// or an in-stream `overloaded_error`), a dropped connection or a stalled stream is
+    /// retried or falls back invisibly. The answer's `value.head` holds the events so far,
+    /// `value.tail` the rest; a failure after content ends the tail with an error, never
+    /// silently.
+    ///
+    /// # Errors
+    /// As [`Runtime::send`].
+    pub fn stream(
+        &self,
+        request: MessagesRequest,
+    ) -> BoxFuture<'_, Result<Answer<Committed<MessageStreamEvent>>, Error>> {
+        self.stream_with(request, RequestOptions::default())
+    }
+
+    /// Sends `request` for a streamed answer; resolves once the stream commits (see
+    /// [`Engine::stream`]).
+    ///
+    /// # Errors
+    /// As [`Runtime::send`].
+    pub fn stream_with(
+        &self,
+        request: MessagesRequest,
+        options: RequestOptions,
+    ) -> BoxFuture<'_, Result<Answer<Committed<MessageStreamEvent>>, Error>> {
+        self.core.stream_with(request, options)
+    }
+
+    /// The named chain from the configuration, for [`RequestOptions::chain`].
+    pub fn chain(&self, name: &str) -> Option<Arc<[Target]>> {
+        self.core.config.chain(name).map(Into::into)
+    }
+
+    /// The chain a request for `model` runs on: the configured chain it heads (the default
+    /// chain first, then the others by name), else the first chain that holds it, from
+    /// `model` on; `None` when no chain holds it (see [`Runtime::serve_alone`]).
+    pub fn chain_for_model(&self, model: &str) -> Option<Vec<Target>> {
+        self.core.chain_for_model(model)
+    }
+
+    /// The configuration the runtime runs with.
+    pub fn config(&self) -> &Config {
+        &self.core.config
+    }
+
+    /// The dispatcher, for ractor applications; `None` while it restarts.
+    pub fn dispatcher(&self) -> Option<Dispatcher> {
+        self.core.engine.dispatcher()
+    }
+
+    /// Events from now on: breaker transitions, fallbacks, retries, sheds.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.core.engine.subscribe()
+    }
+
+    /// Every breaker's current state.
+    pub fn breakers(&self) -> Vec<(Target, BreakerStatus)> {
+        self.core.engine.breakers()
+    }
+
+    /// Forces `model`'s circuit open (no traffic) until [`Runtime::reset`].
+    pub fn isolate(&self, model: &str) {
+        self.core.engine.isolate(Target::new(model));
+    }
+
+    /// Forces `model`'s circuit closed, forgetting its history.
+    pub fn reset(&self, model: &str) {
+        self.core.engine.reset(Target::new(model));
+    }
+
+    /// The HTTP client requests go out on; `None` when the runtime was built with another
+    /// [`RuntimeBuilder::upstream`].
+    pub fn client(&self) -> Option<&ClaudeClient> {
+        self.core.http.as_ref()
+    }
+
+    /// Serves `model` from now on, alone, with its own breaker and worker and default
+    /// limits, though the configuration does not name it (see [`Engine::add_target`]).
+    ///
+    /// # Errors
+    /// As [`Engine::add_target`].
+    pub async fn serve_alone(&self, model: &str) -> Result<(), Error> {
+        self.core.serve_alone(model).await
+    }
+
+    /// The engine underneath.
+    pub fn engine(&self) -> &Engine<DynUpstream> {
+        &self.core.engine
+    }
+
+    /// Stops admitting, drains in-flight work for up to `grace`, then fails the rest with
+    /// [`Error::Shutdown`]; returns how many requests that was.
+    pub async fn shutdown(&self, grace: Duration) -> u32 {
+        self.core.engine.shutdown(grace).await
+    }
+}
+
+impl Core {
+    /// Sends `request` with a priority, a deadline, a chain, or fallback forbidden.
+    ///
+    /// # Errors
+    /// As [`Runtime::send`].
+    pub(crate) fn send_with(
         &self,
         request: MessagesRequest,
         options: RequestOptions,
@@ -247,28 +367,12 @@ impl Runtime {
         }
     }
 
-    /// Sends `request` on the default chain for a streamed answer, with default options;
-    /// resolves once the stream commits: until its first content event, an overload (a 529
-    /// or an in-stream `overloaded_error`), a dropped connection or a stalled stream is
-    /// retried or falls back invisibly. The answer's `value.head` holds the events so far,
-    /// `value.tail` the rest; a failure after content ends the tail with an error, never
-    /// silently.
-    ///
-    /// # Errors
-    /// As [`Runtime::send`].
-    pub fn stream(
-        &self,
-        request: MessagesRequest,
-    ) -> BoxFuture<'_, Result<Answer<Committed<MessageStreamEvent>>, Error>> {
-        self.stream_with(request, RequestOptions::default())
-    }
-
     /// Sends `request` for a streamed answer; resolves once the stream commits (see
     /// [`Engine::stream`]).
     ///
     /// # Errors
     /// As [`Runtime::send`].
-    pub fn stream_with(
+    pub(crate) fn stream_with(
         &self,
         request: MessagesRequest,
         options: RequestOptions,
@@ -280,15 +384,10 @@ impl Runtime {
         })
     }
 
-    /// The named chain from the configuration, for [`RequestOptions::chain`].
-    pub fn chain(&self, name: &str) -> Option<Arc<[Target]>> {
-        self.config.chain(name).map(Into::into)
-    }
-
     /// The chain a request for `model` runs on: the configured chain it heads (the default
     /// chain first, then the others by name), else the first chain that holds it, from
     /// `model` on; `None` when no chain holds it (see [`Runtime::serve_alone`]).
-    pub fn chain_for_model(&self, model: &str) -> Option<Vec<Target>> {
+    pub(crate) fn chain_for_model(&self, model: &str) -> Option<Vec<Target>> {
         let config = &self.config;
         let others = config
             .chains
@@ -310,59 +409,12 @@ impl Runtime {
         })
     }
 
-    /// The configuration the runtime runs with.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// The dispatcher, for ractor applications; `None` while it restarts.
-    pub fn dispatcher(&self) -> Option<Dispatcher> {
-        self.engine.dispatcher()
-    }
-
-    /// Events from now on: breaker transitions, fallbacks, retries, sheds.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.engine.subscribe()
-    }
-
-    /// Every breaker's current state.
-    pub fn breakers(&self) -> Vec<(Target, BreakerStatus)> {
-        self.engine.breakers()
-    }
-
-    /// Forces `model`'s circuit open (no traffic) until [`Runtime::reset`].
-    pub fn isolate(&self, model: &str) {
-        self.engine.isolate(Target::new(model));
-    }
-
-    /// Forces `model`'s circuit closed, forgetting its history.
-    pub fn reset(&self, model: &str) {
-        self.engine.reset(Target::new(model));
-    }
-
-    /// The HTTP client requests go out on; `None` when the runtime was built with another
-    /// [`RuntimeBuilder::upstream`].
-    pub fn client(&self) -> Option<&ClaudeClient> {
-        self.http.as_ref()
-    }
-
     /// Serves `model` from now on, alone, with its own breaker and worker and default
     /// limits, though the configuration does not name it (see [`Engine::add_target`]).
     ///
     /// # Errors
     /// As [`Engine::add_target`].
-    pub async fn serve_alone(&self, model: &str) -> Result<(), Error> {
+    pub(crate) async fn serve_alone(&self, model: &str) -> Result<(), Error> {
         self.engine.add_target(Target::new(model)).await
-    }
-
-    /// The engine underneath.
-    pub fn engine(&self) -> &Engine<DynUpstream> {
-        &self.engine
-    }
-
-    /// Stops admitting, drains in-flight work for up to `grace`, then fails the rest with
-    /// [`Error::Shutdown`]; returns how many requests that was.
-    pub async fn shutdown(&self, grace: Duration) -> u32 {
-        self.engine.shutdown(grace).await
     }
 }
