@@ -448,14 +448,28 @@ async fn settle(runtime: &Runtime, options: &BatchOptions, item: Item) -> Settle
         Some(chain) => chain,
         None => match runtime.serve_alone(&request.model).await {
             Ok(()) => vec![Target::new(request.model.as_str())],
-            Err(error) => return put_back(options, &item, &error),
+            Err(error) => return put_back(&item, &error, options.backoff, options.max_backoff),
         },
     };
     let request_options = RequestOptions::default()
         .with_chain(chain)
         .with_priority(Priority::Normal)
         .with_deadline(options.deadline);
-    match runtime.send_with(request, request_options).await {
+    let sent = runtime.send_with(request, request_options).await;
+    settlement(&item, sent, options.backoff, options.max_backoff)
+}
+
+/// What to store of `item` after a send ended with `sent`: a success or a permanent error is
+/// final; anything else puts it back, due after a backoff from `backoff` doubling per try up
+/// to `max_backoff`.
+pub(crate) fn settlement(
+    item: &Item,
+    sent: Result<crate::engine::Answer<crate::api::Message>, Error>,
+    backoff: Duration,
+    max_backoff: Duration,
+) -> Settlement {
+    let key = item.key.clone();
+    match sent {
         Ok(answer) => {
             let result = Succeeded {
                 kind: "succeeded",
@@ -470,20 +484,24 @@ async fn settle(runtime: &Runtime, options: &BatchOptions, item: Item) -> Settle
             let kind = failure
                 .error_type()
                 .map_or(ErrorType::InvalidRequest, ErrorType::from);
-            fail(kind.as_str(), failure.message())
+            Settlement::Fail {
+                key,
+                error: errored(kind.as_str(), failure.message()),
+            }
         }
-        Err(Error::Invalid(message)) => fail("invalid_request_error", &message),
-        Err(error) => put_back(options, &item, &error),
+        Err(Error::Invalid(message)) => Settlement::Fail {
+            key,
+            error: errored("invalid_request_error", &message),
+        },
+        Err(error) => put_back(item, &error, backoff, max_backoff),
     }
 }
 
 /// Puts a retryable failure back as pending, due after a backoff that doubles per try
 /// (jittered, at least the failure's `retry-after`).
-fn put_back(options: &BatchOptions, item: &Item, error: &Error) -> Settlement {
-    let doubling = options
-        .backoff
-        .saturating_mul(1 << item.attempts.saturating_sub(1).min(16));
-    let cap = doubling.min(options.max_backoff);
+fn put_back(item: &Item, error: &Error, backoff: Duration, max_backoff: Duration) -> Settlement {
+    let doubling = backoff.saturating_mul(1 << item.attempts.saturating_sub(1).min(16));
+    let cap = doubling.min(max_backoff);
     let jittered = cap.mul_f64(rand::rng().random_range(0.5..=1.0));
     let delay = jittered.max(error.retry_after().unwrap_or_default());
     Settlement::Release {
@@ -516,7 +534,7 @@ struct ErrorDetail<'a> {
     message: &'a str,
 }
 
-fn errored(kind: &str, message: &str) -> String {
+pub(crate) fn errored(kind: &str, message: &str) -> String {
     let body = Errored {
         kind: "errored",
         error: ErrorDetail { kind, message },

@@ -18,7 +18,9 @@
 //! # Ok(()) }
 //! ```
 
-use std::path::Path;
+mod deferred;
+
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +36,8 @@ use crate::engine::{
     Answer, BreakerStatus, Committed, DispatcherMsg, Engine, Error, Event, RequestOptions,
     StartError, Target, Upstream,
 };
+
+pub use deferred::{DeferError, Ticket, TicketStatus};
 
 /// Any upstream that speaks the Messages API: the HTTP client, the simulator, a test fake.
 pub type DynUpstream =
@@ -55,6 +59,9 @@ pub enum RuntimeError {
     /// The engine did not start.
     #[error(transparent)]
     Start(#[from] StartError),
+    /// The store for deferred requests could not be opened.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// Builds a [`Runtime`]: `Runtime::builder().chain([...]).start().await`.
@@ -64,9 +71,19 @@ pub struct RuntimeBuilder {
     base_url: Option<String>,
     credentials: Option<Credentials>,
     upstream: Option<DynUpstream>,
+    store: Option<PathBuf>,
 }
 
 impl RuntimeBuilder {
+    /// Keeps deferred requests ([`Runtime::defer`]) in the SQLite file at `path`, created if
+    /// missing: they survive restarts, and one started with the same file picks them up.
+    /// One process at a time may use a file.
+    #[must_use]
+    pub fn store(mut self, path: impl Into<PathBuf>) -> Self {
+        self.store = Some(path.into());
+        self
+    }
+
     /// Uses `config` (models, chains, policies); replaces anything set before.
     #[must_use]
     pub fn config(mut self, config: Config) -> Self {
@@ -124,15 +141,28 @@ impl RuntimeBuilder {
         };
         let counter = http.clone().filter(|_| self.config.upstream.count_tokens);
         let engine = Engine::start(Arc::new(upstream), self.config.engine_config()).await?;
-        Ok(Runtime {
-            core: Arc::new(Core {
-                engine,
-                config: Arc::new(self.config),
-                counter,
-                http,
-            }),
-        })
+        let core = Arc::new(Core {
+            engine,
+            config: Arc::new(self.config),
+            counter,
+            http,
+        });
+        let deferred = match &self.store {
+            Some(path) => Some(deferred::Deferred::start(path, core.clone()).await?),
+            None => None,
+        };
+        Ok(Runtime { core, deferred })
     }
+}
+
+/// What [`Runtime::send_or_defer`] did with a request.
+#[derive(Debug)]
+pub enum Sent {
+    /// It was answered.
+    Answered(Box<Answer<Message>>),
+    /// Every model of its chain was open, so it was deferred: durable, and answered when
+    /// capacity returns.
+    Deferred(Ticket),
 }
 
 /// The longest a `count_tokens` call may hold a request back.
@@ -156,6 +186,8 @@ fn client_config(config: &Config, base_url: Option<String>) -> crate::client::Cl
 /// A running breakwater runtime.
 pub struct Runtime {
     core: Arc<Core>,
+    /// Deferred requests, with a store.
+    deferred: Option<deferred::Deferred>,
 }
 
 /// What sends requests: shared by the runtime and its background work.
@@ -204,8 +236,6 @@ impl Runtime {
     ) -> BoxFuture<'_, Result<Answer<Message>, Error>> {
         self.core.send_with(request, options)
     }
-
-
 
     /// Sends `request` on the default chain for a streamed answer, with default options;
     /// resolves once the stream commits: until its first content event, an overload (a 529
@@ -298,9 +328,83 @@ impl Runtime {
         &self.core.engine
     }
 
+    /// Keeps `request` durably and returns its [`Ticket`] once it is stored; it is sent when
+    /// capacity allows (as sheddable work, after live traffic), with `options`' chain,
+    /// deadline per try and fallback setting, and tried again later while it fails
+    /// retryably. Needs [`RuntimeBuilder::store`].
+    ///
+    /// # Errors
+    /// [`DeferError::NoStore`] without a store, [`DeferError::Store`] if it could not be
+    /// stored (then it was not deferred).
+    pub async fn defer(
+        &self,
+        request: MessagesRequest,
+        options: RequestOptions,
+    ) -> Result<Ticket, DeferError> {
+        let deferred = self.deferred.as_ref().ok_or(DeferError::NoStore)?;
+        deferred.defer(&request, &options).await
+    }
+
+    /// Where the deferred request of `ticket` is; `None` if this store holds no such ticket.
+    ///
+    /// # Errors
+    /// As [`Runtime::defer`].
+    pub async fn ticket(&self, ticket: &Ticket) -> Result<Option<TicketStatus>, DeferError> {
+        let deferred = self.deferred.as_ref().ok_or(DeferError::NoStore)?;
+        deferred.status(ticket).await
+    }
+
+    /// Sends `request` as [`Runtime::send_with`] does, but when it ends [`Error::Exhausted`]
+    /// while every model of its chain is open, defers it ([`Runtime::defer`]) instead of
+    /// failing. (An opt-in of its own rather than a flag on `send_with`, whose answer cannot
+    /// carry a ticket.)
+    ///
+    /// # Errors
+    /// As [`Runtime::send_with`]; also the `Exhausted` error itself when the request could
+    /// not be deferred (no store, or the store failed: logged).
+    pub async fn send_or_defer(
+        &self,
+        request: MessagesRequest,
+        options: RequestOptions,
+    ) -> Result<Sent, Error> {
+        let kept = request.clone();
+        let chain: Vec<Target> = options
+            .chain
+            .as_ref()
+            .map_or_else(|| self.core.config.default_chain(), |chain| chain.to_vec());
+        let deferrable = options.clone();
+        match self.send_with(request, options).await {
+            Ok(answer) => Ok(Sent::Answered(Box::new(answer))),
+            Err(error @ Error::Exhausted { .. }) if self.all_open(&chain) => {
+                match self.defer(kept, deferrable).await {
+                    Ok(ticket) => Ok(Sent::Deferred(ticket)),
+                    Err(why) => {
+                        tracing::warn!(%why, "could not defer an exhausted request");
+                        Err(error)
+                    }
+                }
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    fn all_open(&self, chain: &[Target]) -> bool {
+        let board = self.core.engine.board();
+        chain.iter().all(|target| {
+            matches!(
+                board.state(target),
+                crate::engine::policy::StateKind::Open | crate::engine::policy::StateKind::Isolated
+            )
+        })
+    }
+
     /// Stops admitting, drains in-flight work for up to `grace`, then fails the rest with
-    /// [`Error::Shutdown`]; returns how many requests that was.
+    /// [`Error::Shutdown`]; returns how many requests that was. Deferred requests stay
+    /// stored (one being tried is put back at the next start).
     pub async fn shutdown(&self, grace: Duration) -> u32 {
+        if let Some(deferred) = &self.deferred {
+            deferred.stop().await;
+        }
         self.core.engine.shutdown(grace).await
     }
 }
