@@ -89,25 +89,10 @@ impl ClaudeClient {
         request: &MessagesRequest,
         timeout: Duration,
     ) -> Result<u64, Failure> {
-        let url = format!("{}/count_tokens", self.messages_url);
         let body = request.count_tokens_body(model);
-        let builder = self
-            .http
-            .post(url)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .timeout(timeout);
-        let sent = with_headers(builder, &request.headers).send().await;
-        let response = match sent {
-            Ok(response) => response,
-            Err(error) => {
-                let (class, message) = transport(error);
-                return Err(Failure::new(class, message));
-            }
-        };
-        let status = response.status().as_u16();
-        let meta = ResponseMeta::from_headers(response.headers(), wallclock::unix_now());
-        let body = read_body(response, &meta).await?;
+        let (status, meta, body) = self
+            .post_count_tokens(body.into(), &request.headers, timeout)
+            .await?;
         if !(200..300).contains(&status) {
             return Err(api::failure(status, meta, &body));
         }
@@ -137,6 +122,21 @@ impl ClaudeClient {
         headers: &api::RequestHeaders,
         timeout: Duration,
     ) -> Result<Forwarded, Failure> {
+        let (status, meta, body) = self.post_count_tokens(body, headers, timeout).await?;
+        Ok(Forwarded {
+            status,
+            request_id: meta.request_id,
+            body: body.into(),
+        })
+    }
+
+    /// One `POST /v1/messages/count_tokens`: the status, headers read and body.
+    async fn post_count_tokens(
+        &self,
+        body: bytes::Bytes,
+        headers: &api::RequestHeaders,
+        timeout: Duration,
+    ) -> Result<(u16, ResponseMeta, Vec<u8>), Failure> {
         let url = format!("{}/count_tokens", self.messages_url);
         let builder = self
             .http
@@ -154,11 +154,7 @@ impl ClaudeClient {
         let status = response.status().as_u16();
         let meta = ResponseMeta::from_headers(response.headers(), wallclock::unix_now());
         let body = read_body(response, &meta).await?;
-        Ok(Forwarded {
-            status,
-            request_id: meta.request_id,
-            body: body.into(),
-        })
+        Ok((status, meta, body))
     }
 
     /// The URL requests are posted to.

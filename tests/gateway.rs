@@ -14,6 +14,11 @@ use futures::StreamExt;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::{Value, json};
 
+/// Model p keeps none of its capacity: every request to it gets 529.
+const P_DOWN: &str = "[models.p]\nservice-time = \"1ms\"\nbrownouts = [{ start = \"0s\", end = \"1h\", fraction = 0.0 }]\n";
+/// Model f, healthy.
+const F_UP: &str = "[models.f]\nservice-time = \"1ms\"\n";
+
 async fn mock(toml: &str) -> MockServer {
     let scenario = Scenario::from_toml(toml).expect("test scenario is valid");
     MockServer::start(scenario, ([127, 0, 0, 1], 0).into())
@@ -123,10 +128,7 @@ async fn a_request_is_answered_with_the_model_and_attempts_in_headers() {
 
 #[tokio::test]
 async fn a_down_primary_falls_back_and_the_answer_names_the_fallback() {
-    let server = mock(
-        "[models.p]\nservice-time = \"1ms\"\nbrownouts = [{ start = \"0s\", end = \"1h\", fraction = 0.0 }]\n[models.f]\nservice-time = \"1ms\"\n",
-    )
-    .await;
+    let server = mock(&format!("{P_DOWN}{F_UP}")).await;
     let base = gateway(&server, &["p", "f"]).await;
     for _ in 0..5 {
         let response = post(&base, body("p", false).to_string()).await;
@@ -159,10 +161,7 @@ async fn a_stream_arrives_whole_as_server_sent_events() {
 
 #[tokio::test]
 async fn a_chain_with_every_model_down_is_529_overloaded_with_retry_after() {
-    let server = mock(
-        "[models.p]\nservice-time = \"1ms\"\nbrownouts = [{ start = \"0s\", end = \"1h\", fraction = 0.0 }]\n",
-    )
-    .await;
+    let server = mock(P_DOWN).await;
     let base = gateway(&server, &["p"]).await;
     let response = post(&base, body("p", false).to_string()).await;
     assert_eq!(response.status(), 529);
@@ -484,10 +483,7 @@ async fn with_require_keys_only_configured_keys_get_in() {
 
 #[tokio::test]
 async fn state_and_metrics_show_an_open_breaker_and_the_traffic() {
-    let server = mock(
-        "[models.p]\nservice-time = \"1ms\"\nbrownouts = [{ start = \"0s\", end = \"1h\", fraction = 0.0 }]\n[models.f]\nservice-time = \"1ms\"\n",
-    )
-    .await;
+    let server = mock(&format!("{P_DOWN}{F_UP}")).await;
     // Without the client-side throttle, which would turn some of them away before p.
     let running = gateway_with(&server.base_url(), &["p", "f"], |config| {
         config.throttle.enabled = false;
