@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
@@ -92,6 +93,16 @@ pub enum BatchError {
     /// The state file is unusable, or another run holds it.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The run stopped because going on could only fail every item: the API refused the key
+    /// (401, 403), or the runtime stopped. No result was stored for the item that showed it.
+    #[error("{0}; every result so far is kept: fix it and run the same command to continue")]
+    Halted(String),
+    /// The run was interrupted; every result settled so far is stored.
+    #[error("interrupted: every result so far is kept; run the same command to continue")]
+    Interrupted,
+    /// The input changed while it was being loaded.
+    #[error("{0} changed while it was being read; run the same command again on the final file")]
+    InputChanged(PathBuf),
     /// The output file could not be written; the results are safe in the state file, and
     /// running the same command again writes it.
     #[error(
@@ -197,10 +208,14 @@ impl Batch {
             .await?;
         if !loaded {
             let path = input.clone();
-            store
+            let validated_as = validated.fingerprint.clone();
+            let loaded_as = store
                 .call(move |store| load(store, &path))
                 .await?
                 .map_err(read_error)?;
+            if loaded_as != validated_as {
+                return Err(BatchError::InputChanged(input));
+            }
         }
         let counts = store.counts(BATCH, now_ms()).await?;
         Ok(Batch {
@@ -236,31 +251,50 @@ impl Batch {
         runtime: Arc<Runtime>,
         options: &BatchOptions,
         out: &Path,
+        progress: impl FnMut(&Counts, u64),
+    ) -> Result<Summary, BatchError> {
+        self.run_until(runtime, options, out, progress, std::future::pending())
+            .await
+    }
+
+    /// As [`Batch::run`], until `stop` resolves: then it starts nothing more, stores every
+    /// result already in, and ends with [`BatchError::Interrupted`]; requests cut short stay
+    /// in flight in the store and are sent again by the next run (items claimed but not yet
+    /// started are put back at once).
+    ///
+    /// # Errors
+    /// As [`Batch::run`], plus [`BatchError::Interrupted`], and [`BatchError::Halted`] when
+    /// the API refuses the key or the runtime stops.
+    pub async fn run_until(
+        &self,
+        runtime: Arc<Runtime>,
+        options: &BatchOptions,
+        out: &Path,
         mut progress: impl FnMut(&Counts, u64),
+        stop: impl std::future::Future<Output = ()>,
     ) -> Result<Summary, BatchError> {
         let store = &self.store;
-        let recovered = store.call(|store| store.recover(BATCH)).await?;
-        if recovered > 0 {
-            tracing::info!(
-                recovered,
-                "items in flight when the last run stopped are pending again"
-            );
-        }
+        recover(store).await?;
+        let concurrency = options.concurrency.max(1);
         let (writer, settled) = Writer::start(store.clone());
+        let (halt, mut halted) = mpsc::unbounded_channel::<String>();
         let mut running: JoinSet<()> = JoinSet::new();
         let mut claimed: VecDeque<Item> = VecDeque::new();
-        let mut pacer = options.rps.map(|rps| {
-            let mut pacer = tokio::time::interval(Duration::from_secs_f64(1.0 / rps.max(0.001)));
-            pacer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            pacer
-        });
+        let mut pacer = options.rps.map(pacer);
+        let mut stop = std::pin::pin!(stop);
         let mut counts = store.counts(BATCH, now_ms()).await?;
         let mut sent = 0u64;
         let mut looked = tokio::time::Instant::now();
-        loop {
-            while running.len() < options.concurrency {
+        let ended = loop {
+            if let Ok(why) = halted.try_recv() {
+                break Some(BatchError::Halted(why));
+            }
+            if writer.task.is_finished() {
+                break Some(BatchError::Store(StoreError::Cancelled));
+            }
+            while running.len() < concurrency {
                 if claimed.is_empty() {
-                    let ahead = options.concurrency.max(8) * 2;
+                    let ahead = concurrency.max(8) * 2;
                     claimed.extend(store.claim(BATCH, now_ms(), ahead).await?);
                 }
                 let Some(item) = claimed.pop_front() else {
@@ -270,12 +304,8 @@ impl Batch {
                     pacer.tick().await;
                 }
                 sent += u64::from(!is_invalid(item.options.as_deref()));
-                let (runtime, options, settled) =
-                    (runtime.clone(), options.clone(), settled.clone());
-                running.spawn(async move {
-                    let settlement = settle(&runtime, &options, item).await;
-                    let _ = settled.send(Message::Settle(settlement));
-                });
+                let task = try_item(runtime.clone(), options.clone(), item);
+                running.spawn(report(task, settled.clone(), halt.clone()));
             }
             if looked.elapsed() >= Duration::from_secs(1) {
                 counts = store.counts(BATCH, now_ms()).await?;
@@ -285,26 +315,44 @@ impl Batch {
             if running.is_empty() {
                 // Everything settled has to be stored before the queue can be judged.
                 if writer.flush(&settled).await.is_err() {
-                    let error = writer.close(settled).await.err();
-                    return Err(error.unwrap_or(StoreError::Cancelled).into());
+                    break Some(BatchError::Store(StoreError::Cancelled));
                 }
                 counts = store.counts(BATCH, now_ms()).await?;
                 looked = tokio::time::Instant::now();
                 progress(&counts, sent);
                 if counts.is_done() {
-                    break;
+                    break None;
+                }
+                if counts.pending == 0 {
+                    // Held in flight by nothing this run started: it cannot end by itself.
+                    let why = format!("{} item(s) are in flight with no request", counts.in_flight);
+                    break Some(BatchError::Halted(why));
                 }
                 if counts.due == 0 {
                     let wait = counts.next_due_in().unwrap_or(Duration::from_millis(200));
                     let wait = wait.clamp(Duration::from_millis(10), Duration::from_secs(1));
-                    tokio::time::sleep(wait).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = &mut stop => break Some(BatchError::Interrupted),
+                    }
                 }
                 continue;
             }
             tokio::select! {
-                _ = running.join_next() => {}
+                joined = running.join_next() => {
+                    if let Some(Err(failure)) = joined
+                        && failure.is_panic()
+                    {
+                        let why = format!("a request task panicked: {failure}");
+                        break Some(BatchError::Halted(why));
+                    }
+                }
                 () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                () = &mut stop => break Some(BatchError::Interrupted),
             }
+        };
+        if let Some(error) = ended {
+            return Err(wind_down(running, claimed, writer, settled, error).await);
         }
         writer.close(settled).await?;
         write_output(store, out).await?;
@@ -314,6 +362,88 @@ impl Batch {
             sent,
         })
     }
+}
+
+/// Ends a run that stopped early with `error`: requests cut short stay in flight (the next
+/// run sends them again), items claimed but never started are put back at once, and every
+/// result already in is stored. The error to report: the writer's own when it failed.
+async fn wind_down(
+    mut running: JoinSet<()>,
+    mut claimed: VecDeque<Item>,
+    writer: Writer,
+    settled: mpsc::UnboundedSender<Message>,
+    error: BatchError,
+) -> BatchError {
+    running.abort_all();
+    while running.join_next().await.is_some() {}
+    for item in claimed.drain(..) {
+        let release = Settlement::Release {
+            key: item.key,
+            not_before: 0,
+            last_error: None,
+        };
+        let _ = settled.send(Message::Settle(release));
+    }
+    let stored = writer.close(settled).await;
+    match (error, stored) {
+        (BatchError::Store(StoreError::Cancelled), Err(why)) => BatchError::Store(why),
+        (error, _) => error,
+    }
+}
+
+/// Puts back what a previous run left in flight.
+async fn recover(store: &SharedStore) -> Result<(), StoreError> {
+    let recovered = store.call(|store| store.recover(BATCH)).await?;
+    if recovered > 0 {
+        tracing::info!(
+            recovered,
+            "items in flight when the last run stopped are pending again"
+        );
+    }
+    Ok(())
+}
+
+/// A clock that lets `rps` starts a second through.
+fn pacer(rps: f64) -> tokio::time::Interval {
+    let period = Duration::from_secs_f64(1.0 / rps.max(0.001)).max(Duration::from_micros(1));
+    let mut pacer = tokio::time::interval(period);
+    pacer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    pacer
+}
+
+/// One try of `item`, owned, for a task.
+async fn try_item(runtime: Arc<Runtime>, options: BatchOptions, item: Item) -> Settled {
+    settle(&runtime, &options, item).await
+}
+
+/// Hands what `task` came to to the writer, and says so when it halts the run.
+async fn report(
+    task: impl std::future::Future<Output = Settled>,
+    settled: mpsc::UnboundedSender<Message>,
+    halt: mpsc::UnboundedSender<String>,
+) {
+    match task.await {
+        Settled::Store(settlement) => {
+            let _ = settled.send(Message::Settle(settlement));
+        }
+        Settled::Halt { release, why } => {
+            let _ = settled.send(Message::Settle(release));
+            let _ = halt.send(why);
+        }
+    }
+}
+
+/// What a try of an item came to.
+pub(crate) enum Settled {
+    /// Store this.
+    Store(Settlement),
+    /// Store this (the item put back), and stop: every other item would fail the same way.
+    Halt {
+        /// The item, put back.
+        release: Settlement,
+        /// Why.
+        why: String,
+    },
 }
 
 /// What the writer is told.
@@ -383,11 +513,13 @@ impl Writer {
     }
 }
 
-/// Stores every line of `input` not stored yet, in chunks, then marks the input loaded; an
-/// input that cannot be read stops it with nothing marked, and the next run loads again.
-fn load(store: &mut Store, input: &Path) -> Result<io::Result<()>, StoreError> {
+/// Stores every line of `input` not stored yet, in chunks, then marks the input loaded;
+/// returns the fingerprint of what it read. An input that cannot be read stops it with
+/// nothing marked, and the next run loads again.
+fn load(store: &mut Store, input: &Path) -> Result<io::Result<String>, StoreError> {
     const CHUNK: usize = 5_000;
-    let mut lines = match input::lines(input, None) {
+    let mut hasher = Sha256::new();
+    let mut lines = match input::lines(input, Some(&mut hasher)) {
         Ok(lines) => lines,
         Err(error) => return Ok(Err(error)),
     };
@@ -404,8 +536,10 @@ fn load(store: &mut Store, input: &Path) -> Result<io::Result<()>, StoreError> {
         }
         store.insert_many(BATCH, chunk)?;
     }
+    drop(lines);
+    let fingerprint = input::hex(&hasher.finalize());
     store.set_meta(LOADED, "yes")?;
-    Ok(Ok(()))
+    Ok(Ok(fingerprint))
 }
 
 /// The meta key set once the whole input is in the store.
@@ -427,11 +561,13 @@ fn is_invalid(options: Option<&str>) -> bool {
 }
 
 /// Sends one claimed item; what is to be stored of it.
-async fn settle(runtime: &Runtime, options: &BatchOptions, item: Item) -> Settlement {
+async fn settle(runtime: &Runtime, options: &BatchOptions, item: Item) -> Settled {
     let key = item.key.clone();
-    let fail = |kind: &str, message: &str| Settlement::Fail {
-        key: key.clone(),
-        error: errored(kind, message),
+    let fail = |kind: &str, message: &str| {
+        Settled::Store(Settlement::Fail {
+            key: key.clone(),
+            error: errored(kind, message),
+        })
     };
     if let Some(marker) = item.options.as_deref().filter(|o| is_invalid(Some(o))) {
         let message = serde_json::from_str::<Value>(marker)
@@ -448,7 +584,14 @@ async fn settle(runtime: &Runtime, options: &BatchOptions, item: Item) -> Settle
         Some(chain) => chain,
         None => match runtime.serve_alone(&request.model).await {
             Ok(()) => vec![Target::new(request.model.as_str())],
-            Err(error) => return put_back(&item, &error, options.backoff, options.max_backoff),
+            Err(error) => {
+                return Settled::Store(put_back(
+                    &item,
+                    &error,
+                    options.backoff,
+                    options.max_backoff,
+                ));
+            }
         },
     };
     let request_options = RequestOptions::default()
@@ -461,13 +604,14 @@ async fn settle(runtime: &Runtime, options: &BatchOptions, item: Item) -> Settle
 
 /// What to store of `item` after a send ended with `sent`: a success or a permanent error is
 /// final; anything else puts it back, due after a backoff from `backoff` doubling per try up
-/// to `max_backoff`.
+/// to `max_backoff`. A refused key (401, 403) or a stopped runtime halts: no item could
+/// succeed, and storing each as errored would end the job wrongly.
 pub(crate) fn settlement(
     item: &Item,
     sent: Result<crate::engine::Answer<crate::api::Message>, Error>,
     backoff: Duration,
     max_backoff: Duration,
-) -> Settlement {
+) -> Settled {
     let key = item.key.clone();
     match sent {
         Ok(answer) => {
@@ -475,26 +619,47 @@ pub(crate) fn settlement(
                 kind: "succeeded",
                 message: &answer.value,
             };
-            Settlement::Succeed {
+            Settled::Store(Settlement::Succeed {
                 key,
                 result: serde_json::to_string(&result).unwrap_or_default(),
-            }
+            })
         }
+        Err(error @ Error::Upstream { .. }) if refuses_the_key(&error) => Settled::Halt {
+            release: put_back(item, &error, Duration::ZERO, Duration::ZERO),
+            why: format!("the API refused the key: {error}"),
+        },
         Err(Error::Upstream { failure, .. }) => {
             let kind = failure
                 .error_type()
                 .map_or(ErrorType::InvalidRequest, ErrorType::from);
-            Settlement::Fail {
+            Settled::Store(Settlement::Fail {
                 key,
                 error: errored(kind.as_str(), failure.message()),
-            }
+            })
         }
-        Err(Error::Invalid(message)) => Settlement::Fail {
+        Err(Error::Invalid(message)) => Settled::Store(Settlement::Fail {
             key,
             error: errored("invalid_request_error", &message),
+        }),
+        Err(error @ Error::Shutdown) => Settled::Halt {
+            release: put_back(item, &error, Duration::ZERO, Duration::ZERO),
+            why: "the runtime stopped".into(),
         },
-        Err(error) => put_back(item, &error, backoff, max_backoff),
+        Err(error) => Settled::Store(put_back(item, &error, backoff, max_backoff)),
     }
+}
+
+/// Whether `error` is the API refusing the credentials (401 or 403), which no retry of any
+/// item can overcome.
+fn refuses_the_key(error: &Error) -> bool {
+    let Error::Upstream { failure, .. } = error else {
+        return false;
+    };
+    matches!(failure.status(), Some(401 | 403))
+        || matches!(
+            failure.error_type().map(ErrorType::from),
+            Some(ErrorType::Authentication | ErrorType::Permission)
+        )
 }
 
 /// Puts a retryable failure back as pending, due after a backoff that doubles per try
@@ -503,7 +668,9 @@ fn put_back(item: &Item, error: &Error, backoff: Duration, max_backoff: Duration
     let doubling = backoff.saturating_mul(1 << item.attempts.saturating_sub(1).min(16));
     let cap = doubling.min(max_backoff);
     let jittered = cap.mul_f64(rand::rng().random_range(0.5..=1.0));
-    let delay = jittered.max(error.retry_after().unwrap_or_default());
+    // A retry-after longer than the cap is cut to it: one header must not stall a job for
+    // a day.
+    let delay = jittered.max(error.retry_after().unwrap_or_default().min(max_backoff));
     Settlement::Release {
         key: item.key.clone(),
         not_before: now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)),

@@ -323,6 +323,18 @@ impl Runtime {
         self.core.serve_alone(model).await
     }
 
+    /// As [`Runtime::serve_alone`], unless `max_added` models are served alone already: then
+    /// it adds nothing and answers `false` (one step, so concurrent calls never add more).
+    ///
+    /// # Errors
+    /// As [`Engine::add_target`].
+    pub async fn serve_alone_within(&self, model: &str, max_added: usize) -> Result<bool, Error> {
+        self.core
+            .engine
+            .add_target_within(Target::new(model), max_added)
+            .await
+    }
+
     /// The engine underneath.
     pub fn engine(&self) -> &Engine<DynUpstream> {
         &self.core.engine
@@ -403,9 +415,13 @@ impl Runtime {
     /// stored (one being tried is put back at the next start).
     pub async fn shutdown(&self, grace: Duration) -> u32 {
         if let Some(deferred) = &self.deferred {
-            deferred.stop().await;
+            deferred.close();
         }
-        self.core.engine.shutdown(grace).await
+        let left = self.core.engine.shutdown(grace).await;
+        if let Some(deferred) = &self.deferred {
+            deferred.stop(Duration::from_secs(1)).await;
+        }
+        left
     }
 }
 

@@ -318,3 +318,31 @@ async fn status_counts_a_finished_job() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.sqlite"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_key_halts_the_run_without_marking_items_errored() {
+    let server = mock(
+        "[models.a]\nfaults = [{ kind = \"status\", status = 401, error-type = \"authentication_error\" }]\n[models.b]\n",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path(), &[line("one", "hello"), line("two", "there")]);
+    let run = output(&mut batch(dir.path(), &server, &["--concurrency", "1"]));
+    assert_eq!(run.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("refused the key"), "{stderr}");
+    assert!(!dir.path().join("out.jsonl").exists());
+    let status = output(Command::new(BIN).current_dir(dir.path()).args([
+        "batch",
+        "status",
+        "--state",
+        "state.sqlite",
+        "--json",
+    ]));
+    let report: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(
+        report["errored"], 0,
+        "nothing was stored as a result: {report}"
+    );
+    assert_eq!(report["pending"], 2, "{report}");
+}

@@ -713,5 +713,40 @@ async fn a_drain_cuts_what_outlasts_the_grace_period() {
     let drained = (&mut running.served).await.unwrap().unwrap();
     assert!(!drained.clean);
     assert!(drained.took < Duration::from_secs(2), "{drained:?}");
-    drop(in_flight);
+    let cut = tokio::time::timeout(Duration::from_secs(2), in_flight)
+        .await
+        .expect("the request was cut, not left to run")
+        .unwrap();
+    assert!(cut.is_err(), "the connection was closed: {cut:?}");
+}
+
+#[tokio::test]
+async fn concurrent_requests_for_unlisted_models_never_exceed_the_cap() {
+    let server = mock("[models.p]\n[default-model]\nservice-time = \"1ms\"\n").await;
+    let running = gateway_with(&server.base_url(), &["p"], |config| {
+        config.gateway.max_unlisted = 2;
+    })
+    .await;
+    let asks = (0..8).map(|n| {
+        post(
+            &running.base,
+            body(&format!("made-up-{n}"), false).to_string(),
+        )
+    });
+    let statuses: Vec<u16> = futures::future::join_all(asks)
+        .await
+        .iter()
+        .map(|response| response.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 404).count(),
+        6,
+        "{statuses:?}"
+    );
+    assert_eq!(running.runtime.engine().added_targets(), 2);
 }

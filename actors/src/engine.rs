@@ -207,14 +207,28 @@ impl<U: Upstream> Engine<U> {
     /// [`Error::Shutdown`] when the engine is stopping, [`Error::Internal`] when the actors
     /// could not be spawned.
     pub async fn add_target(&self, target: Target) -> Result<(), Error> {
+        self.add(target, None).await.map(|_| ())
+    }
+
+    /// As [`Engine::add_target`], unless `max_added` targets were added already: then it adds
+    /// nothing and answers `false`. The check and the add are one step, so concurrent calls
+    /// never add more.
+    ///
+    /// # Errors
+    /// As [`Engine::add_target`].
+    pub async fn add_target_within(&self, target: Target, max_added: usize) -> Result<bool, Error> {
+        self.add(target, Some(max_added)).await
+    }
+
+    async fn add(&self, target: Target, limit: Option<usize>) -> Result<bool, Error> {
         if self.serves(&target) {
-            return Ok(());
+            return Ok(true);
         }
         if self.stopping.load(Ordering::Relaxed) {
             return Err(Error::Shutdown);
         }
-        match ractor::call!(self.supervisor, SupervisorMsg::Add, target) {
-            Ok(Ok(())) => Ok(()),
+        match ractor::call!(self.supervisor, SupervisorMsg::Add, target, limit) {
+            Ok(Ok(added)) => Ok(added),
             Ok(Err(message)) => Err(Error::Internal(message)),
             Err(_) => Err(self.gone()),
         }

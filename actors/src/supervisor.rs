@@ -36,8 +36,9 @@ pub(crate) enum Role {
 pub(crate) enum SupervisorMsg {
     Restart(Role),
     /// Spawn a breaker and a worker for a target the configuration does not name (with
-    /// default limits); replies once both run, or at once if the target already has them.
-    Add(Target, RpcReplyPort<Result<(), String>>),
+    /// default limits), unless that many targets were added already (then `Ok(false)`);
+    /// replies once both run, or at once if the target already has them.
+    Add(Target, Option<usize>, RpcReplyPort<Result<bool, String>>),
 }
 
 pub(crate) struct SupervisorActor<U>(PhantomData<fn() -> U>);
@@ -130,8 +131,8 @@ impl<U: Upstream> Actor for SupervisorActor<U> {
                     state.crashed(&myself, role, &error.to_string());
                 }
             }
-            SupervisorMsg::Add(target, reply) => {
-                let added = state.add(&myself, target).await;
+            SupervisorMsg::Add(target, limit, reply) => {
+                let added = state.add(&myself, target, limit).await;
                 let _ = reply.send(added.map_err(|error| error.to_string()));
             }
         }
@@ -163,15 +164,27 @@ impl<U: Upstream> SupervisorState<U> {
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
         target: Target,
-    ) -> Result<(), ActorProcessingErr> {
+        limit: Option<usize>,
+    ) -> Result<bool, ActorProcessingErr> {
         if self.args.directory.worker(&target).is_some() {
-            return Ok(());
+            return Ok(true);
+        }
+        let added = self
+            .args
+            .directory
+            .targets()
+            .iter()
+            .filter(|known| self.args.config.limits(known).is_none())
+            .count();
+        if limit.is_some_and(|limit| added >= limit) {
+            return Ok(false);
         }
         tracing::info!(%target, "serving a target outside the configuration, with default limits");
         if self.args.directory.breaker(&target).is_none() {
             self.spawn(myself, Role::Breaker(target.clone())).await?;
         }
-        self.spawn(myself, Role::Worker(target)).await
+        self.spawn(myself, Role::Worker(target)).await?;
+        Ok(true)
     }
 
     async fn spawn(

@@ -117,18 +117,22 @@ pub fn validate(path: &Path) -> io::Result<Validated> {
             invalid.push(bad);
         }
     }
-    let fingerprint = hasher
-        .finalize()
-        .iter()
-        .fold(String::with_capacity(64), |mut hex, byte| {
-            let _ = write!(hex, "{byte:02x}");
-            hex
-        });
+    let fingerprint = hex(&hasher.finalize());
     Ok(Validated {
         items,
         invalid,
         fingerprint,
     })
+}
+
+/// `bytes` in lowercase hexadecimal.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
 }
 
 /// Every non-blank line of `path`, checked, with duplicates found against earlier lines;
@@ -192,9 +196,6 @@ fn check(line: usize, bytes: &[u8], seen: &mut HashMap<String, usize>) -> Line {
         let why = format!("must be a string, not {}", raw_id.get());
         return bad(None, Problem::BadCustomId(why));
     };
-    if let Some(why) = custom_id_problem(&custom_id) {
-        return bad(Some(custom_id), Problem::BadCustomId(why));
-    }
     if let Some(&first) = seen.get(&custom_id) {
         let problem = Problem::Duplicate {
             custom_id: custom_id.clone(),
@@ -203,6 +204,9 @@ fn check(line: usize, bytes: &[u8], seen: &mut HashMap<String, usize>) -> Line {
         return bad(Some(custom_id), problem);
     }
     seen.insert(custom_id.clone(), line);
+    if let Some(why) = custom_id_problem(&custom_id) {
+        return bad(Some(custom_id), Problem::BadCustomId(why));
+    }
     let Some(params) = shape.params else {
         return bad(Some(custom_id), Problem::MissingParams);
     };
@@ -287,6 +291,24 @@ mod tests {
                 "line 9: invalid custom_id: \"has space\" holds ' '; only letters, digits, '_' and '-' are allowed",
                 "line 10: invalid custom_id: must be a string, not 7",
             ]
+        );
+    }
+
+    #[test]
+    fn a_repeated_invalid_id_is_a_duplicate_too() {
+        let text = [
+            format!(r#"{{"custom_id":"has space","params":{GOOD}}}"#),
+            format!(r#"{{"custom_id":"has space","params":{GOOD}}}"#),
+        ]
+        .join("\n");
+        let found = problems(&text);
+        assert!(
+            found[0].starts_with("line 1: invalid custom_id"),
+            "{found:?}"
+        );
+        assert_eq!(
+            found[1],
+            "line 2: duplicate custom_id \"has space\" (first on line 1)"
         );
     }
 

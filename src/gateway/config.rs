@@ -21,8 +21,9 @@ pub struct GatewayConfig {
     /// Whether a model that heads no chain and is in none is served alone, with its own
     /// breaker, retries and default limits, rather than refused with 404. Default: true.
     pub serve_unlisted: bool,
-    /// The most such models served at once, so that callers naming arbitrary models cannot
-    /// make the gateway spawn without bound. Default: 16.
+    /// The most such models served, so that callers naming arbitrary models cannot make the
+    /// gateway spawn without bound; once served, a model stays served while the gateway
+    /// runs. Default: 16.
     pub max_unlisted: u32,
     /// Longest a client may take to send a request's head (line and headers). Default: 30s.
     #[serde(with = "humantime_serde")]
@@ -67,6 +68,13 @@ impl GatewayConfig {
         }
         if let Some(index) = self.keys.iter().position(|key| key.0.expose().is_empty()) {
             return Some(("keys", format!("key #{} is empty", index + 1)));
+        }
+        if let Some(index) = self.keys.iter().position(|key| key.0.expose() == "***") {
+            // What a serialized config holds in place of a key: never a key itself.
+            return Some((
+                "keys",
+                format!("key #{} is \"***\", a redacted placeholder", index + 1),
+            ));
         }
         for (field, value) in [
             ("header-timeout", self.header_timeout),

@@ -153,6 +153,11 @@ async fn chain(gateway: &Gateway, model: &str) -> Result<Vec<Target>, Box<Respon
     if model.is_empty() || model.len() > MAX_MODEL_NAME || model.chars().any(char::is_control) {
         return refuse("is not a valid model name".into());
     }
+    let target = Target::new(model);
+    if runtime.engine().serves(&target) {
+        // Configured (or served alone already) though in no chain.
+        return Ok(vec![target]);
+    }
     if !gateway.config.serve_unlisted {
         let configured: Vec<&str> = runtime.config().models.keys().map(String::as_str).collect();
         return refuse(format!(
@@ -160,17 +165,13 @@ async fn chain(gateway: &Gateway, model: &str) -> Result<Vec<Target>, Box<Respon
             configured.join(", ")
         ));
     }
-    let target = Target::new(model);
-    let engine = runtime.engine();
-    if !engine.serves(&target) && engine.added_targets() >= gateway.config.max_unlisted as usize {
-        return refuse(format!(
-            "is in no chain, and the gateway already serves gateway.max-unlisted = {} models \
-             outside its chains",
-            gateway.config.max_unlisted
-        ));
-    }
-    match runtime.serve_alone(model).await {
-        Ok(()) => Ok(vec![target]),
+    let max = gateway.config.max_unlisted as usize;
+    match runtime.serve_alone_within(model, max).await {
+        Ok(true) => Ok(vec![target]),
+        Ok(false) => refuse(format!(
+            "is in no chain, and the gateway already serves gateway.max-unlisted = {max} \
+             models outside its chains (they stay served while it runs)"
+        )),
         Err(failure) => Err(Box::new(failed(&failure))),
     }
 }

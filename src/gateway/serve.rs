@@ -41,8 +41,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<Drained> {
     let graceful = GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        while connections.try_join_next().is_some() {}
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
@@ -65,7 +67,7 @@ pub async fn serve(
             .header_read_timeout(config.header_timeout)
             .serve_connection(io, service);
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "gateway connection ended with an error");
             }
@@ -76,6 +78,9 @@ pub async fn serve(
     let clean = tokio::time::timeout(config.grace, graceful.shutdown())
         .await
         .is_ok();
+    // What outlasted the grace period is cut.
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
     Ok(Drained {
         clean,
         took: started.elapsed(),

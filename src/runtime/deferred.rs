@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 
 use super::Core;
 use crate::api::{Message, MessagesRequest, RequestHeaders};
-use crate::batch::settlement;
+use crate::batch::{Settled, settlement};
 use crate::engine::policy::StateKind;
 use crate::engine::{Priority, RequestOptions, Target};
 use crate::store::{DEFERRED, Item, Settlement, SharedStore, State, Store, StoreError, now_ms};
@@ -100,7 +100,7 @@ pub enum DeferError {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct StoredOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    chain: Option<Vec<String>>,
+    chain: Option<Vec<StoredTarget>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     deadline_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,10 +111,30 @@ struct StoredOptions {
     anthropic_beta: Option<String>,
 }
 
+/// A target of a stored chain: its model, and the upstream it goes through when not the
+/// default one.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredTarget {
+    model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    via: Option<String>,
+}
+
+impl StoredTarget {
+    fn target(&self) -> Target {
+        let target = Target::new(self.model.as_str());
+        match &self.via {
+            Some(via) => target.via(via.as_str()),
+            None => target,
+        }
+    }
+}
+
 /// The runtime's store and the pump serving it.
 pub(crate) struct Deferred {
     store: SharedStore,
     wake: Arc<Notify>,
+    closing: Arc<std::sync::atomic::AtomicBool>,
     pump: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -132,10 +152,12 @@ impl Deferred {
         .map_err(|_| StoreError::Cancelled)??;
         let store = SharedStore::new(store);
         let wake = Arc::new(Notify::new());
-        let pump = tokio::spawn(pump(core, store.clone(), wake.clone()));
+        let closing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let pump = tokio::spawn(pump(core, store.clone(), wake.clone(), closing.clone()));
         Ok(Deferred {
             store,
             wake,
+            closing,
             pump: std::sync::Mutex::new(Some(pump)),
         })
     }
@@ -146,10 +168,15 @@ impl Deferred {
         options: &RequestOptions,
     ) -> Result<Ticket, DeferError> {
         let stored = StoredOptions {
-            chain: options
-                .chain
-                .as_ref()
-                .map(|chain| chain.iter().map(|t| t.model().to_owned()).collect()),
+            chain: options.chain.as_ref().map(|chain| {
+                chain
+                    .iter()
+                    .map(|t| StoredTarget {
+                        model: t.model().to_owned(),
+                        via: t.upstream().map(str::to_owned),
+                    })
+                    .collect()
+            }),
             deadline_ms: options
                 .deadline
                 .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
@@ -174,10 +201,21 @@ impl Deferred {
         Ok(Some(status_of(&item)))
     }
 
-    /// Stops the pump and waits until it has let go of its work.
-    pub(crate) async fn stop(&self) {
+    /// Starts nothing more; requests being tried go on (the engine's drain bounds them).
+    pub(crate) fn close(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    /// Waits up to `grace` for the pump to store what its requests came to, then stops it;
+    /// a request cut short stays in flight and is put back at the next start.
+    pub(crate) async fn stop(&self, grace: Duration) {
+        self.close();
         let pump = self.pump.lock().ok().and_then(|mut pump| pump.take());
-        if let Some(pump) = pump {
+        if let Some(mut pump) = pump
+            && tokio::time::timeout(grace, &mut pump).await.is_err()
+        {
             pump.abort();
             let _ = pump.await;
         }
@@ -226,10 +264,19 @@ fn status_of(item: &Item) -> TicketStatus {
 }
 
 /// Serves deferred requests while the runtime lives.
-async fn pump(core: Arc<Core>, store: SharedStore, wake: Arc<Notify>) {
+async fn pump(
+    core: Arc<Core>,
+    store: SharedStore,
+    wake: Arc<Notify>,
+    closing: Arc<std::sync::atomic::AtomicBool>,
+) {
     let mut running: JoinSet<()> = JoinSet::new();
     loop {
         while running.try_join_next().is_some() {}
+        if closing.load(std::sync::atomic::Ordering::SeqCst) {
+            while running.join_next().await.is_some() {}
+            return;
+        }
         let room = CONCURRENCY.saturating_sub(running.len());
         let claimed = if room > 0 && has_capacity(&core) {
             match store.claim(DEFERRED, now_ms(), room).await {
@@ -309,11 +356,48 @@ async fn attempt(core: &Core, item: &Item) -> Settlement {
                 .map_or(DEFAULT_DEADLINE, Duration::from_millis),
         );
     if let Some(chain) = stored.chain {
-        options = options.with_chain(chain.iter().map(|m| Target::new(m.as_str())));
+        let chain: Vec<Target> = chain.iter().map(StoredTarget::target).collect();
+        // A model served alone when it was deferred is not served after a restart until
+        // asked for again.
+        for target in &chain {
+            if !core.engine.serves(target)
+                && let Err(error) = core.engine.add_target(target.clone()).await
+            {
+                return settled(item, Err(error));
+            }
+        }
+        options = options.with_chain(chain);
     }
     if let Some(allow) = stored.allow_fallback {
         options = options.with_fallback(allow);
     }
     let sent = core.send_with(request, options).await;
-    settlement(item, sent, BACKOFF, MAX_BACKOFF)
+    settled(item, sent)
+}
+
+/// What to store of a try: as a batch item, except that what would halt a batch (a refused
+/// key, a stopped runtime) puts the ticket back for the longest backoff instead.
+fn settled(
+    item: &Item,
+    sent: Result<crate::engine::Answer<Message>, crate::engine::Error>,
+) -> Settlement {
+    if let Err(crate::engine::Error::Shutdown) = &sent {
+        // Cut short by a shutdown: due again at once, in the next runtime.
+        return Settlement::Release {
+            key: item.key.clone(),
+            not_before: 0,
+            last_error: None,
+        };
+    }
+    match settlement(item, sent, BACKOFF, MAX_BACKOFF) {
+        Settled::Store(settlement) => settlement,
+        Settled::Halt { why, .. } => {
+            tracing::warn!(ticket = item.key, why, "deferred request put back");
+            Settlement::Release {
+                key: item.key.clone(),
+                not_before: now_ms().saturating_add(MAX_BACKOFF.as_millis() as u64),
+                last_error: Some(why),
+            }
+        }
+    }
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use breakwater::batch::{Batch, BatchOptions};
+use breakwater::batch::{Batch, BatchError, BatchOptions};
 use breakwater::store::Counts;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -125,25 +125,20 @@ async fn run_batch(args: RunArgs) -> ExitCode {
         state.display()
     );
     let bar = progress_bar(batch.total());
-    let clock = tokio::time::Instant::now();
+    let mut rate = Rate::default();
     let shown = bar.clone();
-    let running = batch.run(
-        Arc::clone(&started.runtime),
-        &options,
-        &args.out,
-        move |counts, sent| show(&shown, counts, sent, clock.elapsed()),
-    );
-    let outcome = tokio::select! {
-        outcome = running => outcome,
-        _ = tokio::signal::ctrl_c() => {
-            bar.abandon_with_message("interrupted");
-            eprintln!(
-                "interrupted: every result so far is kept in {}; run the same command to continue",
-                state.display()
-            );
-            return ExitCode::from(130);
-        }
+    let interrupted = async {
+        let _ = tokio::signal::ctrl_c().await;
     };
+    let outcome = batch
+        .run_until(
+            Arc::clone(&started.runtime),
+            &options,
+            &args.out,
+            move |counts, sent| show(&shown, counts, rate.update(sent)),
+            interrupted,
+        )
+        .await;
     started.runtime.shutdown(Duration::from_secs(1)).await;
     match outcome {
         Ok(summary) => {
@@ -157,6 +152,14 @@ async fn run_batch(args: RunArgs) -> ExitCode {
                 args.out.display()
             );
             ExitCode::SUCCESS
+        }
+        Err(BatchError::Interrupted) => {
+            bar.abandon_with_message("interrupted");
+            eprintln!(
+                "interrupted: every result so far is kept in {}; run the same command to continue",
+                state.display()
+            );
+            ExitCode::from(130)
         }
         Err(error) => {
             bar.abandon();
@@ -182,9 +185,38 @@ fn progress_bar(total: u64) -> ProgressBar {
     bar
 }
 
-fn show(bar: &ProgressBar, counts: &Counts, sent: u64, elapsed: Duration) {
+/// Requests sent per second over the last few seconds.
+#[derive(Default)]
+struct Rate {
+    samples: std::collections::VecDeque<(tokio::time::Instant, u64)>,
+}
+
+impl Rate {
+    const WINDOW: Duration = Duration::from_secs(5);
+
+    fn update(&mut self, sent: u64) -> f64 {
+        let now = tokio::time::Instant::now();
+        self.samples.push_back((now, sent));
+        while self
+            .samples
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > Self::WINDOW)
+        {
+            self.samples.pop_front();
+        }
+        let Some(&(since, first)) = self.samples.front() else {
+            return 0.0;
+        };
+        let span = now.duration_since(since).as_secs_f64();
+        if span < 0.5 {
+            return 0.0;
+        }
+        (sent - first) as f64 / span
+    }
+}
+
+fn show(bar: &ProgressBar, counts: &Counts, rate: f64) {
     bar.set_position(counts.succeeded + counts.errored);
-    let rate = sent as f64 / elapsed.as_secs_f64().max(0.001);
     bar.set_message(format!(
         "done {} · failed {} · pending {} (in flight {}) · {rate:.1} req/s",
         counts.succeeded, counts.errored, counts.pending, counts.in_flight
