@@ -29,11 +29,11 @@ import anthropic
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 ROOT = Path(__file__).resolve().parent.parent
-PRIMARY = "claude-sonnet-4-5"
+PRIMARY = "claude-sonnet-4-6"
 SCENARIO = """
-description = "claude-sonnet-4-5 keeps 5% of its slots for the whole run; claude-haiku-4-5 is healthy"
+description = "claude-sonnet-4-6 keeps 5% of its slots for the whole run; claude-haiku-4-5 is healthy"
 seed = 5
-[models.claude-sonnet-4-5]
+[models.claude-sonnet-4-6]
 slots = 20
 service-time = "300ms"
 distribution = "exponential"

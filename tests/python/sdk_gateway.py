@@ -24,7 +24,7 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 HERE = Path(__file__).resolve().parent
 KEY = "sdk-test-client-key"
-PRIMARY, FALLBACK = "claude-sonnet-4-5", "claude-haiku-4-5"
+PRIMARY, FALLBACK = "claude-sonnet-4-6", "claude-haiku-4-5"
 REQUESTS = 60  # of each kind
 WORKERS = 8
 
