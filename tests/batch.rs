@@ -346,3 +346,24 @@ async fn a_refused_key_halts_the_run_without_marking_items_errored() {
     );
     assert_eq!(report["pending"], 2, "{report}");
 }
+
+#[test]
+fn with_no_chain_and_no_config_the_default_chain_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let request = json!({"custom_id": "one", "params": {"model": "claude-sonnet-4-6",
+        "max_tokens": 16, "messages": [{"role": "user", "content": "hello"}]}});
+    write_input(dir.path(), &[request.to_string()]);
+    let run = output(
+        Command::new(BIN)
+            .current_dir(dir.path())
+            .args(["batch", "run", "in.jsonl", "--out", "out.jsonl", "--mock"])
+            .env_remove("ANTHROPIC_BASE_URL"),
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("serving claude-sonnet-4-6 -> claude-haiku-4-5"),
+        "{stderr}"
+    );
+    assert_eq!(results(dir.path())[0]["result"]["type"], "succeeded");
+}

@@ -9,6 +9,9 @@ use breakwater::config::Config;
 use breakwater::mock::{MockServer, Scenario};
 use breakwater::runtime::Runtime;
 
+/// The chain served when the command line names none and no config file is given.
+const DEFAULT_CHAIN: [&str; 2] = ["claude-sonnet-4-6", "claude-haiku-4-5"];
+
 /// Where requests go.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Connection {
@@ -41,6 +44,17 @@ impl Connection {
         let mut config = match &self.config {
             Some(path) => Config::load(path).map_err(|error| error.to_string())?,
             None => Config::default(),
+        };
+        let default_chain: Vec<String>;
+        let chain = if chain.is_empty() && self.config.is_none() {
+            default_chain = DEFAULT_CHAIN.iter().map(|m| (*m).to_owned()).collect();
+            eprintln!(
+                "no --chain or --config: serving {} (falling back in that order)",
+                DEFAULT_CHAIN.join(" -> ")
+            );
+            &default_chain[..]
+        } else {
+            chain
         };
         if !chain.is_empty() {
             let upstream = config.upstream.clone();
