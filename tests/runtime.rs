@@ -146,7 +146,8 @@ async fn permanent_errors_are_never_retried_nor_rerouted() {
     for (status, error_type) in [
         (400, "invalid_request_error"),
         (401, "authentication_error"),
-        (404, "not_found_error"),
+        (403, "permission_error"),
+        (413, "request_too_large"),
     ] {
         let server = mock(&format!(
             "[models.p]\nservice-time = \"1ms\"\nfaults = [{{ kind = \"status\", status = {status}, error-type = \"{error_type}\" }}]\n[models.f]\n"
@@ -320,4 +321,41 @@ async fn a_stream_that_stalls_before_content_falls_back_after_the_stall_timeout(
         text.contains("whole") && text.contains("message_stop"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn a_model_that_is_gone_falls_back_at_once_and_alone_its_404_comes_back() {
+    // The mock answers 404 not_found_error for a model it does not serve, as the API does
+    // for a retired one.
+    let server = mock("[models.f]\nservice-time = \"1ms\"\n").await;
+    let runtime = runtime(&server, &["retired", "f"]).await;
+    let answer = runtime
+        .send(MessagesRequest::new("retired", 32).with_user("hello"))
+        .await
+        .expect("the next model answers");
+    assert_eq!(answer.target.model(), "f");
+    let failures: Vec<_> = answer
+        .attempts
+        .iter()
+        .map(|a| (a.status, a.failure))
+        .collect();
+    assert_eq!(
+        failures,
+        [(Some(404), Some(Class::Invalid)), (None, None)],
+        "one 404, no retry in place"
+    );
+
+    let alone = runtime
+        .send_with(
+            MessagesRequest::new("retired", 32).with_user("hello"),
+            RequestOptions::default().with_chain([breakwater::engine::Target::new("retired")]),
+        )
+        .await
+        .unwrap_err();
+    let Error::Upstream { failure, attempts } = &alone else {
+        panic!("{alone}")
+    };
+    assert_eq!(failure.status(), Some(404));
+    assert_eq!(failure.error_type(), Some("not_found_error"));
+    assert_eq!(attempts.len(), 1);
 }

@@ -29,6 +29,10 @@ pub struct RetryPolicy {
     pub max_attempts: NonZeroU32,
     /// Move to the next target on a 429 instead of waiting out its `retry-after`. Default: true.
     pub fall_back_on_rate_limit: bool,
+    /// Move to the next target, without retrying, on a 404: the target does not exist (for
+    /// a Messages API, a retired, misspelled or not enabled model), which the next one may
+    /// well do. At the end of the chain a 404 is permanent as ever. Default: true.
+    pub fall_back_on_not_found: bool,
     /// The delays between retries on one target. Default: see [`BackoffConfig`].
     pub backoff: BackoffConfig,
 }
@@ -39,6 +43,7 @@ impl Default for RetryPolicy {
             max_retries_per_target: 2,
             max_attempts: NonZeroU32::new(6).expect("6 is not zero"),
             fall_back_on_rate_limit: true,
+            fall_back_on_not_found: true,
             backoff: BackoffConfig::default(),
         }
     }
@@ -130,6 +135,12 @@ impl RetryPolicy {
         let class = failure.class();
         let forced = failure.should_retry();
         if !class.is_transient() && forced != Some(true) {
+            if failure.status() == Some(404)
+                && self.fall_back_on_not_found
+                && attempts.can_fall_back
+            {
+                return Decision::FallBack;
+            }
             return Decision::GiveUp(GiveUp::Permanent);
         }
         if class == Class::RateLimited && failure.retry_after().is_none() && forced != Some(true) {
@@ -193,6 +204,36 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_404_falls_back_once_and_is_permanent_at_the_end_of_the_chain() {
+        let policy = exact();
+        let mut backoff = policy.backoff.build(1);
+        let now = Instant::now();
+        let gone = Failure::new(Class::Invalid, "model: claude-retired").with_status(404);
+        assert_eq!(
+            policy.decide(&gone, at(1, 1, true), &mut backoff, now, None),
+            Decision::FallBack
+        );
+        assert_eq!(
+            policy.decide(&gone, at(1, 1, false), &mut backoff, now, None),
+            Decision::GiveUp(GiveUp::Permanent)
+        );
+        let bad = Failure::new(Class::Invalid, "bad").with_status(400);
+        assert_eq!(
+            policy.decide(&bad, at(1, 1, true), &mut backoff, now, None),
+            Decision::GiveUp(GiveUp::Permanent),
+            "any other 4xx never falls back"
+        );
+        let off = RetryPolicy {
+            fall_back_on_not_found: false,
+            ..exact()
+        };
+        assert_eq!(
+            off.decide(&gone, at(1, 1, true), &mut backoff, now, None),
+            Decision::GiveUp(GiveUp::Permanent)
+        );
+    }
+
     fn overloaded() -> Failure {
         Failure::new(Class::Overloaded, "Overloaded").with_status(529)
     }
@@ -254,7 +295,8 @@ mod tests {
 
     #[test]
     fn invalid_is_never_retried_nor_falls_back() {
-        for status in [400, 401, 403, 404, 413] {
+        // 404 falls back: see a_404_falls_back_once_and_is_permanent_at_the_end_of_the_chain.
+        for status in [400, 401, 403, 409, 413, 422] {
             let failure = Failure::new(Class::Invalid, "bad").with_status(status);
             assert_eq!(
                 decide(&exact(), &failure, at(1, 1, true)),
