@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -303,7 +302,7 @@ impl Batch {
                 if let Some(pacer) = pacer.as_mut() {
                     pacer.tick().await;
                 }
-                sent += u64::from(!is_invalid(item.options.as_deref()));
+                sent += u64::from(invalid_line(&item).is_none());
                 let task = try_item(runtime.clone(), options.clone(), item);
                 running.spawn(report(task, settled.clone(), halt.clone()));
             }
@@ -545,19 +544,31 @@ fn load(store: &mut Store, input: &Path) -> Result<io::Result<String>, StoreErro
 /// The meta key set once the whole input is in the store.
 const LOADED: &str = "input.loaded";
 
+/// The options of an item stored from an invalid line (`--skip-invalid`): what is wrong.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct InvalidLine {
+    invalid: String,
+}
+
 fn to_new_item(line: input::Line) -> NewItem {
     match line {
         Ok(item) => NewItem::new(item.custom_id, item.line as u64, item.params),
         Err(bad) => {
-            let marker = json!({ "invalid": bad.to_string() }).to_string();
+            let marker = InvalidLine {
+                invalid: bad.to_string(),
+            };
             NewItem::new(bad.custom_id.unwrap_or_default(), bad.line as u64, "null")
-                .with_options(marker)
+                .with_options(serde_json::to_string(&marker).unwrap_or_default())
         }
     }
 }
 
-fn is_invalid(options: Option<&str>) -> bool {
-    options.is_some_and(|o| o.contains("\"invalid\""))
+/// What is wrong with the line `item` was stored from, if it was invalid.
+fn invalid_line(item: &Item) -> Option<String> {
+    let options = item.options.as_deref()?;
+    serde_json::from_str::<InvalidLine>(options)
+        .ok()
+        .map(|line| line.invalid)
 }
 
 /// Sends one claimed item; what is to be stored of it.
@@ -569,12 +580,8 @@ async fn settle(runtime: &Runtime, options: &BatchOptions, item: Item) -> Settle
             error: errored(kind, message),
         })
     };
-    if let Some(marker) = item.options.as_deref().filter(|o| is_invalid(Some(o))) {
-        let message = serde_json::from_str::<Value>(marker)
-            .ok()
-            .and_then(|v| v["invalid"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| "invalid input line".into());
-        return fail("invalid_request_error", &message);
+    if let Some(problem) = invalid_line(&item) {
+        return fail("invalid_request_error", &problem);
     }
     let request = match MessagesRequest::from_json(item.payload.as_bytes()) {
         Ok(request) => request,
@@ -614,16 +621,13 @@ pub(crate) fn settlement(
 ) -> Settled {
     let key = item.key.clone();
     match sent {
-        Ok(answer) => {
-            let result = Succeeded {
-                kind: "succeeded",
-                message: &answer.value,
-            };
-            Settled::Store(Settlement::Succeed {
-                key,
-                result: serde_json::to_string(&result).unwrap_or_default(),
-            })
-        }
+        Ok(answer) => Settled::Store(Settlement::Succeed {
+            key,
+            result: BatchResult::Succeeded {
+                message: answer.value,
+            }
+            .to_json(),
+        }),
         Err(error @ Error::Upstream { .. }) if refuses_the_key(&error) => Settled::Halt {
             release: put_back(item, &error, Duration::ZERO, Duration::ZERO),
             why: format!("the API refused the key: {error}"),
@@ -678,35 +682,45 @@ fn put_back(item: &Item, error: &Error, backoff: Duration, max_backoff: Duration
     }
 }
 
-/// A `succeeded` result, as the Batches API writes it (`type` first).
-#[derive(serde::Serialize)]
-struct Succeeded<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    message: &'a crate::api::Message,
+/// A result as the store keeps it and the output writes it: the Message Batches API's
+/// `result` object (`type` first).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub(crate) enum BatchResult {
+    /// Answered.
+    Succeeded {
+        /// The answer.
+        message: crate::api::Message,
+    },
+    /// Refused for good.
+    Errored {
+        /// Why.
+        error: ErrorDetail,
+    },
 }
 
-/// An `errored` result, as the Batches API writes it (`type` first).
-#[derive(serde::Serialize)]
-struct Errored<'a> {
+/// An errored result's error.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct ErrorDetail {
+    /// The API's `error.type`.
     #[serde(rename = "type")]
-    kind: &'static str,
-    error: ErrorDetail<'a>,
+    pub(crate) kind: String,
+    /// Its message.
+    pub(crate) message: String,
 }
 
-#[derive(serde::Serialize)]
-struct ErrorDetail<'a> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    message: &'a str,
+impl BatchResult {
+    fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
 pub(crate) fn errored(kind: &str, message: &str) -> String {
-    let body = Errored {
-        kind: "errored",
-        error: ErrorDetail { kind, message },
+    let error = ErrorDetail {
+        kind: kind.to_owned(),
+        message: message.to_owned(),
     };
-    serde_json::to_string(&body).unwrap_or_default()
+    BatchResult::Errored { error }.to_json()
 }
 
 /// Writes every final item, in input order, to a temporary file beside `out`, then renames

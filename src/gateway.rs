@@ -97,11 +97,6 @@ impl Gateway {
     }
 }
 
-/// The gateway's router over `runtime`, with its configuration's `[gateway]` settings.
-pub fn router(runtime: Arc<Runtime>) -> Router {
-    Gateway::new(runtime).router()
-}
-
 async fn not_found(uri: axum::http::Uri) -> Response {
     let message = format!(
         "{} is not served here (this gateway serves POST /v1/messages, \

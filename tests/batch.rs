@@ -69,6 +69,23 @@ fn results(dir: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// `batch status --json` on the test's state file.
+fn status(dir: &Path) -> Value {
+    let status = output(Command::new(BIN).current_dir(dir).args([
+        "batch",
+        "status",
+        "--state",
+        "state.sqlite",
+        "--json",
+    ]));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    serde_json::from_slice(&status.stdout).unwrap()
+}
+
 fn successes(server: &MockServer) -> u64 {
     server
         .stats()
@@ -295,15 +312,7 @@ async fn status_counts_a_finished_job() {
             .status
             .success()
     );
-    let status = output(Command::new(BIN).current_dir(dir.path()).args([
-        "batch",
-        "status",
-        "--state",
-        "state.sqlite",
-        "--json",
-    ]));
-    assert!(status.status.success());
-    let report: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let report = status(dir.path());
     assert_eq!(report["succeeded"], 2);
     assert_eq!(report["pending"], 0);
     assert_eq!(report["in_flight"], 0);
@@ -332,14 +341,7 @@ async fn a_refused_key_halts_the_run_without_marking_items_errored() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("refused the key"), "{stderr}");
     assert!(!dir.path().join("out.jsonl").exists());
-    let status = output(Command::new(BIN).current_dir(dir.path()).args([
-        "batch",
-        "status",
-        "--state",
-        "state.sqlite",
-        "--json",
-    ]));
-    let report: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let report = status(dir.path());
     assert_eq!(
         report["errored"], 0,
         "nothing was stored as a result: {report}"

@@ -670,6 +670,24 @@ async fn a_client_that_stops_reading_a_stream_is_dropped_and_frees_the_upstream(
     drop(stream);
 }
 
+/// Starts a request, and 100 ms later the gateway's drain; the request's task.
+async fn started_then_stopped(
+    running: &mut Running,
+) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+    let base = running.base.clone();
+    let in_flight = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(format!("{base}/v1/messages"))
+            .header("content-type", "application/json")
+            .body(body("p", false).to_string())
+            .send()
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    running.stop.take().unwrap().send(()).unwrap();
+    in_flight
+}
+
 #[tokio::test]
 async fn a_drain_finishes_requests_in_flight_and_refuses_new_connections() {
     let server = mock("[models.p]\nservice-time = \"300ms\"\n").await;
@@ -677,11 +695,8 @@ async fn a_drain_finishes_requests_in_flight_and_refuses_new_connections() {
         config.gateway.grace = Duration::from_secs(5);
     })
     .await;
-    let base = running.base.clone();
-    let in_flight = tokio::spawn(async move { post(&base, body("p", false).to_string()).await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    running.stop.take().unwrap().send(()).unwrap();
-    let response = in_flight.await.unwrap();
+    let in_flight = started_then_stopped(&mut running).await;
+    let response = in_flight.await.unwrap().expect("answered");
     assert_eq!(response.status(), 200, "the request in flight was finished");
     let drained = (&mut running.served).await.unwrap().unwrap();
     assert!(drained.clean, "{drained:?}");
@@ -700,16 +715,7 @@ async fn a_drain_cuts_what_outlasts_the_grace_period() {
         config.gateway.grace = Duration::from_millis(200);
     })
     .await;
-    let base = running.base.clone();
-    let in_flight = tokio::spawn(async move {
-        reqwest::Client::new()
-            .post(format!("{base}/v1/messages"))
-            .body(body("p", false).to_string())
-            .send()
-            .await
-    });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    running.stop.take().unwrap().send(()).unwrap();
+    let in_flight = started_then_stopped(&mut running).await;
     let drained = (&mut running.served).await.unwrap().unwrap();
     assert!(!drained.clean);
     assert!(drained.took < Duration::from_secs(2), "{drained:?}");

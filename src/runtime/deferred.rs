@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 
 use super::Core;
 use crate::api::{Message, MessagesRequest, RequestHeaders};
-use crate::batch::{Settled, settlement};
+use crate::batch::{BatchResult, Settled, settlement};
 use crate::engine::policy::StateKind;
 use crate::engine::{Priority, RequestOptions, Target};
 use crate::store::{DEFERRED, Item, Settlement, SharedStore, State, Store, StoreError, now_ms};
@@ -240,23 +240,21 @@ fn status_of(item: &Item) -> TicketStatus {
             attempts: item.attempts,
         },
         State::Succeeded | State::Errored => {
-            let body: serde_json::Value = item
+            let stored = item
                 .result
                 .as_deref()
-                .and_then(|text| serde_json::from_str(text).ok())
-                .unwrap_or_default();
-            let message = serde_json::from_value::<Message>(body["message"].clone());
-            match (item.state, message) {
-                (State::Succeeded, Ok(message)) => TicketStatus::Succeeded(Box::new(message)),
-                _ => TicketStatus::Errored {
-                    kind: body["error"]["type"]
-                        .as_str()
-                        .unwrap_or("api_error")
-                        .to_owned(),
-                    message: body["error"]["message"]
-                        .as_str()
-                        .unwrap_or("the stored result could not be read")
-                        .to_owned(),
+                .and_then(|text| serde_json::from_str::<BatchResult>(text).ok());
+            match stored {
+                Some(BatchResult::Succeeded { message }) => {
+                    TicketStatus::Succeeded(Box::new(message))
+                }
+                Some(BatchResult::Errored { error }) => TicketStatus::Errored {
+                    kind: error.kind,
+                    message: error.message,
+                },
+                None => TicketStatus::Errored {
+                    kind: "api_error".into(),
+                    message: "the stored result could not be read".into(),
                 },
             }
         }
