@@ -9,9 +9,12 @@ pub mod classify;
 pub mod content;
 pub mod error;
 pub mod headers;
+pub mod json;
 pub mod request;
 pub mod response;
+pub mod sse;
 pub mod stream;
+pub mod wire;
 
 pub use classify::{answered, classify, failure, stream_failure};
 pub use content::ContentBlock;
@@ -22,3 +25,4 @@ pub use request::{
 };
 pub use response::{Message, Usage};
 pub use stream::{Delta, MessageAccumulator, MessageDeltaBody, MessageStreamEvent, events_for};
+pub use wire::{EventKind, WireEvent, WireMessage, WireRequest};

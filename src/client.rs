@@ -16,7 +16,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use http::header;
 
-use crate::api::{self, Message, MessageStreamEvent, MessagesRequest, ResponseMeta};
+use crate::api::json::Chunks;
+use crate::api::{self, ResponseMeta, WireEvent, WireMessage, WireRequest};
 use crate::engine::policy::Cost;
 use crate::engine::{Class, EventStream, Failure, Outcome, Reply, Target, Upstream};
 use crate::wallclock;
@@ -86,12 +87,12 @@ impl ClaudeClient {
     pub async fn count_tokens(
         &self,
         model: &str,
-        request: &MessagesRequest,
+        request: &WireRequest,
         timeout: Duration,
     ) -> Result<u64, Failure> {
         let body = request.count_tokens_body(model);
         let (status, meta, body) = self
-            .post_count_tokens(body.into(), &request.headers, timeout)
+            .post_count_tokens(body, request.headers(), timeout)
             .await?;
         if !(200..300).contains(&status) {
             return Err(api::failure(status, meta, &body));
@@ -126,7 +127,7 @@ impl ClaudeClient {
         Ok(Forwarded {
             status,
             request_id: meta.request_id,
-            body: body.into(),
+            body,
         })
     }
 
@@ -136,7 +137,7 @@ impl ClaudeClient {
         body: bytes::Bytes,
         headers: &api::RequestHeaders,
         timeout: Duration,
-    ) -> Result<(u16, ResponseMeta, Vec<u8>), Failure> {
+    ) -> Result<(u16, ResponseMeta, bytes::Bytes), Failure> {
         let url = format!("{}/count_tokens", self.messages_url);
         let builder = self
             .http
@@ -165,15 +166,19 @@ impl ClaudeClient {
     async fn post(
         &self,
         target: &Target,
-        request: &MessagesRequest,
+        request: &WireRequest,
         stream: bool,
     ) -> Result<reqwest::Response, Failure> {
+        let body = request.body_for(target.model(), stream).map_err(|error| {
+            Failure::new(Class::Invalid, format!("cannot build the body: {error}"))
+        })?;
         let mut builder = self
             .http
             .post(&*self.messages_url)
             .header(header::CONTENT_TYPE, "application/json")
-            .body(request.to_body(target.model(), stream));
-        builder = with_headers(builder, &request.headers);
+            .header(header::CONTENT_LENGTH, body.len())
+            .body(http_body(body));
+        builder = with_headers(builder, request.headers());
         if stream {
             builder = builder.header(header::ACCEPT, "text/event-stream");
         } else {
@@ -194,7 +199,7 @@ impl ClaudeClient {
         }
     }
 
-    async fn complete(&self, target: &Target, request: &MessagesRequest) -> Outcome<Message> {
+    async fn complete(&self, target: &Target, request: &WireRequest) -> Outcome<WireMessage> {
         let response = self.post(target, request, false).await?;
         let status = response.status().as_u16();
         let meta = ResponseMeta::from_headers(response.headers(), wallclock::unix_now());
@@ -202,7 +207,7 @@ impl ClaudeClient {
         if !(200..300).contains(&status) {
             return Err(api::failure(status, meta, &body));
         }
-        match serde_json::from_slice::<Message>(&body) {
+        match WireMessage::from_json(body) {
             Ok(message) => Ok(reply(message, meta)),
             Err(error) => Err(api::answered(
                 Class::ServerError,
@@ -216,8 +221,8 @@ impl ClaudeClient {
     async fn open(
         &self,
         target: &Target,
-        request: &MessagesRequest,
-    ) -> Outcome<EventStream<MessageStreamEvent>> {
+        request: &WireRequest,
+    ) -> Outcome<EventStream<WireEvent>> {
         let response = self.post(target, request, true).await?;
         let status = response.status().as_u16();
         let meta = ResponseMeta::from_headers(response.headers(), wallclock::unix_now());
@@ -235,29 +240,29 @@ impl ClaudeClient {
 }
 
 impl Upstream for ClaudeClient {
-    type Request = MessagesRequest;
-    type Response = Message;
-    type Event = MessageStreamEvent;
+    type Request = WireRequest;
+    type Response = WireMessage;
+    type Event = WireEvent;
 
     fn send<'a>(
         &'a self,
         target: &'a Target,
-        request: &'a MessagesRequest,
-    ) -> BoxFuture<'a, Outcome<Message>> {
+        request: &'a WireRequest,
+    ) -> BoxFuture<'a, Outcome<WireMessage>> {
         Box::pin(self.complete(target, request))
     }
 
     fn stream<'a>(
         &'a self,
         target: &'a Target,
-        request: &'a MessagesRequest,
-    ) -> BoxFuture<'a, Outcome<EventStream<MessageStreamEvent>>> {
+        request: &'a WireRequest,
+    ) -> BoxFuture<'a, Outcome<EventStream<WireEvent>>> {
         Box::pin(self.open(target, request))
     }
-    fn cost(&self, request: &MessagesRequest) -> Cost {
+    fn cost(&self, request: &WireRequest) -> Cost {
         Cost::new(
             request.estimated_input_tokens(),
-            u64::from(request.max_tokens),
+            u64::from(request.max_tokens()),
         )
     }
 }
@@ -277,6 +282,14 @@ fn with_headers(
     builder
 }
 
+/// A request body: the one buffer as it is, or its slices without joining them.
+fn http_body(body: Chunks) -> reqwest::Body {
+    match body.parts() {
+        [one] => reqwest::Body::from(one.clone()),
+        _ => reqwest::Body::wrap(body),
+    }
+}
+
 fn reply<T>(value: T, meta: ResponseMeta) -> Reply<T> {
     Reply {
         value,
@@ -287,10 +300,13 @@ fn reply<T>(value: T, meta: ResponseMeta) -> Reply<T> {
 
 /// Reads a whole body. The status and headers have arrived, so a failure here keeps the
 /// status and the request id.
-async fn read_body(response: reqwest::Response, meta: &ResponseMeta) -> Result<Vec<u8>, Failure> {
+async fn read_body(
+    response: reqwest::Response,
+    meta: &ResponseMeta,
+) -> Result<bytes::Bytes, Failure> {
     let status = response.status().as_u16();
     match response.bytes().await {
-        Ok(body) => Ok(body.to_vec()),
+        Ok(body) => Ok(body),
         Err(error) => {
             let (class, message) = transport(error);
             Err(api::answered(

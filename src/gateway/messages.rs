@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -12,7 +11,7 @@ use futures::StreamExt;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::{BODY_LIMIT, Gateway, error};
-use crate::api::{ErrorBody, ErrorType, MessagesRequest, RequestHeaders};
+use crate::api::{ErrorBody, ErrorType, RequestHeaders, WireRequest};
 use crate::engine::{Answer, Error, RequestOptions, Target};
 use crate::runtime::Runtime;
 
@@ -28,17 +27,19 @@ pub(super) async fn messages(State(gateway): State<Arc<Gateway>>, request: Reque
         Ok(body) => body,
         Err(response) => return *response,
     };
-    let mut request = match MessagesRequest::from_json(&body) {
-        Ok(request) => request,
+    let request = match WireRequest::from_json(body) {
+        Ok(request) => request.with_headers(forwarded(&parts.headers)),
         Err(err) => return error(400, ErrorType::InvalidRequest, err.to_string()),
     };
-    request.headers = forwarded(&parts.headers);
-    let chain = match chain(&gateway, &request.model).await {
+    let chain = match chain(&gateway, request.model()).await {
         Ok(chain) => chain,
         Err(response) => return *response,
     };
-    let options = RequestOptions::default().with_chain(chain);
-    let stream = request.stream == Some(true);
+    let options = RequestOptions {
+        chain: Some(chain),
+        ..RequestOptions::default()
+    };
+    let stream = request.stream();
     let response = if stream {
         streamed(&gateway.runtime, request, options).await
     } else {
@@ -141,9 +142,9 @@ fn forwarded(headers: &HeaderMap) -> RequestHeaders {
 
 /// The chain a request for `model` runs on (see [`Runtime::chain_for_model`]); a model in no chain is
 /// served alone when `serve-unlisted` allows, else 404.
-async fn chain(gateway: &Gateway, model: &str) -> Result<Vec<Target>, Box<Response>> {
+async fn chain(gateway: &Gateway, model: &str) -> Result<Arc<[Target]>, Box<Response>> {
     let runtime = &gateway.runtime;
-    if let Some(chain) = runtime.chain_for_model(model) {
+    if let Some(chain) = runtime.shared_chain_for_model(model) {
         return Ok(chain);
     }
     let refuse = |why: String| {
@@ -156,7 +157,7 @@ async fn chain(gateway: &Gateway, model: &str) -> Result<Vec<Target>, Box<Respon
     let target = Target::new(model);
     if runtime.engine().serves(&target) {
         // Configured (or served alone already) though in no chain.
-        return Ok(vec![target]);
+        return Ok(Arc::new([target]));
     }
     if !gateway.config.serve_unlisted {
         let configured: Vec<&str> = runtime.config().models.keys().map(String::as_str).collect();
@@ -167,7 +168,7 @@ async fn chain(gateway: &Gateway, model: &str) -> Result<Vec<Target>, Box<Respon
     }
     let max = gateway.config.max_unlisted as usize;
     match runtime.serve_alone_within(model, max).await {
-        Ok(true) => Ok(vec![target]),
+        Ok(true) => Ok(Arc::new([target])),
         Ok(false) => refuse(format!(
             "is in no chain, and the gateway already serves gateway.max-unlisted = {max} \
              models outside its chains (they stay served while it runs)"
@@ -176,63 +177,87 @@ async fn chain(gateway: &Gateway, model: &str) -> Result<Vec<Target>, Box<Respon
     }
 }
 
-fn attempts_headers<T>(answer: &Answer<T>) -> [(header::HeaderName, HeaderValue); 2] {
+/// What breakwater adds to an answer: the model that answered, the attempts it took, and
+/// the upstream's `request-id`.
+fn answer_headers<T>(answer: &Answer<T>) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(3);
     let model = HeaderValue::from_str(answer.target.model())
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-    [
-        (header::HeaderName::from_static("x-breakwater-model"), model),
-        (
-            header::HeaderName::from_static("x-breakwater-attempts"),
-            HeaderValue::from(answer.attempts.len()),
-        ),
-    ]
+    headers.insert("x-breakwater-model", model);
+    headers.insert(
+        "x-breakwater-attempts",
+        HeaderValue::from(answer.attempts.len()),
+    );
+    if let Some(id) = answer
+        .request_id
+        .as_deref()
+        .and_then(|id| HeaderValue::from_str(id).ok())
+    {
+        headers.insert("request-id", id);
+    }
+    headers
 }
 
-async fn whole(runtime: &Runtime, request: MessagesRequest, options: RequestOptions) -> Response {
-    match runtime.send_with(request, options).await {
+async fn whole(runtime: &Runtime, request: WireRequest, options: RequestOptions) -> Response {
+    match runtime.send_wire(request, options).await {
         Ok(answer) => {
-            let headers = attempts_headers(&answer);
-            (headers, Json(answer.value)).into_response()
+            let mut headers = answer_headers(&answer);
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            (headers, answer.value.bytes()).into_response()
         }
         Err(failure) => failed(&failure),
     }
 }
 
-async fn streamed(
-    runtime: &Runtime,
-    request: MessagesRequest,
-    options: RequestOptions,
-) -> Response {
-    let answer = match runtime.stream_with(request, options).await {
+async fn streamed(runtime: &Runtime, request: WireRequest, options: RequestOptions) -> Response {
+    let answer = match runtime.stream_wire(request, options).await {
         Ok(answer) => answer,
         Err(failure) => return failed(&failure),
     };
-    let headers = attempts_headers(&answer);
+    let mut headers = answer_headers(&answer);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     let committed = answer.value;
-    let head = futures::stream::iter(committed.head).map(|event| Ok(event.to_sse()));
+    let head = futures::stream::iter(committed.head).map(|event| Ok(event.frame()));
     // After content has been handed over nothing can be retried: a failure ends the stream
     // with an explicit error event, never a silent cut.
     let tail = committed.tail.map(|event| match event {
-        Ok(event) => Ok::<_, std::convert::Infallible>(event.to_sse()),
+        Ok(event) => Ok::<_, std::convert::Infallible>(event.frame()),
         Err(failure) => {
             metrics::counter!("breakwater_gateway_stream_errors_total").increment(1);
             let kind = failure.error_type().map_or(ErrorType::Api, ErrorType::from);
             let body = ErrorBody::new(kind, failure.message().to_owned());
             let data = serde_json::to_string(&body).unwrap_or_default();
-            Ok(format!("event: error\ndata: {data}\n\n"))
+            Ok(Bytes::from(format!("event: error\ndata: {data}\n\n")))
         }
     });
-    let body = Body::from_stream(head.chain(tail));
-    let mut response = (headers, body).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
+    (headers, Body::from_stream(head.chain(tail))).into_response()
+}
+
+/// The Anthropic-shaped answer to a request that ended without one, with the `request-id`
+/// of the upstream answer it ended on, if any.
+fn failed(failure: &Error) -> Response {
+    let mut response = failed_body(failure);
+    let upstream = match failure {
+        Error::Upstream { failure, .. } => Some(failure),
+        Error::Exhausted { last, .. } => last.as_ref(),
+        _ => None,
+    };
+    if let Some(id) = upstream
+        .and_then(|failure| failure.request_id())
+        .and_then(|id| HeaderValue::from_str(id).ok())
+    {
+        response.headers_mut().insert("request-id", id);
+    }
     response
 }
 
-/// The Anthropic-shaped answer to a request that ended without one.
-fn failed(failure: &Error) -> Response {
+fn failed_body(failure: &Error) -> Response {
     match failure {
         Error::Upstream { failure, .. } => {
             let status = failure.status().unwrap_or(400);
