@@ -40,6 +40,14 @@ pub struct GatewayConfig {
     /// gateway stops accepting; what is left is then cut. Default: 30s.
     #[serde(with = "humantime_serde")]
     pub grace: Duration,
+    /// The most request-body bytes all requests in flight may hold together (`"512MiB"`,
+    /// `"1GiB"`, or a number of bytes). A request whose body does not fit waits for room.
+    /// Default: 512MiB.
+    pub body_memory: bytesize::ByteSize,
+    /// Longest a request waits for room under `body-memory` before it is answered 529
+    /// `overloaded_error` with `retry-after`. Default: 10s.
+    #[serde(with = "humantime_serde")]
+    pub body_memory_wait: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -53,6 +61,8 @@ impl Default for GatewayConfig {
             body_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
             grace: Duration::from_secs(30),
+            body_memory: bytesize::ByteSize::mib(512),
+            body_memory_wait: Duration::from_secs(10),
         }
     }
 }
@@ -74,6 +84,15 @@ impl GatewayConfig {
             return Some((
                 "keys",
                 format!("key #{} is \"***\", a redacted placeholder", index + 1),
+            ));
+        }
+        if self.body_memory.as_u64() < super::BODY_LIMIT as u64 {
+            return Some((
+                "body-memory",
+                format!(
+                    "must hold at least one whole body ({} bytes)",
+                    super::BODY_LIMIT
+                ),
             ));
         }
         for (field, value) in [

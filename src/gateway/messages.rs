@@ -8,9 +8,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 
-use super::{BODY_LIMIT, Gateway, error};
+use super::{Gateway, error};
 use crate::api::{ErrorBody, ErrorType, RequestHeaders, WireRequest};
 use crate::engine::{Answer, Error, RequestOptions, Target};
 use crate::runtime::Runtime;
@@ -23,11 +22,11 @@ const MAX_MODEL_NAME: usize = 256;
 
 pub(super) async fn messages(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let body = match read_body(body, &gateway).await {
-        Ok(body) => body,
+    let held = match read_body(&parts.headers, body, &gateway).await {
+        Ok(held) => held,
         Err(response) => return *response,
     };
-    let request = match WireRequest::from_json(body) {
+    let request = match WireRequest::from_json(held.bytes.clone()) {
         Ok(request) => request.with_headers(forwarded(&parts.headers)),
         Err(err) => return error(400, ErrorType::InvalidRequest, err.to_string()),
     };
@@ -45,6 +44,8 @@ pub(super) async fn messages(State(gateway): State<Arc<Gateway>>, request: Reque
     } else {
         whole(&gateway.runtime, request, options).await
     };
+    // The engine has let go of the body: an answer, or a stream past its commit.
+    drop(held);
     let status = response.status().as_str().to_owned();
     let kind = if stream { "stream" } else { "whole" };
     metrics::counter!("breakwater_gateway_requests_total", "status" => status, "kind" => kind)
@@ -57,8 +58,8 @@ pub(super) async fn count_tokens(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let body = match read_body(body, &gateway).await {
-        Ok(body) => body,
+    let held = match read_body(&parts.headers, body, &gateway).await {
+        Ok(held) => held,
         Err(response) => return *response,
     };
     let Some(client) = gateway.runtime.client() else {
@@ -69,7 +70,11 @@ pub(super) async fn count_tokens(
         );
     };
     match client
-        .forward_count_tokens(body, &forwarded(&parts.headers), COUNT_TOKENS_TIMEOUT)
+        .forward_count_tokens(
+            held.bytes.clone(),
+            &forwarded(&parts.headers),
+            COUNT_TOKENS_TIMEOUT,
+        )
         .await
     {
         Ok(answer) => {
@@ -97,33 +102,16 @@ pub(super) async fn count_tokens(
     }
 }
 
-/// Reads a whole body within the body timeout and the size limit: 408 for a client too slow
-/// to send it, 413 for one too large, 400 for one cut short.
-async fn read_body(body: Body, gateway: &Gateway) -> Result<Bytes, Box<Response>> {
-    let limited = Limited::new(body, BODY_LIMIT).collect();
-    match tokio::time::timeout(gateway.config.body_timeout, limited).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(failure)) if failure.downcast_ref::<LengthLimitError>().is_some() => {
-            let message = format!("request body exceeds {BODY_LIMIT} bytes");
-            Err(Box::new(error(413, ErrorType::RequestTooLarge, message)))
-        }
-        Ok(Err(failure)) => Err(Box::new(error(
-            400,
-            ErrorType::InvalidRequest,
-            format!("cannot read the request body: {failure}"),
-        ))),
-        Err(_) => {
-            let message = format!(
-                "the request body did not arrive within {:?} (gateway.body-timeout)",
-                gateway.config.body_timeout
-            );
-            let mut response = error(408, ErrorType::Timeout, message);
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            Err(Box::new(response))
-        }
-    }
+/// Reads a whole body under the gateway's body budget (see [`super::body`]).
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    gateway: &Gateway,
+) -> Result<super::body::Held, Box<Response>> {
+    gateway
+        .bodies
+        .read(headers, body, gateway.config.body_timeout)
+        .await
 }
 
 /// The caller's `anthropic-version` and `anthropic-beta`, to send upstream as they came.
