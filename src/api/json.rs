@@ -12,7 +12,9 @@
 //! [`JsonError`] rather than panicking.
 
 mod edit;
+mod object;
 mod scan;
 
 pub use edit::{Chunks, Patch, PatchError};
+pub use object::ObjectEdit;
 pub use scan::{Entry, JsonError, items, members, root};

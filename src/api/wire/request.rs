@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::api::json::{self, Chunks, Patch, PatchError};
+use crate::api::json::{self, Chunks, ObjectEdit, Patch, PatchError};
 use crate::api::request::{MessagesRequest, RequestError, RequestHeaders, Role};
 
 /// A Messages request body as the caller sent it, with what routing reads from it.
@@ -181,41 +181,30 @@ impl WireRequest {
     /// # Errors
     /// [`PatchError`] only if the body could not be read as it was when parsed.
     pub fn body_for(&self, model: &str, stream: bool) -> Result<Chunks, PatchError> {
-        let mut patch = Patch::new();
-        self.patch_model_and_stream(&mut patch, model, stream)
-            .map_err(|error| PatchError { at: error.at })?;
-        patch.apply(&self.body)
+        self.body_with(model, stream, ObjectEdit::new())
     }
 
-    /// Adds to `patch` the edits for `model` and `stream`.
-    pub(crate) fn patch_model_and_stream(
+    /// [`WireRequest::body_for`] with `edit` applied too (an adaptation to the target).
+    ///
+    /// # Errors
+    /// [`PatchError`] when the edits overlap.
+    pub fn body_with(
         &self,
-        patch: &mut Patch,
         model: &str,
         stream: bool,
-    ) -> Result<(), json::JsonError> {
-        if model == self.model && stream == self.stream {
-            return Ok(());
+        mut edit: ObjectEdit,
+    ) -> Result<Chunks, PatchError> {
+        if model != self.model {
+            edit.set("model", &model);
         }
-        let object = json::root(&self.body)?;
-        let members = json::members(&self.body, object.clone())?;
-        let mut removed = Vec::new();
-        for (i, member) in members.iter().enumerate() {
-            if member.is("model") && model != self.model {
-                patch.replace_value(member.value.clone(), &model);
-            } else if member.is("stream") && stream != self.stream {
-                if stream {
-                    patch.replace_value(member.value.clone(), &true);
-                } else {
-                    removed.push(i);
-                }
+        if stream != self.stream {
+            if stream {
+                edit.set("stream", &true);
+            } else {
+                edit.remove("stream");
             }
         }
-        patch.remove_entries(&object, &members, &removed);
-        if stream && !members.iter().any(|m| m.is("stream")) {
-            patch.add_member(&object, &members, &removed, "stream", &true);
-        }
-        Ok(())
+        edit.apply(&self.body)
     }
 
     /// The body of a `count_tokens` call for this request on `model`: the fields that
