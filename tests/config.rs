@@ -497,3 +497,19 @@ fn the_commented_catalog_example_is_valid() {
             .as_deref()
     );
 }
+
+#[test]
+fn a_chain_from_the_command_line_keeps_the_files_catalogue_and_adapt_settings() {
+    let text = format!(
+        "adapt = \"skip\"\n{}",
+        with_one_model("[catalog.models.claude-haiku-4-5]\nmax-output-tokens = 32000\n")
+    );
+    let file = Config::from_toml(&text).unwrap();
+    let config = Config::for_chain(&names(&["claude-z"])).with_policies_of(&file);
+    assert_eq!(AdaptMode::Skip, config.adapt_for("default"));
+    let catalog = config.catalog().unwrap();
+    assert_eq!(
+        32000,
+        catalog.get("claude-haiku-4-5").unwrap().max_output_tokens
+    );
+}
