@@ -5,6 +5,7 @@
 //! types, event types and error types are kept rather than rejected, so new API features pass
 //! through breakwater untouched.
 
+pub mod adapt;
 pub mod classify;
 pub mod content;
 pub mod error;

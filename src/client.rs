@@ -16,8 +16,10 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use http::header;
 
-use crate::api::json::Chunks;
-use crate::api::{self, ResponseMeta, WireEvent, WireMessage, WireRequest};
+use crate::api::adapt::{self, Verdict};
+use crate::api::json::{Chunks, ObjectEdit};
+use crate::api::{self, ErrorType, ResponseMeta, WireEvent, WireMessage, WireRequest};
+use crate::catalog::{AdaptMode, Catalog};
 use crate::engine::policy::Cost;
 use crate::engine::{Class, EventStream, Failure, Outcome, Reply, Target, Upstream};
 use crate::wallclock;
@@ -34,6 +36,16 @@ pub struct ClaudeClient {
     messages_url: Arc<str>,
     request_timeout: Duration,
     read_timeout: Duration,
+    catalog: Arc<Catalog>,
+    adapt: AdaptMode,
+}
+
+/// An attempt's body, and what was changed in it for its target.
+struct Prepared {
+    body: Chunks,
+    changes: Vec<&'static str>,
+    /// Whether this is the second, minimal form sent after a refusal.
+    resent: bool,
 }
 
 /// An answer passed through as it came (see [`ClaudeClient::forward_count_tokens`]).
@@ -75,6 +87,95 @@ impl ClaudeClient {
             messages_url: messages_url.into(),
             request_timeout: config.request_timeout,
             read_timeout: config.read_timeout,
+            catalog: Catalog::builtin(),
+            adapt: AdaptMode::default(),
+        })
+    }
+
+    /// The same client, adapting requests to fallback targets by `catalog`, and as `adapt`
+    /// says for requests that do not say otherwise ([`WireRequest::with_adapt`]).
+    #[must_use]
+    pub fn with_catalog(mut self, catalog: Arc<Catalog>, adapt: AdaptMode) -> Self {
+        self.catalog = catalog;
+        self.adapt = adapt;
+        self
+    }
+
+    /// The body of an attempt of `request` at `target`: as it came but for the model, or
+    /// adapted to the target's rules when it is not the model asked for (see
+    /// [`adapt::adapt`]). A target that cannot take the request is a [`Class::Unsuitable`]
+    /// failure, as is one that would need adapting under `adapt = "skip"`.
+    fn prepare(
+        &self,
+        target: &Target,
+        request: &WireRequest,
+        stream: bool,
+    ) -> Result<Prepared, Failure> {
+        let verdict = match self.catalog.get(target.model()) {
+            Some(spec) if target.model() != request.model() => {
+                adapt::adapt(request.body(), self.catalog.get(request.model()), spec)
+                    .unwrap_or(Verdict::Same)
+            }
+            _ => Verdict::Same,
+        };
+        let (edit, changes) = match verdict {
+            Verdict::Same => (ObjectEdit::new(), Vec::new()),
+            Verdict::Refused(why) => return Err(Failure::new(Class::Unsuitable, why)),
+            Verdict::Adapted { .. } if request.adapt().unwrap_or(self.adapt) == AdaptMode::Skip => {
+                let message = format!(
+                    "{} would need the request adapted, and adapt = \"skip\"",
+                    target.model()
+                );
+                return Err(Failure::new(Class::Unsuitable, message));
+            }
+            Verdict::Adapted { edit, changes } => (edit, changes),
+        };
+        for change in &changes {
+            metrics::counter!("breakwater_adapt_changes_total", "change" => *change).increment(1);
+        }
+        let body = request
+            .body_with(target.model(), stream, edit)
+            .map_err(|error| {
+                Failure::new(Class::Invalid, format!("cannot build the body: {error}"))
+            })?;
+        Ok(Prepared {
+            body,
+            changes,
+            resent: false,
+        })
+    }
+
+    /// The safety net for what the catalogue does not know: a fallback target that refused
+    /// an attempt with 400 `invalid_request_error` gets one more, in the minimal safe form
+    /// (see [`adapt::minimal`]), when that form differs. Never for the model asked for (its
+    /// own 400 comes back as it came), never twice.
+    fn safer(
+        &self,
+        target: &Target,
+        request: &WireRequest,
+        sent: &Prepared,
+        failure: &Failure,
+    ) -> Option<Prepared> {
+        let refused = failure.status() == Some(400)
+            && failure.error_type() == Some(ErrorType::InvalidRequest.as_str());
+        if !refused || sent.resent || target.model() == request.model() {
+            return None;
+        }
+        let body = sent.body.join();
+        let verdict = adapt::minimal(&body, self.catalog.get(target.model())).ok()??;
+        let Verdict::Adapted { edit, changes } = verdict else {
+            return None;
+        };
+        let body = edit.apply(&body).ok()?;
+        metrics::counter!("breakwater_adapt_resends_total").increment(1);
+        let mut all = sent.changes.clone();
+        all.extend(changes);
+        all.sort_unstable();
+        all.dedup();
+        Some(Prepared {
+            body,
+            changes: all,
+            resent: true,
         })
     }
 
@@ -165,13 +266,10 @@ impl ClaudeClient {
 
     async fn post(
         &self,
-        target: &Target,
         request: &WireRequest,
+        body: Chunks,
         stream: bool,
     ) -> Result<reqwest::Response, Failure> {
-        let body = request.body_for(target.model(), stream).map_err(|error| {
-            Failure::new(Class::Invalid, format!("cannot build the body: {error}"))
-        })?;
         let mut builder = self
             .http
             .post(&*self.messages_url)
@@ -200,15 +298,23 @@ impl ClaudeClient {
     }
 
     async fn complete(&self, target: &Target, request: &WireRequest) -> Outcome<WireMessage> {
-        let response = self.post(target, request, false).await?;
-        let status = response.status().as_u16();
-        let meta = ResponseMeta::from_headers(response.headers(), wallclock::unix_now());
-        let body = read_body(response, &meta).await?;
-        if !(200..300).contains(&status) {
-            return Err(api::failure(status, meta, &body));
-        }
+        let mut prepared = self.prepare(target, request, false)?;
+        let (status, meta, body) = loop {
+            let response = self.post(request, prepared.body.clone(), false).await?;
+            let status = response.status().as_u16();
+            let meta = ResponseMeta::from_headers(response.headers(), wallclock::unix_now());
+            let body = read_body(response, &meta).await?;
+            if (200..300).contains(&status) {
+                break (status, meta, body);
+            }
+            let failure = api::failure(status, meta, &body);
+            match self.safer(target, request, &prepared, &failure) {
+                Some(safer) => prepared = safer,
+                None => return Err(failure),
+            }
+        };
         match WireMessage::from_json(body) {
-            Ok(message) => Ok(reply(message, meta)),
+            Ok(message) => Ok(reply(message, meta, &prepared.changes)),
             Err(error) => Err(api::answered(
                 Class::ServerError,
                 format!("unreadable response body: {error}"),
@@ -223,19 +329,27 @@ impl ClaudeClient {
         target: &Target,
         request: &WireRequest,
     ) -> Outcome<EventStream<WireEvent>> {
-        let response = self.post(target, request, true).await?;
-        let status = response.status().as_u16();
-        let meta = ResponseMeta::from_headers(response.headers(), wallclock::unix_now());
-        if !(200..300).contains(&status) {
+        let mut prepared = self.prepare(target, request, true)?;
+        let (response, meta) = loop {
+            let response = self.post(request, prepared.body.clone(), true).await?;
+            let status = response.status().as_u16();
+            let meta = ResponseMeta::from_headers(response.headers(), wallclock::unix_now());
+            if (200..300).contains(&status) {
+                break (response, meta);
+            }
             let body = read_body(response, &meta).await?;
-            return Err(api::failure(status, meta, &body));
-        }
+            let failure = api::failure(status, meta, &body);
+            match self.safer(target, request, &prepared, &failure) {
+                Some(safer) => prepared = safer,
+                None => return Err(failure),
+            }
+        };
         let events = stream::events(
             response.bytes_stream(),
             meta.request_id.clone(),
             self.read_timeout,
         );
-        Ok(reply(events, meta))
+        Ok(reply(events, meta, &prepared.changes))
     }
 }
 
@@ -290,11 +404,12 @@ fn http_body(body: Chunks) -> reqwest::Body {
     }
 }
 
-fn reply<T>(value: T, meta: ResponseMeta) -> Reply<T> {
+fn reply<T>(value: T, meta: ResponseMeta, changes: &[&str]) -> Reply<T> {
     Reply {
         value,
         request_id: meta.request_id,
         limits: meta.limits,
+        changes: (!changes.is_empty()).then(|| changes.join(",").into()),
     }
 }
 

@@ -31,6 +31,7 @@ use tokio::sync::broadcast;
 use crate::api::{
     Message, MessageStreamEvent, MessagesRequest, WireEvent, WireMessage, WireRequest,
 };
+use crate::catalog::AdaptMode;
 use crate::client::{ClaudeClient, ClientError, Credentials, DEFAULT_BASE_URL, non_empty_env};
 use crate::config::{Config, ConfigError};
 use crate::engine::policy::Cost;
@@ -137,7 +138,8 @@ impl RuntimeBuilder {
         } else {
             let mut client = client_config(&self.config, self.base_url);
             client.credentials = self.credentials.or(client.credentials);
-            let client = ClaudeClient::new(&client)?;
+            let client =
+                ClaudeClient::new(&client)?.with_catalog(self.config.catalog()?, self.config.adapt);
             http = Some(client.clone());
             Arc::new(client)
         };
@@ -204,7 +206,7 @@ pub(crate) struct Core {
     /// The HTTP client, unless the runtime was given another upstream.
     http: Option<ClaudeClient>,
     /// Every model's chain ([`Core::chain_for_model`]), resolved at start.
-    chains_by_model: std::collections::HashMap<String, Arc<[Target]>>,
+    chains_by_model: std::collections::HashMap<String, (Arc<[Target]>, AdaptMode)>,
 }
 
 impl Runtime {
@@ -313,8 +315,9 @@ impl Runtime {
         self.core.chain_for_model(model)
     }
 
-    /// [`Runtime::chain_for_model`], resolved once at start and shared.
-    pub(crate) fn shared_chain_for_model(&self, model: &str) -> Option<Arc<[Target]>> {
+    /// [`Runtime::chain_for_model`], resolved once at start and shared, with how the
+    /// chain adapts requests to its fallbacks (`adapt` / `[chain-adapt]`).
+    pub(crate) fn shared_chain_for_model(&self, model: &str) -> Option<(Arc<[Target]>, AdaptMode)> {
         self.core.chains_by_model.get(model).cloned()
     }
 
@@ -548,29 +551,35 @@ impl Core {
     /// chain first, then the others by name), else the first chain that holds it, from
     /// `model` on; `None` when no chain holds it (see [`Runtime::serve_alone`]).
     pub(crate) fn chain_for_model(&self, model: &str) -> Option<Vec<Target>> {
+        self.named_chain_for_model(model).map(|(_, chain)| chain)
+    }
+
+    /// [`Core::chain_for_model`], with the name of the chain it comes from.
+    fn named_chain_for_model(&self, model: &str) -> Option<(&str, Vec<Target>)> {
         let config = &self.config;
         let others = config
             .chains
             .keys()
             .filter(|name| name.as_str() != crate::config::DEFAULT_CHAIN)
-            .filter_map(|name| config.chain(name));
-        let chains: Vec<Vec<Target>> = std::iter::once(config.default_chain())
-            .chain(others)
-            .collect();
+            .filter_map(|name| Some((name.as_str(), config.chain(name)?)));
+        let chains: Vec<(&str, Vec<Target>)> =
+            std::iter::once((crate::config::DEFAULT_CHAIN, config.default_chain()))
+                .chain(others)
+                .collect();
         let headed = chains
             .iter()
-            .find(|chain| chain.first().is_some_and(|t| t.model() == model));
-        if let Some(chain) = headed {
-            return Some(chain.clone());
+            .find(|(_, chain)| chain.first().is_some_and(|t| t.model() == model));
+        if let Some((name, chain)) = headed {
+            return Some((name, chain.clone()));
         }
-        chains.iter().find_map(|chain| {
+        chains.into_iter().find_map(|(name, chain)| {
             let from = chain.iter().position(|t| t.model() == model)?;
-            Some(chain[from..].to_vec())
+            Some((name, chain[from..].to_vec()))
         })
     }
 
     /// The chain of every model that some chain holds.
-    fn resolve_chains(&self) -> std::collections::HashMap<String, Arc<[Target]>> {
+    fn resolve_chains(&self) -> std::collections::HashMap<String, (Arc<[Target]>, AdaptMode)> {
         let config = &self.config;
         config
             .chains
@@ -578,8 +587,8 @@ impl Core {
             .flatten()
             .chain(config.models.keys())
             .filter_map(|model| {
-                let chain = self.chain_for_model(model)?;
-                Some((model.clone(), Arc::from(chain)))
+                let (name, chain) = self.named_chain_for_model(model)?;
+                Some((model.clone(), (Arc::from(chain), config.adapt_for(name))))
             })
             .collect()
     }
@@ -603,6 +612,7 @@ fn typed_answer(answer: Answer<WireMessage>) -> Result<Answer<Message>, Error> {
             target: answer.target,
             attempts: answer.attempts,
             request_id: answer.request_id,
+            changes: answer.changes,
         }),
         Err(error) => {
             let mut failure = crate::engine::Failure::new(
@@ -657,5 +667,6 @@ fn typed_stream(answer: Answer<Committed<WireEvent>>) -> Answer<Committed<Messag
         target: answer.target,
         attempts: answer.attempts,
         request_id: answer.request_id,
+        changes: answer.changes,
     }
 }

@@ -11,6 +11,7 @@ use futures::StreamExt;
 
 use super::{Gateway, error};
 use crate::api::{ErrorBody, ErrorType, RequestHeaders, WireRequest};
+use crate::catalog::AdaptMode;
 use crate::engine::{Answer, Error, RequestOptions, Target};
 use crate::runtime::Runtime;
 
@@ -30,10 +31,11 @@ pub(super) async fn messages(State(gateway): State<Arc<Gateway>>, request: Reque
         Ok(request) => request.with_headers(forwarded(&parts.headers)),
         Err(err) => return error(400, ErrorType::InvalidRequest, err.to_string()),
     };
-    let chain = match chain(&gateway, request.model()).await {
+    let (chain, adapt) = match chain(&gateway, request.model()).await {
         Ok(chain) => chain,
         Err(response) => return *response,
     };
+    let request = request.with_adapt(adapt);
     let options = RequestOptions {
         chain: Some(chain),
         ..RequestOptions::default()
@@ -130,11 +132,15 @@ fn forwarded(headers: &HeaderMap) -> RequestHeaders {
 
 /// The chain a request for `model` runs on (see [`Runtime::chain_for_model`]); a model in no chain is
 /// served alone when `serve-unlisted` allows, else 404.
-async fn chain(gateway: &Gateway, model: &str) -> Result<Arc<[Target]>, Box<Response>> {
+async fn chain(
+    gateway: &Gateway,
+    model: &str,
+) -> Result<(Arc<[Target]>, AdaptMode), Box<Response>> {
     let runtime = &gateway.runtime;
     if let Some(chain) = runtime.shared_chain_for_model(model) {
         return Ok(chain);
     }
+    let alone = |target: Target| (Arc::from([target]), runtime.config().adapt);
     let refuse = |why: String| {
         let message = format!("model: {model} {why}");
         Err(Box::new(error(404, ErrorType::NotFound, message)))
@@ -145,7 +151,7 @@ async fn chain(gateway: &Gateway, model: &str) -> Result<Arc<[Target]>, Box<Resp
     let target = Target::new(model);
     if runtime.engine().serves(&target) {
         // Configured (or served alone already) though in no chain.
-        return Ok(Arc::new([target]));
+        return Ok(alone(target));
     }
     if !gateway.config.serve_unlisted {
         let configured: Vec<&str> = runtime.config().models.keys().map(String::as_str).collect();
@@ -156,7 +162,7 @@ async fn chain(gateway: &Gateway, model: &str) -> Result<Arc<[Target]>, Box<Resp
     }
     let max = gateway.config.max_unlisted as usize;
     match runtime.serve_alone_within(model, max).await {
-        Ok(true) => Ok(Arc::new([target])),
+        Ok(true) => Ok(alone(target)),
         Ok(false) => refuse(format!(
             "is in no chain, and the gateway already serves gateway.max-unlisted = {max} \
              models outside its chains (they stay served while it runs)"
@@ -165,8 +171,8 @@ async fn chain(gateway: &Gateway, model: &str) -> Result<Arc<[Target]>, Box<Resp
     }
 }
 
-/// What breakwater adds to an answer: the model that answered, the attempts it took, and
-/// the upstream's `request-id`.
+/// What breakwater adds to an answer: the model that answered, the attempts it took, the
+/// upstream's `request-id`, and what was adapted for a fallback (`x-breakwater-adapted`).
 fn answer_headers<T>(answer: &Answer<T>) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(3);
     let model = HeaderValue::from_str(answer.target.model())
@@ -182,6 +188,13 @@ fn answer_headers<T>(answer: &Answer<T>) -> HeaderMap {
         .and_then(|id| HeaderValue::from_str(id).ok())
     {
         headers.insert("request-id", id);
+    }
+    if let Some(changes) = answer
+        .changes
+        .as_deref()
+        .and_then(|changes| HeaderValue::from_str(changes).ok())
+    {
+        headers.insert("x-breakwater-adapted", changes);
     }
     headers
 }

@@ -269,6 +269,7 @@ fn answer<T>(value: T, limits: RateLimits, number: u64) -> Reply<T> {
         value,
         request_id: Some(reply::request_id(number)),
         limits,
+        changes: None,
     }
 }
 

@@ -35,6 +35,11 @@ impl Patch {
         self.edits.is_empty()
     }
 
+    /// Adds every edit of `other`.
+    pub fn extend(&mut self, other: Patch) {
+        self.edits.extend(other.edits);
+    }
+
     /// Replaces the bytes at `range` with `with` (an insertion when `range` is empty).
     pub fn splice(&mut self, range: Range<usize>, with: impl Into<Bytes>) {
         self.edits.push((range, with.into()));

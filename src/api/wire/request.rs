@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 
 use crate::api::json::{self, Chunks, ObjectEdit, Patch, PatchError};
 use crate::api::request::{MessagesRequest, RequestError, RequestHeaders, Role};
+use crate::catalog::AdaptMode;
 
 /// A Messages request body as the caller sent it, with what routing reads from it.
 ///
@@ -25,6 +26,7 @@ pub struct WireRequest {
     max_tokens: u32,
     input_tokens: u64,
     headers: RequestHeaders,
+    adapt: Option<AdaptMode>,
 }
 
 impl fmt::Debug for WireRequest {
@@ -123,6 +125,7 @@ impl WireRequest {
             max_tokens,
             input_tokens,
             headers: RequestHeaders::default(),
+            adapt: None,
         })
     }
 
@@ -131,6 +134,19 @@ impl WireRequest {
     pub fn with_headers(mut self, headers: RequestHeaders) -> Self {
         self.headers = headers;
         self
+    }
+
+    /// The same request, adapted to each fallback target (or not) as `mode` says, rather
+    /// than as the client's default.
+    #[must_use]
+    pub fn with_adapt(mut self, mode: AdaptMode) -> Self {
+        self.adapt = Some(mode);
+        self
+    }
+
+    /// How the request is adapted to a fallback target, when it says.
+    pub fn adapt(&self) -> Option<AdaptMode> {
+        self.adapt
     }
 
     /// The model the caller asked for.
@@ -243,6 +259,7 @@ impl From<&MessagesRequest> for WireRequest {
             max_tokens: request.max_tokens,
             input_tokens: request.estimated_input_tokens(),
             headers: request.headers.clone(),
+            adapt: None,
         }
     }
 }
