@@ -460,7 +460,9 @@ mod tests {
                 }
                 Decision::FallBack => {
                     prop_assert!(can_fall_back && class != Class::Invalid);
-                    prop_assert!(total < policy.max_attempts.get());
+                    // An unsuitable target was never sent anything: passing it over is
+                    // not an attempt the cap is about.
+                    prop_assert!(total < policy.max_attempts.get() || class == Class::Unsuitable);
                 }
                 Decision::GiveUp(_) => {}
             }
