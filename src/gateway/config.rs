@@ -13,8 +13,9 @@ use crate::client::Secret;
 pub struct GatewayConfig {
     /// Whether callers must present one of `keys` (as `x-api-key`, or `Authorization:
     /// Bearer`); without one they get 401. A key presented to the gateway is never sent
-    /// upstream. When off, upstream requests carry the gateway's own key when it has one
-    /// (replacing the caller's), else the caller's key as it came. Default: false.
+    /// upstream. Upstream requests carry the gateway's own key, replacing the caller's; a
+    /// gateway without one (embedded over a runtime with no credentials) passes the
+    /// caller's key through on forwarded routes when this is off. Default: false.
     pub require_keys: bool,
     /// The keys callers may present when `require-keys` is on. Keep the file readable by the
     /// gateway's user only. Default: none.
