@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use breakwater::api::MessagesRequest;
+use breakwater::api::{MessagesRequest, WireRequest};
 use breakwater::client::{Credentials, Secret};
 use breakwater::engine::{DispatcherMsg, RequestOptions};
 use breakwater::mock::{MockServer, Scenario};
@@ -41,7 +41,8 @@ impl Actor for Asker {
         dispatcher: &mut Dispatcher,
     ) -> Result<(), ActorProcessingErr> {
         let AskerMsg::Ask(prompt) = message;
-        let request = Arc::new(MessagesRequest::new("claude-sonnet-4-6", 64).with_user(prompt));
+        let request = MessagesRequest::new("claude-sonnet-4-6", 64).with_user(prompt);
+        let request = Arc::new(WireRequest::from(request));
         let options = RequestOptions::default().with_deadline(Duration::from_secs(10));
         // `call!` waits for the reply port; the engine answers by the deadline, so this
         // returns in time. An API failure is an `Err` value here, never an actor failure.
@@ -55,7 +56,7 @@ impl Actor for Asker {
                 "{} answered after {} attempt(s): {}",
                 answer.target,
                 answer.attempts.len(),
-                answer.value.text()
+                answer.value.message()?.text()
             ),
             Err(error) => println!("no answer: {error}"),
         }

@@ -5,13 +5,17 @@
 //! types, event types and error types are kept rather than rejected, so new API features pass
 //! through breakwater untouched.
 
+pub mod adapt;
 pub mod classify;
 pub mod content;
 pub mod error;
 pub mod headers;
+pub mod json;
 pub mod request;
 pub mod response;
+pub mod sse;
 pub mod stream;
+pub mod wire;
 
 pub use classify::{answered, classify, failure, stream_failure};
 pub use content::ContentBlock;
@@ -22,3 +26,4 @@ pub use request::{
 };
 pub use response::{Message, Usage};
 pub use stream::{Delta, MessageAccumulator, MessageDeltaBody, MessageStreamEvent, events_for};
+pub use wire::{EventKind, WireEvent, WireMessage, WireRequest};

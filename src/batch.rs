@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
-use crate::api::{ErrorType, MessagesRequest};
+use crate::api::{ErrorType, WireMessage, WireRequest};
 use crate::engine::{Error, Priority, RequestOptions, Target};
 use crate::runtime::Runtime;
 use crate::store::{
@@ -583,14 +583,15 @@ async fn settle(runtime: &Runtime, options: &BatchOptions, item: Item) -> Settle
     if let Some(problem) = invalid_line(&item) {
         return fail("invalid_request_error", &problem);
     }
-    let request = match MessagesRequest::from_json(item.payload.as_bytes()) {
+    let payload = bytes::Bytes::copy_from_slice(item.payload.as_bytes());
+    let request = match WireRequest::from_json(payload) {
         Ok(request) => request,
         Err(error) => return fail("invalid_request_error", &error.to_string()),
     };
-    let chain = match runtime.chain_for_model(&request.model) {
+    let chain = match runtime.chain_for_model(request.model()) {
         Some(chain) => chain,
-        None => match runtime.serve_alone(&request.model).await {
-            Ok(()) => vec![Target::new(request.model.as_str())],
+        None => match runtime.serve_alone(request.model()).await {
+            Ok(()) => vec![Target::new(request.model())],
             Err(error) => {
                 return Settled::Store(put_back(
                     &item,
@@ -605,7 +606,7 @@ async fn settle(runtime: &Runtime, options: &BatchOptions, item: Item) -> Settle
         .with_chain(chain)
         .with_priority(Priority::Normal)
         .with_deadline(options.deadline);
-    let sent = runtime.send_with(request, request_options).await;
+    let sent = runtime.send_wire(request, request_options).await;
     settlement(&item, sent, options.backoff, options.max_backoff)
 }
 
@@ -615,7 +616,7 @@ async fn settle(runtime: &Runtime, options: &BatchOptions, item: Item) -> Settle
 /// succeed, and storing each as errored would end the job wrongly.
 pub(crate) fn settlement(
     item: &Item,
-    sent: Result<crate::engine::Answer<crate::api::Message>, Error>,
+    sent: Result<crate::engine::Answer<WireMessage>, Error>,
     backoff: Duration,
     max_backoff: Duration,
 ) -> Settled {
@@ -623,10 +624,7 @@ pub(crate) fn settlement(
     match sent {
         Ok(answer) => Settled::Store(Settlement::Succeed {
             key,
-            result: BatchResult::Succeeded {
-                message: answer.value,
-            }
-            .to_json(),
+            result: BatchResult::succeeded_json(&answer.value),
         }),
         Err(error @ Error::Upstream { .. }) if refuses_the_key(&error) => Settled::Halt {
             release: put_back(item, &error, Duration::ZERO, Duration::ZERO),
@@ -710,6 +708,16 @@ pub(crate) struct ErrorDetail {
 }
 
 impl BatchResult {
+    /// A succeeded result holding the answer as the upstream sent it (not re-serialized,
+    /// so its numbers and key order reach the output unchanged).
+    fn succeeded_json(message: &WireMessage) -> String {
+        let message = message.bytes();
+        format!(
+            "{{\"type\":\"succeeded\",\"message\":{}}}",
+            String::from_utf8_lossy(&message)
+        )
+    }
+
     fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }

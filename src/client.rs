@@ -17,7 +17,10 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use http::header;
 
-use crate::api::{self, Message, MessageStreamEvent, MessagesRequest, ResponseMeta};
+use crate::api::adapt::{self, Verdict};
+use crate::api::json::{Chunks, ObjectEdit};
+use crate::api::{self, ErrorType, ResponseMeta, WireEvent, WireMessage, WireRequest};
+use crate::catalog::{AdaptMode, Catalog};
 use crate::engine::policy::Cost;
 use crate::engine::{Class, EventStream, Failure, Outcome, Reply, Target, Upstream};
 use crate::wallclock;
@@ -37,6 +40,16 @@ pub struct ClaudeClient {
     read_timeout: Duration,
     /// Whether requests carry credentials of this client's own (see `forward`).
     authenticated: bool,
+    catalog: Arc<Catalog>,
+    adapt: AdaptMode,
+}
+
+/// An attempt's body, and what was changed in it for its target.
+struct Prepared {
+    body: Chunks,
+    changes: Vec<&'static str>,
+    /// Whether this is the second, minimal form sent after a refusal.
+    resent: bool,
 }
 
 /// An answer passed through as it came (see [`ClaudeClient::forward_count_tokens`]).
@@ -79,6 +92,95 @@ impl ClaudeClient {
             request_timeout: config.request_timeout,
             read_timeout: config.read_timeout,
             authenticated: config.credentials.is_some(),
+            catalog: Catalog::builtin(),
+            adapt: AdaptMode::default(),
+        })
+    }
+
+    /// The same client, adapting requests to fallback targets by `catalog`, and as `adapt`
+    /// says for requests that do not say otherwise ([`WireRequest::with_adapt`]).
+    #[must_use]
+    pub fn with_catalog(mut self, catalog: Arc<Catalog>, adapt: AdaptMode) -> Self {
+        self.catalog = catalog;
+        self.adapt = adapt;
+        self
+    }
+
+    /// The body of an attempt of `request` at `target`: as it came but for the model, or
+    /// adapted to the target's rules when it is not the model asked for (see
+    /// [`adapt::adapt`]). A target that cannot take the request is a [`Class::Unsuitable`]
+    /// failure, as is one that would need adapting under `adapt = "skip"`.
+    fn prepare(
+        &self,
+        target: &Target,
+        request: &WireRequest,
+        stream: bool,
+    ) -> Result<Prepared, Failure> {
+        let verdict = match self.catalog.get(target.model()) {
+            Some(spec) if target.model() != request.model() => {
+                adapt::adapt(request.body(), self.catalog.get(request.model()), spec)
+                    .unwrap_or(Verdict::Same)
+            }
+            _ => Verdict::Same,
+        };
+        let (edit, changes) = match verdict {
+            Verdict::Same => (ObjectEdit::new(), Vec::new()),
+            Verdict::Refused(why) => return Err(Failure::new(Class::Unsuitable, why)),
+            Verdict::Adapted { .. } if request.adapt().unwrap_or(self.adapt) == AdaptMode::Skip => {
+                let message = format!(
+                    "{} would need the request adapted, and adapt = \"skip\"",
+                    target.model()
+                );
+                return Err(Failure::new(Class::Unsuitable, message));
+            }
+            Verdict::Adapted { edit, changes } => (edit, changes),
+        };
+        for change in &changes {
+            metrics::counter!("breakwater_adapt_changes_total", "change" => *change).increment(1);
+        }
+        let body = request
+            .body_with(target.model(), stream, edit)
+            .map_err(|error| {
+                Failure::new(Class::Invalid, format!("cannot build the body: {error}"))
+            })?;
+        Ok(Prepared {
+            body,
+            changes,
+            resent: false,
+        })
+    }
+
+    /// The safety net for what the catalogue does not know: a fallback target that refused
+    /// an attempt with 400 `invalid_request_error` gets one more, in the minimal safe form
+    /// (see [`adapt::minimal`]), when that form differs. Never for the model asked for (its
+    /// own 400 comes back as it came), never twice.
+    fn safer(
+        &self,
+        target: &Target,
+        request: &WireRequest,
+        sent: &Prepared,
+        failure: &Failure,
+    ) -> Option<Prepared> {
+        let refused = failure.status() == Some(400)
+            && failure.error_type() == Some(ErrorType::InvalidRequest.as_str());
+        if !refused || sent.resent || target.model() == request.model() {
+            return None;
+        }
+        let body = sent.body.join();
+        let verdict = adapt::minimal(&body, self.catalog.get(target.model())).ok()??;
+        let Verdict::Adapted { edit, changes } = verdict else {
+            return None;
+        };
+        let body = edit.apply(&body).ok()?;
+        metrics::counter!("breakwater_adapt_resends_total").increment(1);
+        let mut all = sent.changes.clone();
+        all.extend(changes);
+        all.sort_unstable();
+        all.dedup();
+        Some(Prepared {
+            body,
+            changes: all,
+            resent: true,
         })
     }
 
@@ -91,12 +193,12 @@ impl ClaudeClient {
     pub async fn count_tokens(
         &self,
         model: &str,
-        request: &MessagesRequest,
+        request: &WireRequest,
         timeout: Duration,
     ) -> Result<u64, Failure> {
         let body = request.count_tokens_body(model);
         let (status, meta, body) = self
-            .post_count_tokens(body.into(), &request.headers, timeout)
+            .post_count_tokens(body, request.headers(), timeout)
             .await?;
         if !(200..300).contains(&status) {
             return Err(api::failure(status, meta, &body));
@@ -131,7 +233,7 @@ impl ClaudeClient {
         Ok(Forwarded {
             status,
             request_id: meta.request_id,
-            body: body.into(),
+            body,
         })
     }
 
@@ -141,7 +243,7 @@ impl ClaudeClient {
         body: bytes::Bytes,
         headers: &api::RequestHeaders,
         timeout: Duration,
-    ) -> Result<(u16, ResponseMeta, Vec<u8>), Failure> {
+    ) -> Result<(u16, ResponseMeta, bytes::Bytes), Failure> {
         let url = format!("{}/count_tokens", self.messages_url);
         let builder = self
             .http
@@ -169,16 +271,17 @@ impl ClaudeClient {
 
     async fn post(
         &self,
-        target: &Target,
-        request: &MessagesRequest,
+        request: &WireRequest,
+        body: Chunks,
         stream: bool,
     ) -> Result<reqwest::Response, Failure> {
         let mut builder = self
             .http
             .post(&*self.messages_url)
             .header(header::CONTENT_TYPE, "application/json")
-            .body(request.to_body(target.model(), stream));
-        builder = with_headers(builder, &request.headers);
+            .header(header::CONTENT_LENGTH, body.len())
+            .body(http_body(body));
+        builder = with_headers(builder, request.headers());
         if stream {
             builder = builder.header(header::ACCEPT, "text/event-stream");
         } else {
@@ -199,16 +302,24 @@ impl ClaudeClient {
         }
     }
 
-    async fn complete(&self, target: &Target, request: &MessagesRequest) -> Outcome<Message> {
-        let response = self.post(target, request, false).await?;
-        let status = response.status().as_u16();
-        let meta = ResponseMeta::from_headers(response.headers(), wallclock::unix_now());
-        let body = read_body(response, &meta).await?;
-        if !(200..300).contains(&status) {
-            return Err(api::failure(status, meta, &body));
-        }
-        match serde_json::from_slice::<Message>(&body) {
-            Ok(message) => Ok(reply(message, meta)),
+    async fn complete(&self, target: &Target, request: &WireRequest) -> Outcome<WireMessage> {
+        let mut prepared = self.prepare(target, request, false)?;
+        let (status, meta, body) = loop {
+            let response = self.post(request, prepared.body.clone(), false).await?;
+            let status = response.status().as_u16();
+            let meta = ResponseMeta::from_headers(response.headers(), wallclock::unix_now());
+            let body = read_body(response, &meta).await?;
+            if (200..300).contains(&status) {
+                break (status, meta, body);
+            }
+            let failure = api::failure(status, meta, &body);
+            match self.safer(target, request, &prepared, &failure) {
+                Some(safer) => prepared = safer,
+                None => return Err(failure),
+            }
+        };
+        match WireMessage::from_json(body) {
+            Ok(message) => Ok(reply(message, meta, &prepared.changes)),
             Err(error) => Err(api::answered(
                 Class::ServerError,
                 format!("unreadable response body: {error}"),
@@ -221,48 +332,56 @@ impl ClaudeClient {
     async fn open(
         &self,
         target: &Target,
-        request: &MessagesRequest,
-    ) -> Outcome<EventStream<MessageStreamEvent>> {
-        let response = self.post(target, request, true).await?;
-        let status = response.status().as_u16();
-        let meta = ResponseMeta::from_headers(response.headers(), wallclock::unix_now());
-        if !(200..300).contains(&status) {
+        request: &WireRequest,
+    ) -> Outcome<EventStream<WireEvent>> {
+        let mut prepared = self.prepare(target, request, true)?;
+        let (response, meta) = loop {
+            let response = self.post(request, prepared.body.clone(), true).await?;
+            let status = response.status().as_u16();
+            let meta = ResponseMeta::from_headers(response.headers(), wallclock::unix_now());
+            if (200..300).contains(&status) {
+                break (response, meta);
+            }
             let body = read_body(response, &meta).await?;
-            return Err(api::failure(status, meta, &body));
-        }
+            let failure = api::failure(status, meta, &body);
+            match self.safer(target, request, &prepared, &failure) {
+                Some(safer) => prepared = safer,
+                None => return Err(failure),
+            }
+        };
         let events = stream::events(
             response.bytes_stream(),
             meta.request_id.clone(),
             self.read_timeout,
         );
-        Ok(reply(events, meta))
+        Ok(reply(events, meta, &prepared.changes))
     }
 }
 
 impl Upstream for ClaudeClient {
-    type Request = MessagesRequest;
-    type Response = Message;
-    type Event = MessageStreamEvent;
+    type Request = WireRequest;
+    type Response = WireMessage;
+    type Event = WireEvent;
 
     fn send<'a>(
         &'a self,
         target: &'a Target,
-        request: &'a MessagesRequest,
-    ) -> BoxFuture<'a, Outcome<Message>> {
+        request: &'a WireRequest,
+    ) -> BoxFuture<'a, Outcome<WireMessage>> {
         Box::pin(self.complete(target, request))
     }
 
     fn stream<'a>(
         &'a self,
         target: &'a Target,
-        request: &'a MessagesRequest,
-    ) -> BoxFuture<'a, Outcome<EventStream<MessageStreamEvent>>> {
+        request: &'a WireRequest,
+    ) -> BoxFuture<'a, Outcome<EventStream<WireEvent>>> {
         Box::pin(self.open(target, request))
     }
-    fn cost(&self, request: &MessagesRequest) -> Cost {
+    fn cost(&self, request: &WireRequest) -> Cost {
         Cost::new(
             request.estimated_input_tokens(),
-            u64::from(request.max_tokens),
+            u64::from(request.max_tokens()),
         )
     }
 }
@@ -282,20 +401,32 @@ fn with_headers(
     builder
 }
 
-fn reply<T>(value: T, meta: ResponseMeta) -> Reply<T> {
+/// A request body: the one buffer as it is, or its slices without joining them.
+fn http_body(body: Chunks) -> reqwest::Body {
+    match body.parts() {
+        [one] => reqwest::Body::from(one.clone()),
+        _ => reqwest::Body::wrap(body),
+    }
+}
+
+fn reply<T>(value: T, meta: ResponseMeta, changes: &[&str]) -> Reply<T> {
     Reply {
         value,
         request_id: meta.request_id,
         limits: meta.limits,
+        changes: (!changes.is_empty()).then(|| changes.join(",").into()),
     }
 }
 
 /// Reads a whole body. The status and headers have arrived, so a failure here keeps the
 /// status and the request id.
-async fn read_body(response: reqwest::Response, meta: &ResponseMeta) -> Result<Vec<u8>, Failure> {
+async fn read_body(
+    response: reqwest::Response,
+    meta: &ResponseMeta,
+) -> Result<bytes::Bytes, Failure> {
     let status = response.status().as_u16();
     match response.bytes().await {
-        Ok(body) => Ok(body.to_vec()),
+        Ok(body) => Ok(body),
         Err(error) => {
             let (class, message) = transport(error);
             Err(api::answered(

@@ -4,13 +4,16 @@
 //! the client's [`ClientConfig`], `[models.NAME]` a target's [`TargetLimits`], and `[retry]`,
 //! `[breaker]`, `[budget]`, `[admission]` and `[supervision]` the engine's policies. This module
 //! only adds the models and chains around them, checks the whole, and hands the engine its
-//! [`EngineConfig`]. Errors name the bad key by its dotted path (`models.NAME.concurrency`).
+//! [`EngineConfig`]. `[catalog.models.ID]` corrects the built-in model [`Catalog`]. Errors name
+//! the bad key by its dotted path (`models.NAME.concurrency`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::{AdaptMode, Catalog, CatalogConfig, CatalogError};
 use crate::client::ClientConfig;
 use crate::engine::policy::{
     AdmissionConfig, BreakerConfig, BudgetConfig, PolicyError, RetryPolicy, ThrottleConfig,
@@ -61,6 +64,16 @@ pub struct Config {
     /// e.g. `quality = false` for a chain whose requests would rather wait for their first
     /// model. Default: none.
     pub chain_spillover: BTreeMap<String, bool>,
+    /// Whether a request that moves on to another model of its chain is first adapted to
+    /// what that model accepts, by the model [`Catalog`] (`"adapt"`), or sent as it came
+    /// (`"skip"`). Default: "adapt".
+    pub adapt: AdaptMode,
+    /// `[chain-adapt]`: per named chain, `adapt` otherwise than the top-level key, e.g.
+    /// `raw = "skip"`. Default: none.
+    pub chain_adapt: BTreeMap<String, AdaptMode>,
+    /// `[catalog]`: `[catalog.models.ID]` overrides keys of a model the built-in catalogue
+    /// knows (by id or alias) or adds one it does not. Default: none (the built-in catalogue).
+    pub catalog: CatalogConfig,
     /// The client-side throttle per model (the SRE book's adaptive throttling): when a model
     /// has been rejecting most of what it is sent, turn requests away locally. Default: on,
     /// see [`ThrottleSettings`].
@@ -84,6 +97,9 @@ impl Default for Config {
             supervision: SupervisionConfig::default(),
             spillover: true,
             chain_spillover: BTreeMap::new(),
+            adapt: AdaptMode::Adapt,
+            chain_adapt: BTreeMap::new(),
+            catalog: CatalogConfig::default(),
             throttle: ThrottleSettings::default(),
             gateway: GatewayConfig::default(),
         }
@@ -178,6 +194,9 @@ impl Config {
             supervision: other.supervision,
             spillover: other.spillover,
             chain_spillover: other.chain_spillover.clone(),
+            adapt: other.adapt,
+            chain_adapt: other.chain_adapt.clone(),
+            catalog: other.catalog.clone(),
             throttle: other.throttle,
             gateway: other.gateway.clone(),
             ..self
@@ -189,8 +208,10 @@ impl Config {
     /// # Errors
     ///
     /// [`ConfigError::Invalid`]: no model, a zero `attempt-timeout` or `stall-timeout`, an
-    /// empty chain or one naming an unknown model, no `chains.default` while more than one
-    /// model is configured, or any error of the policies' own `validate`.
+    /// empty chain or one naming an unknown model, a `[chain-spillover]` or `[chain-adapt]`
+    /// key naming no chain, no `chains.default` while more than one model is configured, a
+    /// `[catalog.models.ID]` entry the catalogue refuses, or any error of the policies' own
+    /// `validate`.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.models.is_empty() {
             return Err(ConfigError::invalid(
@@ -204,19 +225,9 @@ impl Config {
         for (name, chain) in &self.chains {
             self.validate_chain(name, chain)?;
         }
-        for name in self.chain_spillover.keys() {
-            if !self.chains.contains_key(name) {
-                let chains: Vec<&str> = self.chains.keys().map(String::as_str).collect();
-                let reason = format!(
-                    "{name} is not a configured chain (configured: {})",
-                    chains.join(", ")
-                );
-                return Err(ConfigError::invalid(
-                    format!("chain-spillover.{name}"),
-                    reason,
-                ));
-            }
-        }
+        self.validate_chain_names("chain-spillover", self.chain_spillover.keys())?;
+        self.validate_chain_names("chain-adapt", self.chain_adapt.keys())?;
+        self.catalog()?;
         if self.models.len() > 1 && !self.chains.contains_key(DEFAULT_CHAIN) {
             let reason = format!(
                 "must be set when more than one model is configured (configured: {})",
@@ -239,6 +250,37 @@ impl Config {
         self.admission
             .validate()
             .map_err(|e| ConfigError::within("admission", e))
+    }
+
+    /// The built-in model catalogue with this config's `[catalog.models.ID]` overrides applied
+    /// (the built-in one itself when there are none). Builds a new catalogue on each call
+    /// with overrides: call it once at start.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] naming `catalog.models.ID.KEY` when an override is refused;
+    /// never for a config that passed [`Config::validate`].
+    pub fn catalog(&self) -> Result<Arc<Catalog>, ConfigError> {
+        let builtin = Catalog::builtin();
+        if self.catalog.models.is_empty() {
+            return Ok(builtin);
+        }
+        match builtin.with_overrides(&self.catalog.models) {
+            Ok(catalog) => Ok(Arc::new(catalog)),
+            Err(CatalogError::Invalid { field, reason }) => {
+                Err(ConfigError::invalid(format!("catalog.{field}"), reason))
+            }
+            Err(other) => Err(ConfigError::invalid("catalog", other.to_string())),
+        }
+    }
+
+    /// Whether requests of the chain called `chain_name` are adapted on a fallback: its
+    /// `[chain-adapt]` entry, else the top-level `adapt`.
+    pub fn adapt_for(&self, chain_name: &str) -> AdaptMode {
+        self.chain_adapt
+            .get(chain_name)
+            .copied()
+            .unwrap_or(self.adapt)
     }
 
     /// The chain called `name`, as targets, if it is configured.
@@ -317,6 +359,23 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Each of `names`, the keys of the per-chain table `table`, must name a chain.
+    fn validate_chain_names<'a>(
+        &self,
+        table: &str,
+        mut names: impl Iterator<Item = &'a String>,
+    ) -> Result<(), ConfigError> {
+        let Some(name) = names.find(|name| !self.chains.contains_key(*name)) else {
+            return Ok(());
+        };
+        let chains: Vec<&str> = self.chains.keys().map(String::as_str).collect();
+        let reason = format!(
+            "{name} is not a configured chain (configured: {})",
+            chains.join(", ")
+        );
+        Err(ConfigError::invalid(format!("{table}.{name}"), reason))
     }
 
     fn model_list(&self) -> String {

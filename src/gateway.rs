@@ -22,6 +22,7 @@
 //! a graceful drain.
 
 mod auth;
+mod body;
 mod config;
 mod forward;
 mod messages;
@@ -50,16 +51,19 @@ pub struct Gateway {
     runtime: Arc<Runtime>,
     config: GatewayConfig,
     metrics: Option<PrometheusHandle>,
+    bodies: body::BodyBudget,
 }
 
 impl Gateway {
     /// A gateway over `runtime`, with the `[gateway]` settings of its configuration.
     pub fn new(runtime: Arc<Runtime>) -> Self {
         let config = runtime.config().gateway.clone();
+        let bodies = body::BodyBudget::new(config.body_memory.as_u64(), config.body_memory_wait);
         Self {
             runtime,
             config,
             metrics: None,
+            bodies,
         }
     }
 

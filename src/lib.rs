@@ -2,12 +2,13 @@
 //!
 //! This crate holds everything Claude-shaped: the Messages API types ([`api`]), the HTTP
 //! [`client`] (the only code that touches the network), the loopback [`mock`] server that
-//! browns out on a script, and the durable queue [`store`] (one SQLite file) behind
-//! `batch run` and deferred requests. The provider-agnostic engine lives in
-//! `breakwater-actors`, re-exported here as [`engine`].
+//! browns out on a script, the durable queue [`store`] (one SQLite file) behind
+//! `batch run` and deferred requests, and the model [`catalog`] (what each model accepts).
+//! The provider-agnostic engine lives in `breakwater-actors`, re-exported here as [`engine`].
 
 pub mod api;
 pub mod batch;
+pub mod catalog;
 pub mod client;
 pub mod config;
 pub mod gateway;

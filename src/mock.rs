@@ -17,8 +17,10 @@ mod registry;
 mod reply;
 mod respond;
 mod routes;
+mod rules;
 mod scenario;
 mod server;
+mod signature;
 
 pub use capacity::{Admission, ModelCapacity, SlotGuard};
 pub use fault::{Fault, FaultKind};

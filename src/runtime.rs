@@ -28,7 +28,10 @@ use futures::future::BoxFuture;
 use ractor::ActorRef;
 use tokio::sync::broadcast;
 
-use crate::api::{Message, MessageStreamEvent, MessagesRequest};
+use crate::api::{
+    Message, MessageStreamEvent, MessagesRequest, WireEvent, WireMessage, WireRequest,
+};
+use crate::catalog::AdaptMode;
 use crate::client::{ClaudeClient, ClientError, Credentials, DEFAULT_BASE_URL, non_empty_env};
 use crate::config::{Config, ConfigError};
 use crate::engine::policy::Cost;
@@ -41,7 +44,7 @@ pub use deferred::{DeferError, Ticket, TicketStatus};
 
 /// Any upstream that speaks the Messages API: the HTTP client, the simulator, a test fake.
 pub type DynUpstream =
-    Arc<dyn Upstream<Request = MessagesRequest, Response = Message, Event = MessageStreamEvent>>;
+    Arc<dyn Upstream<Request = WireRequest, Response = WireMessage, Event = WireEvent>>;
 
 /// The dispatcher of a [`Runtime`], for ractor applications (see [`DispatcherMsg`]).
 pub type Dispatcher = ActorRef<DispatcherMsg<DynUpstream>>;
@@ -135,18 +138,22 @@ impl RuntimeBuilder {
         } else {
             let mut client = client_config(&self.config, self.base_url);
             client.credentials = self.credentials.or(client.credentials);
-            let client = ClaudeClient::new(&client)?;
+            let client =
+                ClaudeClient::new(&client)?.with_catalog(self.config.catalog()?, self.config.adapt);
             http = Some(client.clone());
             Arc::new(client)
         };
         let counter = http.clone().filter(|_| self.config.upstream.count_tokens);
         let engine = Engine::start(Arc::new(upstream), self.config.engine_config()).await?;
-        let core = Arc::new(Core {
+        let mut core = Core {
             engine,
             config: Arc::new(self.config),
             counter,
             http,
-        });
+            chains_by_model: std::collections::HashMap::new(),
+        };
+        core.chains_by_model = core.resolve_chains();
+        let core = Arc::new(core);
         let deferred = match &self.store {
             Some(path) => Some(deferred::Deferred::start(path, core.clone()).await?),
             None => None,
@@ -198,6 +205,8 @@ pub(crate) struct Core {
     counter: Option<ClaudeClient>,
     /// The HTTP client, unless the runtime was given another upstream.
     http: Option<ClaudeClient>,
+    /// Every model's chain ([`Core::chain_for_model`]), resolved at start.
+    chains_by_model: std::collections::HashMap<String, (Arc<[Target]>, AdaptMode)>,
 }
 
 impl Runtime {
@@ -234,7 +243,35 @@ impl Runtime {
         request: MessagesRequest,
         options: RequestOptions,
     ) -> BoxFuture<'_, Result<Answer<Message>, Error>> {
+        let sent = self.core.send_with(WireRequest::from(request), options);
+        Box::pin(async move { typed_answer(sent.await?) })
+    }
+
+    /// Sends a request body as it came (a gateway's or a batch file's) and answers with the
+    /// upstream's bytes: nothing in either is re-serialized, and each attempt's body differs
+    /// from `request`'s only in what its target needs (see [`WireRequest::body_for`]).
+    ///
+    /// # Errors
+    /// As [`Runtime::send`].
+    pub fn send_wire(
+        &self,
+        request: WireRequest,
+        options: RequestOptions,
+    ) -> BoxFuture<'_, Result<Answer<WireMessage>, Error>> {
         self.core.send_with(request, options)
+    }
+
+    /// [`Runtime::send_wire`] for a streamed answer: the events are the upstream's frames as
+    /// they came. Resolves once the stream commits, as [`Runtime::stream`].
+    ///
+    /// # Errors
+    /// As [`Runtime::send`].
+    pub fn stream_wire(
+        &self,
+        request: WireRequest,
+        options: RequestOptions,
+    ) -> BoxFuture<'_, Result<Answer<Committed<WireEvent>>, Error>> {
+        self.core.stream_with(request, options)
     }
 
     /// Sends `request` on the default chain for a streamed answer, with default options;
@@ -263,9 +300,9 @@ impl Runtime {
         request: MessagesRequest,
         options: RequestOptions,
     ) -> BoxFuture<'_, Result<Answer<Committed<MessageStreamEvent>>, Error>> {
-        self.core.stream_with(request, options)
+        let opened = self.core.stream_with(WireRequest::from(request), options);
+        Box::pin(async move { Ok(typed_stream(opened.await?)) })
     }
-
     /// The named chain from the configuration, for [`RequestOptions::chain`].
     pub fn chain(&self, name: &str) -> Option<Arc<[Target]>> {
         self.core.config.chain(name).map(Into::into)
@@ -276,6 +313,12 @@ impl Runtime {
     /// `model` on; `None` when no chain holds it (see [`Runtime::serve_alone`]).
     pub fn chain_for_model(&self, model: &str) -> Option<Vec<Target>> {
         self.core.chain_for_model(model)
+    }
+
+    /// [`Runtime::chain_for_model`], resolved once at start and shared, with how the
+    /// chain adapts requests to its fallbacks (`adapt` / `[chain-adapt]`).
+    pub(crate) fn shared_chain_for_model(&self, model: &str) -> Option<(Arc<[Target]>, AdaptMode)> {
+        self.core.chains_by_model.get(model).cloned()
     }
 
     /// The configuration the runtime runs with.
@@ -432,9 +475,9 @@ impl Core {
     /// As [`Runtime::send`].
     pub(crate) fn send_with(
         &self,
-        request: MessagesRequest,
+        request: WireRequest,
         options: RequestOptions,
-    ) -> BoxFuture<'_, Result<Answer<Message>, Error>> {
+    ) -> BoxFuture<'_, Result<Answer<WireMessage>, Error>> {
         // Boxed as `Send` here so callers can spawn it: without the explicit bound, rustc
         // fails to prove the engine's future `Send` for every lifetime (a known limitation of
         // its higher-ranked lifetime inference).
@@ -451,13 +494,13 @@ impl Core {
     /// count that fails or is late leaves the estimate in place.
     fn counted<'a>(
         &'a self,
-        request: &'a MessagesRequest,
+        request: &'a WireRequest,
         options: RequestOptions,
     ) -> BoxFuture<'a, RequestOptions> {
         Box::pin(self.count(request, options))
     }
 
-    async fn count(&self, request: &MessagesRequest, options: RequestOptions) -> RequestOptions {
+    async fn count(&self, request: &WireRequest, options: RequestOptions) -> RequestOptions {
         let Some(counter) = &self.counter else {
             return options;
         };
@@ -478,7 +521,7 @@ impl Core {
         let options = options.with_deadline(deadline.saturating_sub(started.elapsed()));
         match counted {
             Ok(input_tokens) => {
-                options.with_cost(Cost::new(input_tokens, u64::from(request.max_tokens)))
+                options.with_cost(Cost::new(input_tokens, u64::from(request.max_tokens())))
             }
             Err(failure) => {
                 tracing::debug!(%failure, "count_tokens failed; estimating input tokens");
@@ -494,9 +537,9 @@ impl Core {
     /// As [`Runtime::send`].
     pub(crate) fn stream_with(
         &self,
-        request: MessagesRequest,
+        request: WireRequest,
         options: RequestOptions,
-    ) -> BoxFuture<'_, Result<Answer<Committed<MessageStreamEvent>>, Error>> {
+    ) -> BoxFuture<'_, Result<Answer<Committed<WireEvent>>, Error>> {
         Box::pin(async move {
             let options = self.counted(&request, options).await;
             let stream: BoxFuture<'_, _> = Box::pin(self.engine.stream(request, options));
@@ -508,25 +551,46 @@ impl Core {
     /// chain first, then the others by name), else the first chain that holds it, from
     /// `model` on; `None` when no chain holds it (see [`Runtime::serve_alone`]).
     pub(crate) fn chain_for_model(&self, model: &str) -> Option<Vec<Target>> {
+        self.named_chain_for_model(model).map(|(_, chain)| chain)
+    }
+
+    /// [`Core::chain_for_model`], with the name of the chain it comes from.
+    fn named_chain_for_model(&self, model: &str) -> Option<(&str, Vec<Target>)> {
         let config = &self.config;
         let others = config
             .chains
             .keys()
             .filter(|name| name.as_str() != crate::config::DEFAULT_CHAIN)
-            .filter_map(|name| config.chain(name));
-        let chains: Vec<Vec<Target>> = std::iter::once(config.default_chain())
-            .chain(others)
-            .collect();
+            .filter_map(|name| Some((name.as_str(), config.chain(name)?)));
+        let chains: Vec<(&str, Vec<Target>)> =
+            std::iter::once((crate::config::DEFAULT_CHAIN, config.default_chain()))
+                .chain(others)
+                .collect();
         let headed = chains
             .iter()
-            .find(|chain| chain.first().is_some_and(|t| t.model() == model));
-        if let Some(chain) = headed {
-            return Some(chain.clone());
+            .find(|(_, chain)| chain.first().is_some_and(|t| t.model() == model));
+        if let Some((name, chain)) = headed {
+            return Some((name, chain.clone()));
         }
-        chains.iter().find_map(|chain| {
+        chains.into_iter().find_map(|(name, chain)| {
             let from = chain.iter().position(|t| t.model() == model)?;
-            Some(chain[from..].to_vec())
+            Some((name, chain[from..].to_vec()))
         })
+    }
+
+    /// The chain of every model that some chain holds.
+    fn resolve_chains(&self) -> std::collections::HashMap<String, (Arc<[Target]>, AdaptMode)> {
+        let config = &self.config;
+        config
+            .chains
+            .values()
+            .flatten()
+            .chain(config.models.keys())
+            .filter_map(|model| {
+                let (name, chain) = self.named_chain_for_model(model)?;
+                Some((model.clone(), (Arc::from(chain), config.adapt_for(name))))
+            })
+            .collect()
     }
 
     /// Serves `model` from now on, alone, with its own breaker and worker and default
@@ -536,5 +600,73 @@ impl Core {
     /// As [`Engine::add_target`].
     pub(crate) async fn serve_alone(&self, model: &str) -> Result<(), Error> {
         self.engine.add_target(Target::new(model)).await
+    }
+}
+
+/// A wire answer as a typed one. An answer the engine accepted is a message by its shape;
+/// one whose fields do not fit [`Message`] fails as the upstream's error.
+fn typed_answer(answer: Answer<WireMessage>) -> Result<Answer<Message>, Error> {
+    match answer.value.message() {
+        Ok(message) => Ok(Answer {
+            value: message,
+            target: answer.target,
+            attempts: answer.attempts,
+            request_id: answer.request_id,
+            changes: answer.changes,
+        }),
+        Err(error) => {
+            let mut failure = crate::engine::Failure::new(
+                crate::engine::Class::ServerError,
+                format!("unreadable response body: {error}"),
+            )
+            .with_status(200);
+            if let Some(id) = &answer.request_id {
+                failure = failure.with_request_id(id.clone());
+            }
+            Err(Error::Upstream {
+                failure,
+                attempts: answer.attempts,
+            })
+        }
+    }
+}
+
+/// A wire stream as typed events; an event whose data does not fit its type ends the
+/// stream with a failure, as an unreadable event always has.
+fn typed_stream(answer: Answer<Committed<WireEvent>>) -> Answer<Committed<MessageStreamEvent>> {
+    use futures::StreamExt;
+    let request_id = answer.request_id.clone();
+    let typed = move |event: WireEvent| {
+        event.to_event().map_err(|error| {
+            crate::api::answered(
+                crate::engine::Class::ServerError,
+                format!("unreadable {:?} event: {error}", event.name()),
+                200,
+                request_id.as_deref(),
+            )
+        })
+    };
+    let committed = answer.value;
+    let mut head = Vec::with_capacity(committed.head.len());
+    let mut failed = None;
+    for event in committed.head {
+        match typed.clone()(event) {
+            Ok(event) => head.push(event),
+            Err(failure) => {
+                failed = Some(failure);
+                break;
+            }
+        }
+    }
+    let tail: crate::engine::EventStream<MessageStreamEvent> = match failed {
+        Some(failure) => Box::pin(futures::stream::iter([Err(failure)])),
+        None => Box::pin(committed.tail.map(move |item| item.and_then(typed.clone()))),
+    };
+    Answer {
+        value: Committed { head, tail },
+        target: answer.target,
+        attempts: answer.attempts,
+        request_id: answer.request_id,
+        changes: answer.changes,
     }
 }

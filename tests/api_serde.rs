@@ -3,7 +3,7 @@
 
 use breakwater::api::{
     ContentBlock, ErrorBody, ErrorType, Message, MessageAccumulator, MessageContent,
-    MessageStreamEvent, MessagesRequest, System, stream_failure,
+    MessageStreamEvent, MessagesRequest, System, WireRequest, stream_failure,
 };
 use breakwater::engine::{Class, StreamEvent};
 use serde::Serialize;
@@ -74,7 +74,9 @@ fn request_round_trips_with_tools_thinking_images_and_unknown_fields() {
 #[test]
 fn to_body_sends_only_what_was_set() {
     let request: MessagesRequest = round_trip("request_tools.json");
-    let body: Value = serde_json::from_slice(&request.to_body("claude-haiku-4-5", false)).unwrap();
+    let wire = WireRequest::from(&request);
+    let body = wire.body_for("claude-haiku-4-5", false).unwrap().join();
+    let body: Value = serde_json::from_slice(&body).unwrap();
     let mut expected: Value = serde_json::from_str(&fixture("request_tools.json")).unwrap();
     expected["model"] = json!("claude-haiku-4-5");
     assert_eq!(body, expected);
@@ -82,7 +84,11 @@ fn to_body_sends_only_what_was_set() {
         assert_eq!(body.get(absent), None, "{absent}");
     }
     let minimal = MessagesRequest::new("claude-a", 16).with_user("hi");
-    let body: Value = serde_json::from_slice(&minimal.to_body("claude-a", true)).unwrap();
+    let body = WireRequest::from(&minimal)
+        .body_for("claude-a", true)
+        .unwrap()
+        .join();
+    let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(
         body,
         json!({"model": "claude-a", "max_tokens": 16, "stream": true,

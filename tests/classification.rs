@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use breakwater::api::{MessageStreamEvent, MessagesRequest};
+use breakwater::api::{MessageStreamEvent, MessagesRequest, WireEvent, WireRequest};
 use breakwater::client::{ClaudeClient, ClientConfig, Credentials, Secret};
 use breakwater::engine::policy::{Attempts, Decision, GiveUp, RetryPolicy};
 use breakwater::engine::{Class, EventStream, Failure, Target, Upstream, await_commit};
@@ -31,8 +31,8 @@ fn client(server: &MockServer) -> ClaudeClient {
     ClaudeClient::new(&config(server)).expect("valid config")
 }
 
-fn request() -> MessagesRequest {
-    MessagesRequest::new(MODEL, 64).with_user("hello")
+fn request() -> WireRequest {
+    MessagesRequest::new(MODEL, 64).with_user("hello").into()
 }
 
 async fn fail_with(fault: &str) -> Failure {
@@ -107,7 +107,7 @@ async fn bearer_tokens_authenticate_too() {
     let config = config(&server).with_credentials(Credentials::Bearer(Secret::new("tok")));
     let client = ClaudeClient::new(&config).unwrap();
     let reply = client.send(&Target::new(MODEL), &request()).await.unwrap();
-    assert!(reply.value.text().contains("hello"));
+    assert!(reply.value.message().unwrap().text().contains("hello"));
 }
 
 #[tokio::test]
@@ -125,10 +125,10 @@ async fn the_target_model_replaces_the_requests_model() {
     let server = serve("").await;
     let request = MessagesRequest::new("some-other-model", 64).with_user("hi");
     let reply = client(&server)
-        .send(&Target::new(MODEL), &request)
+        .send(&Target::new(MODEL), &request.into())
         .await
         .unwrap();
-    assert_eq!(reply.value.model, MODEL);
+    assert_eq!(reply.value.message().unwrap().model, MODEL);
     assert!(reply.request_id.is_some());
 }
 
@@ -266,7 +266,9 @@ async fn open_stream(fault: &str) -> (MockServer, EventStream<MessageStreamEvent
     let opened = client(&server)
         .stream(&Target::new(MODEL), &request())
         .await;
-    (server, opened.expect("a 200 stream").value)
+    let events = opened.expect("a 200 stream").value;
+    let typed = events.map(|item| item.map(|event: WireEvent| event.to_event().expect("typed")));
+    (server, Box::pin(typed))
 }
 
 #[tokio::test]
@@ -323,7 +325,8 @@ async fn a_whole_stream_rebuilds_the_message() {
     let mut accumulator = breakwater::api::MessageAccumulator::new();
     let events: Vec<_> = opened.value.collect().await;
     for event in &events {
-        accumulator.push(event.as_ref().expect("no failure in a healthy stream"));
+        let event = event.as_ref().expect("no failure in a healthy stream");
+        accumulator.push(&event.to_event().unwrap());
     }
     let message = accumulator
         .finish()
@@ -410,7 +413,7 @@ async fn a_stream_that_stalls_is_a_timeout() {
         .value;
     let items: Vec<_> = events.collect().await;
     assert!(
-        matches!(items[0], Ok(MessageStreamEvent::Ping)),
+        matches!(&items[0], Ok(event) if event.to_event().unwrap() == MessageStreamEvent::Ping),
         "{items:?}"
     );
     let failure = items[1].as_ref().unwrap_err();

@@ -1,8 +1,10 @@
 //! `breakwater.toml`: the example file, every validation rule, and what the engine is handed.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
+use breakwater::catalog::{AdaptMode, Catalog};
 use breakwater::client::ClientConfig;
 use breakwater::config::{Config, ConfigError};
 use breakwater::engine::policy::{
@@ -408,4 +410,106 @@ fn gateway_keys_are_required_with_require_keys_and_never_printed() {
     assert!(config.gateway.admits("sk-gw-secret"));
     assert!(!format!("{config:?}").contains("sk-gw-secret"));
     assert!(!toml::to_string(&config).unwrap().contains("sk-gw-secret"));
+}
+
+#[test]
+fn chain_adapt_applies_to_its_chain_and_must_name_one() {
+    let text = r#"
+        adapt = "adapt"
+        [models.claude-x]
+        [models.claude-y]
+        [chains]
+        default = ["claude-x", "claude-y"]
+        raw = ["claude-y", "claude-x"]
+        [chain-adapt]
+        raw = "skip"
+    "#;
+    let config = Config::from_toml(text).unwrap();
+    assert_eq!(AdaptMode::Skip, config.adapt_for("raw"));
+    assert_eq!(AdaptMode::Adapt, config.adapt_for("default"));
+    let skip_all =
+        Config::from_toml(&text.replace("adapt = \"adapt\"", "adapt = \"skip\"")).unwrap();
+    assert_eq!(AdaptMode::Skip, skip_all.adapt_for("default"));
+    assert_eq!(
+        invalid(
+            &text.replace("raw = \"skip\"", "rwa = \"skip\""),
+            "chain-adapt.rwa"
+        ),
+        "invalid chain-adapt.rwa: rwa is not a configured chain (configured: default, raw)"
+    );
+    let message = toml_error(&text.replace("raw = \"skip\"", "raw = \"never\""));
+    assert!(message.contains("raw = \"never\""), "{message}");
+}
+
+#[test]
+fn catalog_overrides_are_validated_naming_the_key() {
+    let text = with_one_model(
+        "[catalog.models.claude-haiku-4-5]\nmax-output-tokens = 32000\n\
+         [catalog.models.claude-new]\nmax-output-tokens = 8000\n",
+    );
+    let message = invalid(&text, "catalog.models.claude-new.context-window");
+    assert!(message.contains("required for a model"), "{message}");
+    let known_only =
+        with_one_model("[catalog.models.claude-haiku-4-5]\nmax-output-tokens = 32000\n");
+    let config = Config::from_toml(&known_only).unwrap();
+    let catalog = config.catalog().unwrap();
+    assert_eq!(
+        32000,
+        catalog
+            .get("claude-haiku-4-5-20251001")
+            .unwrap()
+            .max_output_tokens
+    );
+    let unknown_key = known_only.replace("max-output-tokens", "max-output");
+    let message = toml_error(&unknown_key);
+    assert!(message.contains("max-output"), "{message}");
+    assert!(Arc::ptr_eq(
+        &Config::from_toml(TWO_MODELS).unwrap().catalog().unwrap(),
+        &Catalog::builtin()
+    ));
+}
+
+#[test]
+fn the_commented_catalog_example_is_valid() {
+    let start = EXAMPLE
+        .find("# [catalog.models.claude-haiku-4-5]")
+        .expect("example present");
+    let end = EXAMPLE[start..].find("\n\n[").expect("example ends") + start;
+    let uncommented: Vec<&str> = EXAMPLE[start..end]
+        .lines()
+        .filter_map(|line| line.strip_prefix("# "))
+        .filter(|line| line.starts_with('[') || line.contains(" = "))
+        .collect();
+    let uncommented = uncommented.join("\n");
+    let config = Config::from_toml(&with_one_model(&uncommented))
+        .unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+    let written = toml::to_string(&config).unwrap();
+    assert_eq!(Config::from_toml(&written).unwrap(), config, "{written}");
+    let catalog = config.catalog().unwrap();
+    assert!(catalog.get("claude-next").is_some());
+    assert_eq!(
+        Some("2027-02-01"),
+        catalog
+            .get("claude-haiku-4-5")
+            .unwrap()
+            .lifecycle
+            .retires
+            .as_deref()
+    );
+}
+
+#[test]
+fn a_chain_from_the_command_line_keeps_the_files_catalogue_and_adapt_settings() {
+    let text = format!(
+        "adapt = \"skip\"\n{}",
+        with_one_model("[catalog.models.claude-haiku-4-5]\nmax-output-tokens = 32000\n")
+    );
+    let file = Config::from_toml(&text).unwrap();
+    let config = Config::for_chain(&names(&["claude-z"])).with_policies_of(&file);
+    assert_eq!(AdaptMode::Skip, config.adapt_for("default"));
+    let catalog = config.catalog().unwrap();
+    assert_eq!(
+        32000,
+        catalog.get("claude-haiku-4-5").unwrap().max_output_tokens
+    );
 }

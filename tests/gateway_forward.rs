@@ -617,7 +617,7 @@ async fn a_body_over_the_limit_gets_413_and_never_reaches_the_upstream_whole() {
     let (up, log) = recording(ok_json).await;
     let key = Credentials::ApiKey(Secret::new(UPSTREAM_KEY));
     let base = gateway(&up, Some(key), |config| {
-        config.gateway.forward_body_limit = 1000;
+        config.gateway.forward_body_limit = bytesize::ByteSize::b(1000);
     })
     .await;
     let http = reqwest::Client::new();

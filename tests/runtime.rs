@@ -133,7 +133,9 @@ async fn the_client_counts_tokens_with_the_endpoints_own_fields() {
         ..Default::default()
     };
     let client = breakwater::client::ClaudeClient::new(&config).unwrap();
-    let request = MessagesRequest::new("p", 32).with_user("x".repeat(41));
+    let request = MessagesRequest::new("p", 32)
+        .with_user("x".repeat(41))
+        .into();
     // The mock refuses max_tokens there, as the API does, so this also shows it is left out.
     let counted = client.count_tokens("p", &request, ms(1_000)).await.unwrap();
     assert_eq!(counted, 11, "41 characters at four a token");

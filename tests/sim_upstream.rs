@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use breakwater::api::{MessageStreamEvent, MessagesRequest};
+use breakwater::api::{MessageStreamEvent, MessagesRequest, WireEvent, WireRequest};
 use breakwater::engine::{Class, Failure, Target, Upstream};
 use breakwater::sim::{SimScenario, SimUpstream};
 use futures::{StreamExt, poll};
@@ -17,8 +17,10 @@ fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-fn request() -> MessagesRequest {
-    MessagesRequest::new("ignored", 1024).with_user("hello")
+fn request() -> WireRequest {
+    MessagesRequest::new("ignored", 1024)
+        .with_user("hello")
+        .into()
 }
 
 /// A one-model scenario (`m`) with the given `[models.m]` settings.
@@ -62,9 +64,10 @@ async fn no_free_slot_answers_529_at_once() {
 
     let reply = first.await.unwrap();
     assert_eq!(secs(1), up.elapsed());
-    assert_eq!("m", reply.value.model);
-    assert!(!reply.value.text().is_empty());
-    assert!(reply.value.usage.output_tokens > 0);
+    let message = reply.value.message().unwrap();
+    assert_eq!("m", message.model);
+    assert!(!message.text().is_empty());
+    assert!(message.usage.output_tokens > 0);
     second.await.unwrap();
     up.send(&target, &req).await.unwrap();
     assert_eq!(secs(2), up.elapsed());
@@ -191,12 +194,13 @@ async fn stream_spreads_events_over_the_service_time_and_holds_the_slot() {
         .err()
         .expect("the slot is taken");
     assert_eq!(Class::Overloaded, refused.class());
-    let first = events.next().await.unwrap().unwrap();
+    let typed = |event: WireEvent| event.to_event().unwrap();
+    let first = typed(events.next().await.unwrap().unwrap());
     assert!(matches!(first, MessageStreamEvent::MessageStart { .. }));
     assert_eq!(Duration::ZERO, up.elapsed());
     let mut last = first;
     while let Some(event) = events.next().await {
-        last = event.unwrap();
+        last = typed(event.unwrap());
     }
     assert_eq!(MessageStreamEvent::MessageStop, last);
     assert_eq!(secs(2), up.elapsed());

@@ -157,7 +157,7 @@ impl<U: Upstream> Job<U> {
     /// Answers the caller with what the attempt delivered.
     pub(crate) fn succeed(self, reply: Reply<Delivery<U>>) {
         let target = self.target().clone();
-        let (attempts, request_id) = (self.attempts, reply.request_id);
+        let (attempts, request_id, changes) = (self.attempts, reply.request_id, reply.changes);
         // A caller that left is not an error: there is nobody to tell.
         match (self.reply, reply.value) {
             (ReplyPort::Whole(port), Delivery::Whole(value)) => {
@@ -166,6 +166,7 @@ impl<U: Upstream> Job<U> {
                     target,
                     attempts,
                     request_id,
+                    changes,
                 })));
             }
             (ReplyPort::Stream(port), Delivery::Stream(value)) => {
@@ -174,6 +175,7 @@ impl<U: Upstream> Job<U> {
                     target,
                     attempts,
                     request_id,
+                    changes,
                 })));
             }
             (port, _) => port.fail(mismatch()),

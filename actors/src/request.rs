@@ -143,6 +143,9 @@ pub struct Answer<T> {
     pub attempts: Vec<Attempt>,
     /// The upstream's request id for the successful attempt.
     pub request_id: Option<String>,
+    /// What the upstream changed in the request to suit the target that answered (see
+    /// [`Reply::changes`](crate::Reply::changes)).
+    pub changes: Option<std::sync::Arc<str>>,
 }
 
 /// Why a request ended without an answer.

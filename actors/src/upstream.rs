@@ -77,6 +77,9 @@ pub struct Reply<T> {
     pub request_id: Option<String>,
     /// The rate-limit state reported with the answer.
     pub limits: RateLimits,
+    /// What the upstream changed in the request to suit the target, if anything (a
+    /// comma-separated list of what; for the Claude client, the fields a fallback adapted).
+    pub changes: Option<Arc<str>>,
 }
 
 impl<T> Reply<T> {
@@ -86,6 +89,7 @@ impl<T> Reply<T> {
             value,
             request_id: None,
             limits: RateLimits::default(),
+            changes: None,
         }
     }
 
@@ -95,6 +99,7 @@ impl<T> Reply<T> {
             value: f(self.value),
             request_id: self.request_id,
             limits: self.limits,
+            changes: self.changes,
         }
     }
 }

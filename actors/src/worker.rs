@@ -454,5 +454,6 @@ async fn attempt<U: Upstream>(
         value: Delivery::Stream(committed),
         request_id: opened.request_id,
         limits: opened.limits,
+        changes: opened.changes,
     })
 }

@@ -183,34 +183,6 @@ impl MessagesRequest {
             .max(1)
     }
 
-    /// The body of a `count_tokens` call for this request on `model`: the fields that
-    /// endpoint takes, and nothing else.
-    pub fn count_tokens_body(&self, model: &str) -> Vec<u8> {
-        let mut body = Map::new();
-        body.insert("model".into(), Value::String(model.to_owned()));
-        let fields = [
-            ("messages", serde_json::to_value(&self.messages).ok()),
-            (
-                "system",
-                self.system
-                    .as_ref()
-                    .and_then(|s| serde_json::to_value(s).ok()),
-            ),
-            (
-                "tools",
-                self.tools.as_ref().map(|t| Value::Array(t.clone())),
-            ),
-            ("tool_choice", self.tool_choice.clone()),
-            ("thinking", self.thinking.clone()),
-        ];
-        for (name, value) in fields {
-            if let Some(value) = value {
-                body.insert(name.into(), value);
-            }
-        }
-        serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
-    }
-
     /// Appends a user message holding `text`.
     #[must_use]
     pub fn with_user(mut self, text: impl Into<String>) -> Self {
@@ -222,37 +194,23 @@ impl MessagesRequest {
         self
     }
 
-    /// The JSON body to send upstream for `model`: `"stream": true` when `stream` is true, and
-    /// no `stream` field at all otherwise.
-    pub fn to_body(&self, model: &str, stream: bool) -> Vec<u8> {
-        // Cannot fail: every map key is a string, and non-finite floats serialize as null.
-        let mut body = serde_json::to_value(self).unwrap_or_default();
-        if let Value::Object(map) = &mut body {
-            map.insert("model".to_owned(), Value::String(model.to_owned()));
-            if stream {
-                map.insert("stream".to_owned(), Value::Bool(true));
-            } else {
-                map.remove("stream");
-            }
-        }
-        body.to_string().into_bytes()
-    }
-
     /// Reads a request body, naming the missing field when a required one is absent.
     pub fn from_json(bytes: &[u8]) -> Result<Self, RequestError> {
-        let err = match serde_json::from_slice::<Self>(bytes) {
-            Ok(request) => return Ok(request),
-            Err(err) => err,
-        };
+        serde_json::from_slice::<Self>(bytes).map_err(|err| Self::explain(bytes, &err))
+    }
+
+    /// The error for a body serde refused with `err`: the first required field that is
+    /// absent, else serde's own message with its position.
+    pub(crate) fn explain(bytes: &[u8], err: &serde_json::Error) -> RequestError {
         if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(bytes) {
             let missing = Self::REQUIRED
                 .into_iter()
                 .find(|field| map.get(*field).is_none_or(Value::is_null));
             if let Some(field) = missing {
-                return Err(RequestError::MissingField(field));
+                return RequestError::MissingField(field);
             }
         }
-        Err(RequestError::Invalid(err.to_string()))
+        RequestError::Invalid(err.to_string())
     }
 }
 
@@ -260,21 +218,6 @@ impl MessagesRequest {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn to_body_replaces_model_and_sets_stream() {
-        let request = MessagesRequest::new("claude-a", 64).with_user("hi");
-        let body: Value = serde_json::from_slice(&request.to_body("claude-b", true)).unwrap();
-        let expected = json!({
-            "model": "claude-b", "max_tokens": 64, "stream": true,
-            "messages": [{"role": "user", "content": "hi"}],
-        });
-        assert_eq!(body, expected);
-        let mut streaming = request.clone();
-        streaming.stream = Some(true);
-        let body: Value = serde_json::from_slice(&streaming.to_body("claude-b", false)).unwrap();
-        assert_eq!(body.get("stream"), None);
-    }
 
     #[test]
     fn input_tokens_are_estimated_at_four_characters_each() {

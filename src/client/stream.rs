@@ -1,22 +1,23 @@
-//! Turns a streamed response body into Messages stream events, and everything that can go
-//! wrong inside a 200 stream into a classified [`Failure`]: an `error` event (an overload
-//! after the headers), a dropped connection, a stall longer than `read_timeout`, an
-//! unreadable event, or an end without `message_stop`. A stream is never silently truncated,
-//! and every failure keeps status 200 and the response's request id.
+//! Turns a streamed response body into [`WireEvent`]s, and everything that can go wrong
+//! inside a 200 stream into a classified [`Failure`]: an `error` event (an overload after the
+//! headers), a dropped connection, a stall longer than `read_timeout`, an unreadable event,
+//! or an end without `message_stop`. A stream is never silently truncated, and every failure
+//! keeps status 200 and the response's request id. Events keep the bytes that arrived.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use eventsource_stream::{EventStreamError, Eventsource};
 use futures::{Stream, StreamExt};
 
-use crate::api::{self, MessageStreamEvent};
+use crate::api::sse::{Frame, Framer};
+use crate::api::{self, EventKind, WireEvent};
 use crate::engine::{Class, EventStream, Failure};
 
 use super::transport;
 
 struct State<S> {
-    sse: S,
+    body: std::pin::Pin<Box<S>>,
+    framer: Framer,
     request_id: Option<String>,
     stall: Duration,
     finished: bool,
@@ -37,12 +38,13 @@ pub(super) fn events<S>(
     body: S,
     request_id: Option<String>,
     stall: Duration,
-) -> EventStream<MessageStreamEvent>
+) -> EventStream<WireEvent>
 where
     S: Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
 {
     let state = State {
-        sse: Box::pin(body.eventsource()),
+        body: Box::pin(body),
+        framer: Framer::new(),
         request_id,
         stall,
         finished: false,
@@ -51,56 +53,73 @@ where
         if state.finished {
             return None;
         }
-        let item = match tokio::time::timeout(state.stall, state.sse.next()).await {
+        let item = match tokio::time::timeout(state.stall, next_frame(&mut state)).await {
             Err(_) => {
                 let message = format!("stream stalled: no event within {:?}", state.stall);
                 Err(state.failure(Class::Timeout, message))
             }
-            Ok(None) => Err(state.failure(Class::ServerError, "stream ended without message_stop")),
-            Ok(Some(Err(EventStreamError::Transport(error)))) => {
-                let (class, message) = transport(error);
-                Err(state.failure(class, message))
-            }
-            Ok(Some(Err(error))) => {
-                Err(state.failure(Class::ServerError, format!("unreadable stream: {error}")))
-            }
-            Ok(Some(Ok(event))) => decode(&state, &event.event, &event.data),
+            Ok(Ok(frame)) => decode(&state, frame),
+            Ok(Err(failure)) => Err(failure),
         };
         state.finished = match &item {
-            Ok(event) => matches!(event, MessageStreamEvent::MessageStop),
+            Ok(event) => event.kind() == EventKind::MessageStop,
             Err(_) => true,
         };
         Some((item, state))
     }))
 }
 
-fn decode<S>(state: &State<S>, name: &str, data: &str) -> Result<MessageStreamEvent, Failure> {
-    match MessageStreamEvent::parse(name, data) {
-        Ok(MessageStreamEvent::Error { error }) => {
-            Err(api::stream_failure(&error, state.request_id.as_deref()))
+/// The next whole frame, reading the body as needed.
+async fn next_frame<S>(state: &mut State<S>) -> Result<Frame, Failure>
+where
+    S: Stream<Item = reqwest::Result<Bytes>>,
+{
+    loop {
+        if let Some(frame) = state.framer.next_frame() {
+            return Ok(frame);
         }
-        Ok(event) => Ok(event),
-        Err(error) => Err(state.failure(
-            Class::ServerError,
-            format!("unreadable {name:?} event: {error}"),
-        )),
+        match state.body.next().await {
+            Some(Ok(chunk)) => state.framer.push(&chunk),
+            Some(Err(error)) => {
+                let (class, message) = transport(error);
+                return Err(state.failure(class, message));
+            }
+            None => {
+                return Err(state.failure(Class::ServerError, "stream ended without message_stop"));
+            }
+        }
     }
+}
+
+fn decode<S>(state: &State<S>, frame: Frame) -> Result<WireEvent, Failure> {
+    let event = WireEvent::from_frame(frame.raw, &frame.name, frame.data)
+        .map_err(|error| state.failure(Class::ServerError, error.to_string()))?;
+    if event.kind() == EventKind::Error {
+        let Some(error) = event.error() else {
+            return Err(state.failure(Class::ServerError, "unreadable \"error\" event"));
+        };
+        return Err(api::stream_failure(&error, state.request_id.as_deref()));
+    }
+    Ok(event)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::MessageStreamEvent;
     use serde_json::json;
 
     const STALL: Duration = Duration::from_secs(1);
 
     async fn collect(chunks: &[&str]) -> Vec<Result<MessageStreamEvent, Failure>> {
+        let typed = |item: Result<WireEvent, Failure>| item.map(|event| event.to_event().unwrap());
         let chunks: Vec<reqwest::Result<Bytes>> = chunks
             .iter()
             .map(|chunk| Ok(Bytes::from(chunk.to_string())))
             .collect();
         let body = futures::stream::iter(chunks);
-        events(body, Some("req_1".into()), STALL).collect().await
+        let items: Vec<_> = events(body, Some("req_1".into()), STALL).collect().await;
+        items.into_iter().map(typed).collect()
     }
 
     fn assert_failure(item: &Result<MessageStreamEvent, Failure>, class: Class) -> &Failure {
@@ -187,6 +206,10 @@ mod tests {
         let started = tokio::time::Instant::now();
         let items: Vec<_> = events(body, Some("req_1".into()), STALL).collect().await;
         assert_eq!(items.len(), 2);
+        let items: Vec<_> = items
+            .into_iter()
+            .map(|item| item.map(|e| e.to_event().unwrap()))
+            .collect();
         assert_failure(&items[1], Class::Timeout);
         assert_eq!(started.elapsed(), STALL);
     }

@@ -41,11 +41,12 @@ pub struct GatewayConfig {
     #[serde(with = "humantime_serde")]
     pub write_timeout: Duration,
     /// The largest request body forwarded on a route the gateway does not model (Files
-    /// uploads, Message Batches), in bytes; a larger one gets 413 `request_too_large`,
+    /// uploads, Message Batches); a larger one gets 413 `request_too_large`,
     /// before anything is sent upstream when its `content-length` says so, else as soon as
-    /// it crosses the limit. Bodies stream through, so the limit bounds the upstream's
-    /// load, not the gateway's memory. Default: 536870912 (512 MiB).
-    pub forward_body_limit: u64,
+    /// it crosses the limit (`"512MiB"`, `"1GiB"`, or a number of bytes). Bodies stream
+    /// through, so the limit bounds the upstream's load, not the gateway's memory (nor is
+    /// it counted in `body-memory`). Default: 512MiB.
+    pub forward_body_limit: bytesize::ByteSize,
     /// Longest the upstream may leave a forwarded request without progress: from the last
     /// chunk of the request body sent to the response head (504 `timeout_error` past it),
     /// and between two chunks of the response body (the response is cut). Default: 2m.
@@ -55,6 +56,14 @@ pub struct GatewayConfig {
     /// gateway stops accepting; what is left is then cut. Default: 30s.
     #[serde(with = "humantime_serde")]
     pub grace: Duration,
+    /// The most request-body bytes all requests in flight may hold together (`"512MiB"`,
+    /// `"1GiB"`, or a number of bytes). A request whose body does not fit waits for room.
+    /// Default: 512MiB.
+    pub body_memory: bytesize::ByteSize,
+    /// Longest a request waits for room under `body-memory` before it is answered 529
+    /// `overloaded_error` with `retry-after`. Default: 10s.
+    #[serde(with = "humantime_serde")]
+    pub body_memory_wait: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -67,9 +76,11 @@ impl Default for GatewayConfig {
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
-            forward_body_limit: 512 << 20,
+            forward_body_limit: bytesize::ByteSize::mib(512),
             forward_timeout: Duration::from_secs(120),
             grace: Duration::from_secs(30),
+            body_memory: bytesize::ByteSize::mib(512),
+            body_memory_wait: Duration::from_secs(10),
         }
     }
 }
@@ -93,6 +104,15 @@ impl GatewayConfig {
                 format!("key #{} is \"***\", a redacted placeholder", index + 1),
             ));
         }
+        if self.body_memory.as_u64() < super::BODY_LIMIT as u64 {
+            return Some((
+                "body-memory",
+                format!(
+                    "must hold at least one whole body ({} bytes)",
+                    super::BODY_LIMIT
+                ),
+            ));
+        }
         for (field, value) in [
             ("header-timeout", self.header_timeout),
             ("body-timeout", self.body_timeout),
@@ -103,7 +123,7 @@ impl GatewayConfig {
                 return Some((field, "must be greater than zero".into()));
             }
         }
-        if self.forward_body_limit == 0 {
+        if self.forward_body_limit.as_u64() == 0 {
             return Some(("forward-body-limit", "must be greater than zero".into()));
         }
         None

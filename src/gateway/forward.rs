@@ -49,20 +49,21 @@ async fn relay(gateway: &Gateway, request: Request) -> Response {
         return error(501, ErrorType::Api, message);
     };
     let config = &gateway.config;
+    let limit = config.forward_body_limit.as_u64();
     let (mut head, body) = request.into_parts();
     if headers::has_dot_segment(head.uri.path()) {
         let message = "a forwarded path may not hold . or .. segments";
         return error(400, ErrorType::InvalidRequest, message);
     }
-    if headers::declared_length(&head.headers).is_some_and(|n| n > config.forward_body_limit) {
-        return refused(&Fault::TooLarge(config.forward_body_limit));
+    if headers::declared_length(&head.headers).is_some_and(|n| n > limit) {
+        return refused(&Fault::TooLarge(limit));
     }
     headers::strip_hop_by_hop(&mut head.headers);
     if config.require_keys {
         headers::strip_keys(&mut head.headers);
     }
     let rewrite = Rewrite::for_request(&mut head, client.base_url());
-    let (body, fault) = upload::upload(body, config.forward_body_limit, config.body_timeout);
+    let (body, fault) = upload::upload(body, limit, config.body_timeout);
     match client.forward(head, body, config.forward_timeout).await {
         Ok(answer) => respond(answer, rewrite.as_ref()),
         Err(failure) => match fault.get() {

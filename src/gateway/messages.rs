@@ -3,16 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 
-use super::{BODY_LIMIT, Gateway, error};
-use crate::api::{ErrorBody, ErrorType, MessagesRequest, RequestHeaders};
+use super::{Gateway, error};
+use crate::api::{ErrorBody, ErrorType, RequestHeaders, WireRequest};
+use crate::catalog::AdaptMode;
 use crate::engine::{Answer, Error, RequestOptions, Target};
 use crate::runtime::Runtime;
 
@@ -24,26 +23,31 @@ const MAX_MODEL_NAME: usize = 256;
 
 pub(super) async fn messages(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let body = match read_body(body, &gateway).await {
-        Ok(body) => body,
+    let held = match read_body(&parts.headers, body, &gateway).await {
+        Ok(held) => held,
         Err(response) => return *response,
     };
-    let mut request = match MessagesRequest::from_json(&body) {
-        Ok(request) => request,
+    let request = match WireRequest::from_json(held.bytes.clone()) {
+        Ok(request) => request.with_headers(forwarded(&parts.headers)),
         Err(err) => return error(400, ErrorType::InvalidRequest, err.to_string()),
     };
-    request.headers = forwarded(&parts.headers);
-    let chain = match chain(&gateway, &request.model).await {
+    let (chain, adapt) = match chain(&gateway, request.model()).await {
         Ok(chain) => chain,
         Err(response) => return *response,
     };
-    let options = RequestOptions::default().with_chain(chain);
-    let stream = request.stream == Some(true);
+    let request = request.with_adapt(adapt);
+    let options = RequestOptions {
+        chain: Some(chain),
+        ..RequestOptions::default()
+    };
+    let stream = request.stream();
     let response = if stream {
         streamed(&gateway.runtime, request, options).await
     } else {
         whole(&gateway.runtime, request, options).await
     };
+    // The engine has let go of the body: an answer, or a stream past its commit.
+    drop(held);
     let status = response.status().as_str().to_owned();
     let kind = if stream { "stream" } else { "whole" };
     metrics::counter!("breakwater_gateway_requests_total", "status" => status, "kind" => kind)
@@ -56,8 +60,8 @@ pub(super) async fn count_tokens(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let body = match read_body(body, &gateway).await {
-        Ok(body) => body,
+    let held = match read_body(&parts.headers, body, &gateway).await {
+        Ok(held) => held,
         Err(response) => return *response,
     };
     let Some(client) = gateway.runtime.client() else {
@@ -68,7 +72,11 @@ pub(super) async fn count_tokens(
         );
     };
     match client
-        .forward_count_tokens(body, &forwarded(&parts.headers), COUNT_TOKENS_TIMEOUT)
+        .forward_count_tokens(
+            held.bytes.clone(),
+            &forwarded(&parts.headers),
+            COUNT_TOKENS_TIMEOUT,
+        )
         .await
     {
         Ok(answer) => {
@@ -96,33 +104,16 @@ pub(super) async fn count_tokens(
     }
 }
 
-/// Reads a whole body within the body timeout and the size limit: 408 for a client too slow
-/// to send it, 413 for one too large, 400 for one cut short.
-async fn read_body(body: Body, gateway: &Gateway) -> Result<Bytes, Box<Response>> {
-    let limited = Limited::new(body, BODY_LIMIT).collect();
-    match tokio::time::timeout(gateway.config.body_timeout, limited).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(failure)) if failure.downcast_ref::<LengthLimitError>().is_some() => {
-            let message = format!("request body exceeds {BODY_LIMIT} bytes");
-            Err(Box::new(error(413, ErrorType::RequestTooLarge, message)))
-        }
-        Ok(Err(failure)) => Err(Box::new(error(
-            400,
-            ErrorType::InvalidRequest,
-            format!("cannot read the request body: {failure}"),
-        ))),
-        Err(_) => {
-            let message = format!(
-                "the request body did not arrive within {:?} (gateway.body-timeout)",
-                gateway.config.body_timeout
-            );
-            let mut response = error(408, ErrorType::Timeout, message);
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            Err(Box::new(response))
-        }
-    }
+/// Reads a whole body under the gateway's body budget (see [`super::body`]).
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    gateway: &Gateway,
+) -> Result<super::body::Held, Box<Response>> {
+    gateway
+        .bodies
+        .read(headers, body, gateway.config.body_timeout)
+        .await
 }
 
 /// The caller's `anthropic-version` and `anthropic-beta`, to send upstream as they came.
@@ -141,11 +132,15 @@ fn forwarded(headers: &HeaderMap) -> RequestHeaders {
 
 /// The chain a request for `model` runs on (see [`Runtime::chain_for_model`]); a model in no chain is
 /// served alone when `serve-unlisted` allows, else 404.
-async fn chain(gateway: &Gateway, model: &str) -> Result<Vec<Target>, Box<Response>> {
+async fn chain(
+    gateway: &Gateway,
+    model: &str,
+) -> Result<(Arc<[Target]>, AdaptMode), Box<Response>> {
     let runtime = &gateway.runtime;
-    if let Some(chain) = runtime.chain_for_model(model) {
+    if let Some(chain) = runtime.shared_chain_for_model(model) {
         return Ok(chain);
     }
+    let alone = |target: Target| (Arc::from([target]), runtime.config().adapt);
     let refuse = |why: String| {
         let message = format!("model: {model} {why}");
         Err(Box::new(error(404, ErrorType::NotFound, message)))
@@ -156,7 +151,7 @@ async fn chain(gateway: &Gateway, model: &str) -> Result<Vec<Target>, Box<Respon
     let target = Target::new(model);
     if runtime.engine().serves(&target) {
         // Configured (or served alone already) though in no chain.
-        return Ok(vec![target]);
+        return Ok(alone(target));
     }
     if !gateway.config.serve_unlisted {
         let configured: Vec<&str> = runtime.config().models.keys().map(String::as_str).collect();
@@ -167,7 +162,7 @@ async fn chain(gateway: &Gateway, model: &str) -> Result<Vec<Target>, Box<Respon
     }
     let max = gateway.config.max_unlisted as usize;
     match runtime.serve_alone_within(model, max).await {
-        Ok(true) => Ok(vec![target]),
+        Ok(true) => Ok(alone(target)),
         Ok(false) => refuse(format!(
             "is in no chain, and the gateway already serves gateway.max-unlisted = {max} \
              models outside its chains (they stay served while it runs)"
@@ -176,63 +171,94 @@ async fn chain(gateway: &Gateway, model: &str) -> Result<Vec<Target>, Box<Respon
     }
 }
 
-fn attempts_headers<T>(answer: &Answer<T>) -> [(header::HeaderName, HeaderValue); 2] {
+/// What breakwater adds to an answer: the model that answered, the attempts it took, the
+/// upstream's `request-id`, and what was adapted for a fallback (`x-breakwater-adapted`).
+fn answer_headers<T>(answer: &Answer<T>) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(3);
     let model = HeaderValue::from_str(answer.target.model())
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-    [
-        (header::HeaderName::from_static("x-breakwater-model"), model),
-        (
-            header::HeaderName::from_static("x-breakwater-attempts"),
-            HeaderValue::from(answer.attempts.len()),
-        ),
-    ]
+    headers.insert("x-breakwater-model", model);
+    headers.insert(
+        "x-breakwater-attempts",
+        HeaderValue::from(answer.attempts.len()),
+    );
+    if let Some(id) = answer
+        .request_id
+        .as_deref()
+        .and_then(|id| HeaderValue::from_str(id).ok())
+    {
+        headers.insert("request-id", id);
+    }
+    if let Some(changes) = answer
+        .changes
+        .as_deref()
+        .and_then(|changes| HeaderValue::from_str(changes).ok())
+    {
+        headers.insert("x-breakwater-adapted", changes);
+    }
+    headers
 }
 
-async fn whole(runtime: &Runtime, request: MessagesRequest, options: RequestOptions) -> Response {
-    match runtime.send_with(request, options).await {
+async fn whole(runtime: &Runtime, request: WireRequest, options: RequestOptions) -> Response {
+    match runtime.send_wire(request, options).await {
         Ok(answer) => {
-            let headers = attempts_headers(&answer);
-            (headers, Json(answer.value)).into_response()
+            let mut headers = answer_headers(&answer);
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            (headers, answer.value.bytes()).into_response()
         }
         Err(failure) => failed(&failure),
     }
 }
 
-async fn streamed(
-    runtime: &Runtime,
-    request: MessagesRequest,
-    options: RequestOptions,
-) -> Response {
-    let answer = match runtime.stream_with(request, options).await {
+async fn streamed(runtime: &Runtime, request: WireRequest, options: RequestOptions) -> Response {
+    let answer = match runtime.stream_wire(request, options).await {
         Ok(answer) => answer,
         Err(failure) => return failed(&failure),
     };
-    let headers = attempts_headers(&answer);
+    let mut headers = answer_headers(&answer);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     let committed = answer.value;
-    let head = futures::stream::iter(committed.head).map(|event| Ok(event.to_sse()));
+    let head = futures::stream::iter(committed.head).map(|event| Ok(event.frame()));
     // After content has been handed over nothing can be retried: a failure ends the stream
     // with an explicit error event, never a silent cut.
     let tail = committed.tail.map(|event| match event {
-        Ok(event) => Ok::<_, std::convert::Infallible>(event.to_sse()),
+        Ok(event) => Ok::<_, std::convert::Infallible>(event.frame()),
         Err(failure) => {
             metrics::counter!("breakwater_gateway_stream_errors_total").increment(1);
             let kind = failure.error_type().map_or(ErrorType::Api, ErrorType::from);
             let body = ErrorBody::new(kind, failure.message().to_owned());
             let data = serde_json::to_string(&body).unwrap_or_default();
-            Ok(format!("event: error\ndata: {data}\n\n"))
+            Ok(Bytes::from(format!("event: error\ndata: {data}\n\n")))
         }
     });
-    let body = Body::from_stream(head.chain(tail));
-    let mut response = (headers, body).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
+    (headers, Body::from_stream(head.chain(tail))).into_response()
+}
+
+/// The Anthropic-shaped answer to a request that ended without one, with the `request-id`
+/// of the upstream answer it ended on, if any.
+fn failed(failure: &Error) -> Response {
+    let mut response = failed_body(failure);
+    let upstream = match failure {
+        Error::Upstream { failure, .. } => Some(failure),
+        Error::Exhausted { last, .. } => last.as_ref(),
+        _ => None,
+    };
+    if let Some(id) = upstream
+        .and_then(|failure| failure.request_id())
+        .and_then(|id| HeaderValue::from_str(id).ok())
+    {
+        response.headers_mut().insert("request-id", id);
+    }
     response
 }
 
-/// The Anthropic-shaped answer to a request that ended without one.
-fn failed(failure: &Error) -> Response {
+fn failed_body(failure: &Error) -> Response {
     match failure {
         Error::Upstream { failure, .. } => {
             let status = failure.status().unwrap_or(400);

@@ -41,6 +41,14 @@ struct GatewayState {
     chains: std::collections::BTreeMap<String, Vec<String>>,
     /// Every model served, configured or served alone.
     models: Vec<ModelState>,
+    /// KiB of request bodies held now, and the most that may be (`gateway.body-memory`).
+    body_memory_kib: BodyMemory,
+}
+
+#[derive(Debug, Serialize)]
+struct BodyMemory {
+    held: usize,
+    cap: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -95,6 +103,10 @@ pub(super) async fn state(State(gateway): State<Arc<Gateway>>) -> Json<impl Seri
         outstanding: engine.outstanding(),
         chains: runtime.config().chains.clone(),
         models,
+        body_memory_kib: BodyMemory {
+            held: gateway.bodies.cap_kib() - gateway.bodies.free_kib(),
+            cap: gateway.bodies.cap_kib(),
+        },
     })
 }
 

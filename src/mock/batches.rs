@@ -1,7 +1,7 @@
 //! Message Batches, in memory: a batch is answered whole when it is created, each request
-//! with the mock's usual reply (no faults, no capacity model), so it is `ended` at once and
-//! its `results` are a real JSONL stream in the API's result shape. `cancel` on an ended
-//! batch changes nothing, as on the API; `delete` forgets it.
+//! with the mock's usual reply (no faults, capacity model or catalogue rules), so it is
+//! `ended` at once and its `results` are a real JSONL stream in the API's result shape.
+//! `cancel` on an ended batch changes nothing, as on the API; `delete` forgets it.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -187,7 +187,7 @@ fn answer(platform: &Platform, item: &Item, message_id: &str, counts: &mut Count
                 || platform.app.registry.scenario().default_model.is_some() =>
         {
             counts.succeeded += 1;
-            let mut message = reply::message(&request, 0);
+            let mut message = reply::message(&request, 0, None);
             message.id = format!("msg_mock_{message_id}");
             json!({"type": "succeeded", "message": message})
         }

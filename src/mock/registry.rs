@@ -33,8 +33,9 @@ pub struct Stats {
     pub count_tokens: u64,
 }
 
-/// One model's counters. Requests rejected before the model was known (401, 400, 404) are
-/// not counted.
+/// One model's counters. Requests rejected before the model was known (401, an unreadable
+/// body's 400, 404) are not counted; one that breaks the model catalogue's rules counts as a
+/// 400.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelStats {
     /// Requests that named this model.

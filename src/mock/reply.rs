@@ -1,6 +1,7 @@
-//! What the mock says when it answers: a deterministic reply derived from the prompt, with
-//! plausible usage, as one JSON message or as the SSE events of a stream (where the
-//! `stream-error`, `stream-drop` and `stream-end` faults cut in).
+//! What the mock says when it answers: a deterministic reply derived from the prompt (after a
+//! signed thinking block when thinking is on), with plausible usage, as one JSON message or as
+//! the SSE events of a stream (where the `stream-error`, `stream-drop` and `stream-end` faults
+//! cut in).
 
 use std::collections::VecDeque;
 use std::io;
@@ -12,6 +13,7 @@ use serde_json::Map;
 
 use super::capacity::SlotGuard;
 use super::fault::{Fault, FaultKind};
+use super::signature;
 use crate::api::{
     ContentBlock, ErrorBody, ErrorType, Message, MessageContent, MessageStreamEvent,
     MessagesRequest, Role, Usage, events_for,
@@ -24,13 +26,26 @@ const EVENT_PAUSE: Duration = Duration::from_millis(2);
 /// How much of the prompt the reply echoes, in characters.
 const ECHO_CHARS: usize = 40;
 
-/// The mock's answer to `request`: `mock reply from MODEL: <start of the last user text>`.
-pub(crate) fn message(request: &MessagesRequest, number: u64) -> Message {
+/// The mock's answer to `request`: `mock reply from MODEL: <start of the last user text>`,
+/// after a thinking block signed by `thinker` when thinking is on (see `signature.rs`).
+pub(crate) fn message(request: &MessagesRequest, number: u64, thinker: Option<&str>) -> Message {
     let prompt: String = last_user_text(request).chars().take(ECHO_CHARS).collect();
     let text = format!("mock reply from {}: {prompt}", request.model);
+    let mut content = Vec::new();
+    let mut chars = text.chars().count();
+    if let Some(thinker) = thinker {
+        let thinking = format!("mock thinking by {thinker}: {prompt}");
+        chars += thinking.chars().count();
+        content.push(ContentBlock::Thinking {
+            thinking,
+            signature: Some(signature::encode(thinker, number)),
+            extra: Map::new(),
+        });
+    }
+    content.push(ContentBlock::text(text));
     let usage = Usage {
         input_tokens: request.estimated_input_tokens(),
-        output_tokens: tokens(text.chars().count()).min(u64::from(request.max_tokens)),
+        output_tokens: tokens(chars).min(u64::from(request.max_tokens)),
         cache_creation_input_tokens: None,
         cache_read_input_tokens: None,
         extra: Map::new(),
@@ -40,7 +55,7 @@ pub(crate) fn message(request: &MessagesRequest, number: u64) -> Message {
         kind: "message".to_owned(),
         role: Role::Assistant,
         model: request.model.clone(),
-        content: vec![ContentBlock::text(text)],
+        content,
         stop_reason: Some("end_turn".to_owned()),
         stop_sequence: None,
         usage,
@@ -146,7 +161,7 @@ mod tests {
         let request = MessagesRequest::new("m", 1000)
             .with_user("first")
             .with_user(long);
-        let message = message(&request, 7);
+        let message = message(&request, 7, None);
         assert_eq!("msg_mock_7", message.id);
         assert_eq!(
             format!("mock reply from m: {}", "x".repeat(40)),
@@ -159,6 +174,43 @@ mod tests {
     #[test]
     fn output_tokens_respect_max_tokens() {
         let request = MessagesRequest::new("m", 2).with_user("hello there");
-        assert_eq!(2, message(&request, 1).usage.output_tokens);
+        assert_eq!(2, message(&request, 1, None).usage.output_tokens);
+    }
+
+    use crate::api::Delta;
+
+    #[test]
+    fn thinking_comes_first_signed_by_the_thinker() {
+        let request = MessagesRequest::new("claude-haiku-4-5", 1000).with_user("hello");
+        let message = message(&request, 3, Some("claude-haiku-4-5-20251001"));
+        let ContentBlock::Thinking { signature, .. } = &message.content[0] else {
+            panic!("thinking first: {:?}", message.content);
+        };
+        let thinker = signature.as_deref().and_then(signature::decode);
+        assert_eq!(Some("claude-haiku-4-5-20251001".to_owned()), thinker);
+        assert_eq!("mock reply from claude-haiku-4-5: hello", message.text());
+        let events = events_for(&message);
+        let stop = events
+            .iter()
+            .position(|e| *e == MessageStreamEvent::ContentBlockStop { index: 0 })
+            .expect("the thinking block stops");
+        assert!(matches!(
+            &events[stop - 1],
+            MessageStreamEvent::ContentBlockDelta {
+                index: 0,
+                delta: Delta::Signature { .. }
+            }
+        ));
+        assert!(matches!(
+            &events[1],
+            MessageStreamEvent::ContentBlockStart {
+                index: 0,
+                content_block: ContentBlock::Thinking { .. }
+            }
+        ));
+        assert!(matches!(
+            &events[stop + 1],
+            MessageStreamEvent::ContentBlockStart { index: 1, .. }
+        ));
     }
 }

@@ -1,6 +1,7 @@
-//! The mock's HTTP surface: `POST /v1/messages` checks the body size, the key, the body and
-//! the model, then plays the scenario's faults and capacity model; `GET /stats` reports
-//! counters. Every response carries `request-id: req_mock_N`, and error bodies repeat it.
+//! The mock's HTTP surface: `POST /v1/messages` checks the body size, the key, the body, the
+//! model and the model catalogue's rules, then plays the scenario's faults and capacity
+//! model; `GET /stats` reports counters. Every response carries `request-id: req_mock_N`, and
+//! error bodies repeat it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -23,9 +24,11 @@ use super::fault::{self, Fault, FaultKind};
 use super::registry::{Model, Registry};
 use super::reply;
 use super::respond::{self, RequestNumber};
+use super::rules;
 use super::scenario::Scenario;
 use super::server::ConnectionHandle;
 use crate::api::{ErrorType, MessagesRequest};
+use crate::catalog::Catalog;
 
 /// The largest request body accepted, as the real API's 32 MB; a larger one gets 413
 /// `request_too_large`.
@@ -35,17 +38,21 @@ const BODY_LIMIT: usize = 32 << 20;
 #[derive(Debug)]
 pub(crate) struct App {
     pub(crate) registry: Registry,
+    /// The rules requests must keep; none when the scenario turns enforcement off.
+    catalog: Option<Arc<Catalog>>,
     rng: Mutex<SmallRng>,
     started: Instant,
     requests: AtomicU64,
 }
 
 impl App {
-    pub(crate) fn new(scenario: Scenario) -> Self {
+    pub(crate) fn new(scenario: Scenario, catalog: Arc<Catalog>) -> Self {
         let rng = Mutex::new(SmallRng::seed_from_u64(scenario.seed));
+        let catalog = scenario.enforce_catalog.then_some(catalog);
         let registry = Registry::new(scenario);
         Self {
             registry,
+            catalog,
             rng,
             started: Instant::now(),
             requests: AtomicU64::new(0),
@@ -176,26 +183,54 @@ async fn messages(
         );
     };
     model.count_request();
-    let response = serve(
-        &app,
-        &model,
-        &request,
-        number,
-        connection.map(|Extension(c)| c),
-    )
-    .await;
+    // Before the faults and the capacity model: an invalid request costs no capacity.
+    let response = match judge(&app, &body) {
+        Err(violation) => respond::error(number, ErrorType::InvalidRequest, violation.message),
+        Ok(thinker) => {
+            let connection = connection.map(|Extension(c)| c);
+            let reply = Reply {
+                request: &request,
+                number,
+                thinker: thinker.as_deref(),
+            };
+            serve(&app, &model, reply, connection).await
+        }
+    };
     model.count_status(response.status().as_str());
     response
+}
+
+/// The catalogue's verdict on `body` (see [`rules::judge`]); none without a catalogue.
+fn judge(app: &App, body: &[u8]) -> Result<Option<String>, rules::Violation> {
+    let Some(catalog) = app.catalog.as_deref() else {
+        return Ok(None);
+    };
+    // The body was already read as a request, so it is JSON.
+    match serde_json::from_slice(body) {
+        Ok(body) => rules::judge(catalog, &body),
+        Err(_) => Ok(None),
+    }
+}
+
+/// What an answer is made of: the request, its number, and the model signing its thinking
+/// when thinking is on.
+#[derive(Clone, Copy)]
+struct Reply<'a> {
+    request: &'a MessagesRequest,
+    number: RequestNumber,
+    thinker: Option<&'a str>,
 }
 
 /// Plays the scenario's faults, then its capacity model, for a request `model` answers.
 async fn serve(
     app: &App,
     model: &Model,
-    request: &MessagesRequest,
-    number: RequestNumber,
+    reply: Reply<'_>,
     connection: Option<ConnectionHandle>,
 ) -> Response {
+    let Reply {
+        request, number, ..
+    } = reply;
     let streaming = request.stream == Some(true);
     let fault = {
         let faults = &model.capacity.spec().faults;
@@ -222,7 +257,7 @@ async fn serve(
         Admission::Admitted { slot, limits } => {
             let service_time = model.capacity.service_time(&mut *app.rng());
             tokio::time::sleep(service_time).await;
-            let mut response = answer(request, number, slot, stream_fault.as_ref());
+            let mut response = answer(reply, slot, stream_fault.as_ref());
             respond::add_limits(response.headers_mut(), &limits);
             response
         }
@@ -230,14 +265,9 @@ async fn serve(
 }
 
 /// The reply, as JSON or as a stream that holds `slot` until it ends.
-fn answer(
-    request: &MessagesRequest,
-    number: RequestNumber,
-    slot: SlotGuard,
-    fault: Option<&Fault>,
-) -> Response {
-    let message = reply::message(request, number.0);
-    if request.stream != Some(true) {
+fn answer(reply: Reply<'_>, slot: SlotGuard, fault: Option<&Fault>) -> Response {
+    let message = reply::message(reply.request, reply.number.0, reply.thinker);
+    if reply.request.stream != Some(true) {
         drop(slot);
         return Json(message).into_response();
     }

@@ -195,6 +195,12 @@ pub struct Scenario {
     /// Whether a non-empty `x-api-key` or `Authorization: Bearer` is required (any value
     /// passes). Default: true
     pub require_key: bool,
+    /// Whether a request to a model the catalogue knows must keep its rules (output ceiling,
+    /// thinking types, sampling, effort, tool choice, prefill, `inference_geo`, refused
+    /// tools, thinking signatures), else 400 `invalid_request_error`; and whether thinking
+    /// answers carry a signed thinking block. Models the catalogue does not know take
+    /// anything either way. Default: true
+    pub enforce_catalog: bool,
     /// Settings for any model not listed in `models`. Default: none (unknown models get 404)
     pub default_model: Option<ModelSpec>,
     /// Per-model settings, by model name. Default: none
@@ -207,6 +213,7 @@ impl Default for Scenario {
             description: String::new(),
             seed: 0,
             require_key: true,
+            enforce_catalog: true,
             default_model: None,
             models: BTreeMap::new(),
         }

@@ -21,6 +21,7 @@ use tower::ServiceExt;
 use super::registry::Stats;
 use super::routes::{self, App};
 use super::scenario::Scenario;
+use crate::catalog::Catalog;
 
 /// How long the accept loop rests after a failed accept (out of file descriptors...), so it
 /// does not spin.
@@ -37,18 +38,33 @@ pub struct MockServer {
 
 impl MockServer {
     /// Validates `scenario`, binds `addr` (port 0 picks a free port) and starts serving in
-    /// the background. Scenario time (brownout and fault windows) starts now.
+    /// the background, enforcing the built-in model catalogue unless the scenario turns it
+    /// off. Scenario time (brownout and fault windows) starts now.
     ///
     /// # Errors
     ///
     /// `InvalidInput` if the scenario does not validate; the bind error otherwise.
     pub async fn start(scenario: Scenario, addr: SocketAddr) -> io::Result<Self> {
+        Self::start_with_catalog(scenario, Catalog::builtin(), addr).await
+    }
+
+    /// [`MockServer::start`], enforcing `catalog` (a configuration's, with its overrides)
+    /// instead of the built-in one.
+    ///
+    /// # Errors
+    ///
+    /// As [`MockServer::start`].
+    pub async fn start_with_catalog(
+        scenario: Scenario,
+        catalog: Arc<Catalog>,
+        addr: SocketAddr,
+    ) -> io::Result<Self> {
         scenario
             .validate()
             .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let app = Arc::new(App::new(scenario));
+        let app = Arc::new(App::new(scenario, catalog));
         let task = tokio::spawn(accept_loop(listener, routes::router(Arc::clone(&app))));
         tracing::debug!(%addr, "mock server listening");
         Ok(Self { addr, app, task })

@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use super::Core;
-use crate::api::{Message, MessagesRequest, RequestHeaders};
+use crate::api::{Message, MessagesRequest, RequestHeaders, WireRequest};
 use crate::batch::{BatchResult, Settled, settlement};
 use crate::engine::policy::StateKind;
 use crate::engine::{Priority, RequestOptions, Target};
@@ -333,7 +333,8 @@ async fn attempt(core: &Core, item: &Item) -> Settlement {
         .as_deref()
         .and_then(|text| serde_json::from_str(text).ok())
         .unwrap_or_default();
-    let mut request = match MessagesRequest::from_json(item.payload.as_bytes()) {
+    let payload = bytes::Bytes::copy_from_slice(item.payload.as_bytes());
+    let request = match WireRequest::from_json(payload) {
         Ok(request) => request,
         Err(error) => {
             return Settlement::Fail {
@@ -342,10 +343,10 @@ async fn attempt(core: &Core, item: &Item) -> Settlement {
             };
         }
     };
-    request.headers = RequestHeaders {
+    let request = request.with_headers(RequestHeaders {
         version: stored.anthropic_version,
         beta: stored.anthropic_beta,
-    };
+    });
     let mut options = RequestOptions::default()
         .with_priority(Priority::Sheddable)
         .with_deadline(
@@ -377,7 +378,7 @@ async fn attempt(core: &Core, item: &Item) -> Settlement {
 /// key, a stopped runtime) puts the ticket back for the longest backoff instead.
 fn settled(
     item: &Item,
-    sent: Result<crate::engine::Answer<Message>, crate::engine::Error>,
+    sent: Result<crate::engine::Answer<crate::api::WireMessage>, crate::engine::Error>,
 ) -> Settlement {
     if let Err(crate::engine::Error::Shutdown) = &sent {
         // Cut short by a shutdown: due again at once, in the next runtime.

@@ -19,7 +19,7 @@ use rand::rngs::SmallRng;
 
 use super::scenario::SimScenario;
 use super::upstream::SimUpstream;
-use crate::api::MessagesRequest;
+use crate::api::{MessagesRequest, WireRequest};
 use crate::config::Config;
 use crate::engine::{Class, Failure, RequestOptions, Target, Upstream};
 use crate::runtime::{DynUpstream, Runtime, RuntimeError};
@@ -67,7 +67,7 @@ pub struct Strategy {
     chain: Vec<Target>,
     deadline: Duration,
     seed: u64,
-    request: MessagesRequest,
+    request: WireRequest,
     kind: Kind,
 }
 
@@ -113,7 +113,9 @@ impl Strategy {
             chain,
             deadline: scenario.deadline,
             seed: scenario.seed,
-            request: MessagesRequest::new(primary, 256).with_user("Say hello in one sentence."),
+            request: MessagesRequest::new(primary, 256)
+                .with_user("Say hello in one sentence.")
+                .into(),
             kind,
         })
     }
@@ -182,7 +184,7 @@ impl Strategy {
     ) -> Option<String> {
         let arrived = self.upstream.elapsed();
         let options = RequestOptions::default().with_deadline(self.deadline);
-        let (answered_by, attempts) = match runtime.send_with(self.request.clone(), options).await {
+        let (answered_by, attempts) = match runtime.send_wire(self.request.clone(), options).await {
             Ok(answer) => (Some(answer.target.model().to_owned()), answer.attempts),
             Err(error) => (None, error.attempts().to_vec()),
         };
@@ -220,7 +222,7 @@ async fn start_runtime(
 /// One request on its way: makes attempts and logs them.
 struct Trip<'a> {
     upstream: &'a SimUpstream,
-    request: &'a MessagesRequest,
+    request: &'a WireRequest,
     log: &'a mut Vec<AttemptOutcome>,
 }
 

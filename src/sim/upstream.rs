@@ -18,7 +18,7 @@ use rand::rngs::SmallRng;
 use tokio::time::Instant;
 
 use super::scenario::SimScenario;
-use crate::api::{ErrorType, Message, MessageStreamEvent, MessagesRequest, answered, classify};
+use crate::api::{ErrorType, WireEvent, WireMessage, WireRequest, answered, classify};
 use crate::engine::policy::Cost;
 use crate::engine::{EventStream, Failure, Outcome, RateLimits, Reply, Target, Upstream};
 use crate::mock::{Admission, ModelCapacity, SlotGuard};
@@ -218,52 +218,48 @@ impl SimUpstream {
         log.count
     }
 
-    async fn complete(&self, target: &Target, request: &MessagesRequest) -> Outcome<Message> {
+    async fn complete(&self, target: &Target, request: &WireRequest) -> Outcome<WireMessage> {
         let serving = self.decide(target)?;
         tokio::time::sleep(serving.service).await;
         drop(serving.slot);
-        let message = reply::message(target.model(), request, serving.number);
-        Ok(answer(message, serving.limits, serving.number))
+        let message = reply::message(target.model(), request.max_tokens(), serving.number);
+        Ok(answer(message.into(), serving.limits, serving.number))
     }
 
     /// Opens a stream; its events take the service time, so the decision is all there is
     /// to wait for.
-    fn open(
-        &self,
-        target: &Target,
-        request: &MessagesRequest,
-    ) -> Outcome<EventStream<MessageStreamEvent>> {
+    fn open(&self, target: &Target, request: &WireRequest) -> Outcome<EventStream<WireEvent>> {
         let serving = self.decide(target)?;
-        let message = reply::message(target.model(), request, serving.number);
+        let message = reply::message(target.model(), request.max_tokens(), serving.number);
         let events = reply::stream(&message, serving.service, serving.slot);
         Ok(answer(events, serving.limits, serving.number))
     }
 }
 
 impl Upstream for SimUpstream {
-    type Request = MessagesRequest;
-    type Response = Message;
-    type Event = MessageStreamEvent;
+    type Request = WireRequest;
+    type Response = WireMessage;
+    type Event = WireEvent;
 
     fn send<'a>(
         &'a self,
         target: &'a Target,
-        request: &'a MessagesRequest,
-    ) -> BoxFuture<'a, Outcome<Message>> {
+        request: &'a WireRequest,
+    ) -> BoxFuture<'a, Outcome<WireMessage>> {
         Box::pin(self.complete(target, request))
     }
 
     fn stream<'a>(
         &'a self,
         target: &'a Target,
-        request: &'a MessagesRequest,
-    ) -> BoxFuture<'a, Outcome<EventStream<MessageStreamEvent>>> {
+        request: &'a WireRequest,
+    ) -> BoxFuture<'a, Outcome<EventStream<WireEvent>>> {
         Box::pin(std::future::ready(self.open(target, request)))
     }
-    fn cost(&self, request: &MessagesRequest) -> Cost {
+    fn cost(&self, request: &WireRequest) -> Cost {
         Cost::new(
             request.estimated_input_tokens(),
-            u64::from(request.max_tokens),
+            u64::from(request.max_tokens()),
         )
     }
 }
@@ -273,6 +269,7 @@ fn answer<T>(value: T, limits: RateLimits, number: u64) -> Reply<T> {
         value,
         request_id: Some(reply::request_id(number)),
         limits,
+        changes: None,
     }
 }
 

@@ -133,6 +133,14 @@ impl RetryPolicy {
         deadline: Option<Instant>,
     ) -> Decision {
         let class = failure.class();
+        if class == Class::Unsuitable {
+            // Never retried where it cannot go; at the chain's end, what was tried failed.
+            return if attempts.can_fall_back {
+                Decision::FallBack
+            } else {
+                Decision::GiveUp(GiveUp::ChainExhausted)
+            };
+        }
         let forced = failure.should_retry();
         if !class.is_transient() && forced != Some(true) {
             if failure.status() == Some(404)
@@ -401,6 +409,22 @@ mod tests {
         let deadline = Some(now + secs(60));
         let decision = policy.decide(&failure, at(1, 1, false), &mut backoff, now, deadline);
         assert_eq!(decision, Decision::GiveUp(GiveUp::Deadline));
+    }
+
+    #[test]
+    fn an_unsuitable_target_is_passed_over_at_once_and_ends_the_chain_exhausted() {
+        let policy = exact();
+        let now = Instant::now();
+        let mut backoff = policy.backoff.build(0);
+        let unsuitable = Failure::new(Class::Unsuitable, "inference_geo refused");
+        let decision = policy.decide(&unsuitable, at(6, 1, true), &mut backoff, now, None);
+        assert_eq!(
+            decision,
+            Decision::FallBack,
+            "even past the attempt cap: nothing was sent"
+        );
+        let decision = policy.decide(&unsuitable, at(1, 1, false), &mut backoff, now, None);
+        assert_eq!(decision, Decision::GiveUp(GiveUp::ChainExhausted));
     }
 
     fn class_strategy() -> impl Strategy<Value = Class> {

@@ -22,22 +22,27 @@ pub enum Class {
     Connect,
     /// The request itself is wrong (400, 401, 403, 404, 413, other 4xx): never retried.
     Invalid,
+    /// This target cannot take this request, though another may (the upstream found the
+    /// request asks for something this target lacks, before sending it): the request moves
+    /// on to the next target at once, and the target's health is not in question.
+    Unsuitable,
 }
 
 impl Class {
     /// Every class, in declaration order.
-    pub const ALL: [Class; 6] = [
+    pub const ALL: [Class; 7] = [
         Class::Overloaded,
         Class::RateLimited,
         Class::ServerError,
         Class::Timeout,
         Class::Connect,
         Class::Invalid,
+        Class::Unsuitable,
     ];
 
     /// Whether trying again (later, or elsewhere) can succeed.
     pub fn is_transient(self) -> bool {
-        !matches!(self, Class::Invalid)
+        !matches!(self, Class::Invalid | Class::Unsuitable)
     }
 
     /// Whether this failure says something about the model's health, and so feeds its breaker.
@@ -70,6 +75,7 @@ impl Class {
             Class::Timeout => "timeout",
             Class::Connect => "connect",
             Class::Invalid => "invalid",
+            Class::Unsuitable => "unsuitable",
         }
     }
 }

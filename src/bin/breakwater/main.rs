@@ -11,6 +11,13 @@ mod sim;
 
 use std::process::ExitCode;
 
+/// mimalloc rather than the system allocator: the gateway holds request bodies of up to
+/// 32 MB for the length of a request, and glibc's malloc keeps such buffers after a burst
+/// (its mmap threshold rises to their size, so they come from arenas it rarely trims),
+/// where mimalloc hands the memory back to the OS.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 

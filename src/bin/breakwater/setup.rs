@@ -62,13 +62,16 @@ impl Connection {
             config.upstream = upstream;
         }
         config.upstream.betas.extend(self.betas.iter().cloned());
+        // The in-process mock enforces the configured catalogue, overrides included.
+        let catalog = config.catalog().map_err(|error| error.to_string())?;
         let mut builder = Runtime::builder().config(config);
         let mut mock = None;
         if self.mock {
             let scenario = Scenario::load(&self.scenario).map_err(|error| error.to_string())?;
-            let server = MockServer::start(scenario, ([127, 0, 0, 1], 0).into())
-                .await
-                .map_err(|error| format!("cannot start the mock: {error}"))?;
+            let server =
+                MockServer::start_with_catalog(scenario, catalog, ([127, 0, 0, 1], 0).into())
+                    .await
+                    .map_err(|error| format!("cannot start the mock: {error}"))?;
             let key = Credentials::from_env().unwrap_or(Credentials::ApiKey(Secret::new("mock")));
             builder = builder.base_url(server.base_url()).credentials(key);
             mock = Some(server);

@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use serde_json::Map;
 
-use crate::api::{
-    ContentBlock, Message, MessageStreamEvent, MessagesRequest, Role, Usage, events_for,
-};
+use crate::api::{ContentBlock, Message, Role, Usage, WireEvent, events_for};
 use crate::engine::{EventStream, Failure};
 use crate::mock::SlotGuard;
 
@@ -20,8 +18,8 @@ pub(super) fn request_id(number: u64) -> String {
     format!("req_sim_{number}")
 }
 
-/// The answer to attempt `number` of `request`, from `model`.
-pub(super) fn message(model: &str, request: &MessagesRequest, number: u64) -> Message {
+/// The answer to attempt `number` of a request for at most `max_tokens`, from `model`.
+pub(super) fn message(model: &str, max_tokens: u32, number: u64) -> Message {
     let text = format!("sim reply from {model}");
     let output_tokens = (text.len() as u64).div_ceil(4);
     Message {
@@ -34,7 +32,7 @@ pub(super) fn message(model: &str, request: &MessagesRequest, number: u64) -> Me
         stop_sequence: None,
         usage: Usage {
             input_tokens: INPUT_TOKENS,
-            output_tokens: output_tokens.min(u64::from(request.max_tokens)),
+            output_tokens: output_tokens.min(u64::from(max_tokens)),
             cache_creation_input_tokens: None,
             cache_read_input_tokens: None,
             extra: Map::new(),
@@ -49,8 +47,11 @@ pub(super) fn stream(
     message: &Message,
     service: Duration,
     slot: SlotGuard,
-) -> EventStream<MessageStreamEvent> {
-    let events: VecDeque<_> = events_for(message).into();
+) -> EventStream<WireEvent> {
+    let events: VecDeque<WireEvent> = events_for(message)
+        .into_iter()
+        .map(WireEvent::from)
+        .collect();
     let gaps = u32::try_from(events.len().saturating_sub(1))
         .unwrap_or(u32::MAX)
         .max(1);
@@ -76,7 +77,7 @@ pub(super) fn stream(
 
 /// The events still to send, and the slot the stream holds.
 struct Feed {
-    events: VecDeque<MessageStreamEvent>,
+    events: VecDeque<WireEvent>,
     pause: Duration,
     first: bool,
     slot: Option<SlotGuard>,
