@@ -8,6 +8,7 @@
 
 mod config;
 mod credentials;
+mod forward;
 mod stream;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use crate::wallclock;
 pub(crate) use config::non_empty_env;
 pub use config::{ClientConfig, ClientError, DEFAULT_API_VERSION, DEFAULT_BASE_URL};
 pub use credentials::{Credentials, Secret};
+pub use forward::{AnswerStream, ForwardStream};
 
 /// The Claude Messages API as an [`Upstream`]. Cheap to clone; clones share one
 /// connection pool.
@@ -36,6 +38,8 @@ pub struct ClaudeClient {
     messages_url: Arc<str>,
     request_timeout: Duration,
     read_timeout: Duration,
+    /// Whether requests carry credentials of this client's own (see `forward`).
+    authenticated: bool,
     catalog: Arc<Catalog>,
     adapt: AdaptMode,
 }
@@ -87,6 +91,7 @@ impl ClaudeClient {
             messages_url: messages_url.into(),
             request_timeout: config.request_timeout,
             read_timeout: config.read_timeout,
+            authenticated: config.credentials.is_some(),
             catalog: Catalog::builtin(),
             adapt: AdaptMode::default(),
         })

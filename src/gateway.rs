@@ -13,14 +13,18 @@
 //! - `POST /v1/messages/count_tokens`, forwarded as it is.
 //! - `GET /v1/breakwater/state`: breakers, loads and limits as JSON; `GET /metrics`
 //!   (Prometheus), `GET /healthz`.
+//! - Every other `/v1/` route (models, Message Batches, Files, routes yet to come) is
+//!   forwarded unchanged, bodies streamed both ways (see `forward`).
 //!
-//! Callers authenticate with a key from `[gateway] keys` when `require-keys` is on; upstream
-//! requests always carry the gateway's own key. [`serve`] runs the router with client
-//! timeouts and a graceful drain.
+//! Callers authenticate with a key from `[gateway] keys` when `require-keys` is on, on every
+//! `/v1/` route; such a key never goes upstream. Upstream requests carry the gateway's own
+//! key, which replaces any a caller sent. [`serve`] runs the router with client timeouts and
+//! a graceful drain.
 
 mod auth;
 mod body;
 mod config;
+mod forward;
 mod messages;
 mod serve;
 mod status;
@@ -30,7 +34,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::api::{ErrorBody, ErrorType};
@@ -88,6 +92,7 @@ impl Gateway {
             .route("/v1/messages", post(messages::messages))
             .route("/v1/messages/count_tokens", post(messages::count_tokens))
             .route("/v1/breakwater/state", get(status::state))
+            .route("/v1/{*path}", any(forward::forward))
             .route_layer(axum::middleware::from_fn_with_state(
                 gateway.clone(),
                 auth::authenticate,
@@ -103,8 +108,8 @@ impl Gateway {
 
 async fn not_found(uri: axum::http::Uri) -> Response {
     let message = format!(
-        "{} is not served here (this gateway serves POST /v1/messages, \
-         POST /v1/messages/count_tokens, GET /v1/breakwater/state, GET /metrics, GET /healthz)",
+        "{} is not served here (this gateway serves /v1/ and forwards what it does not model, \
+         GET /metrics, GET /healthz)",
         uri.path()
     );
     error(404, ErrorType::NotFound, message)

@@ -1,13 +1,18 @@
 //! The loopback mock server: an Anthropic-compatible `POST /v1/messages` that browns out,
-//! rate-limits and misbehaves on a script ([`Scenario`]). Users point their own clients at it
-//! to rehearse an overload; the project's HTTP tests start one per test on `127.0.0.1:0`.
+//! rate-limits and misbehaves on a script ([`Scenario`]), and minimal models, Message
+//! Batches and Files routes (always healthy) for what a gateway forwards. Users point their
+//! own clients at it to rehearse an overload; the project's HTTP tests start one per test
+//! on `127.0.0.1:0`.
 //!
 //! [`scenario`](Scenario) is the script, [`ModelCapacity`] the pure per-model capacity model
 //! (slots, brownouts, rate limit, service time), and [`MockServer`] the HTTP server that plays
 //! them.
 
+mod batches;
 mod capacity;
 mod fault;
+mod files;
+mod platform;
 mod registry;
 mod reply;
 mod respond;

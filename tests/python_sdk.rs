@@ -1,6 +1,7 @@
 //! The official Python SDK (`anthropic` from PyPI) as a real client of `breakwater serve`:
 //! retries off, the mock browning out the primary and injecting mid-stream overloads; every
-//! request, streamed or not, must be answered whole (see tests/python/sdk_gateway.py).
+//! request, streamed or not, must be answered whole, and the forwarded routes (models,
+//! Message Batches, Files) must work through the gateway (see tests/python/sdk_gateway.py).
 //!
 //! It needs a Python with the SDK installed, named by `BREAKWATER_PYTHON`; `scripts/test`
 //! (the README's test command, and CI's) makes one in a virtual environment and sets

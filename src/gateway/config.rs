@@ -12,8 +12,10 @@ use crate::client::Secret;
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct GatewayConfig {
     /// Whether callers must present one of `keys` (as `x-api-key`, or `Authorization:
-    /// Bearer`); without one they get 401. When off, whatever key a caller sends is ignored:
-    /// upstream requests always carry the gateway's own key. Default: false.
+    /// Bearer`); without one they get 401. A key presented to the gateway is never sent
+    /// upstream. Upstream requests carry the gateway's own key, replacing the caller's; a
+    /// gateway without one (embedded over a runtime with no credentials) passes the
+    /// caller's key through on forwarded routes when this is off. Default: false.
     pub require_keys: bool,
     /// The keys callers may present when `require-keys` is on. Keep the file readable by the
     /// gateway's user only. Default: none.
@@ -28,7 +30,9 @@ pub struct GatewayConfig {
     /// Longest a client may take to send a request's head (line and headers). Default: 30s.
     #[serde(with = "humantime_serde")]
     pub header_timeout: Duration,
-    /// Longest a client may take to send a request's body. Default: 30s.
+    /// Longest a client may take to send a request's body; on forwarded routes, whose
+    /// bodies stream through (uploads of hundreds of MB), longest it may pause between two
+    /// chunks of it. Default: 30s.
     #[serde(with = "humantime_serde")]
     pub body_timeout: Duration,
     /// Longest a client may leave the gateway unable to write to it (reading nothing of a
@@ -36,6 +40,18 @@ pub struct GatewayConfig {
     /// attempt. Default: 30s.
     #[serde(with = "humantime_serde")]
     pub write_timeout: Duration,
+    /// The largest request body forwarded on a route the gateway does not model (Files
+    /// uploads, Message Batches); a larger one gets 413 `request_too_large`,
+    /// before anything is sent upstream when its `content-length` says so, else as soon as
+    /// it crosses the limit (`"512MiB"`, `"1GiB"`, or a number of bytes). Bodies stream
+    /// through, so the limit bounds the upstream's load, not the gateway's memory (nor is
+    /// it counted in `body-memory`). Default: 512MiB.
+    pub forward_body_limit: bytesize::ByteSize,
+    /// Longest the upstream may leave a forwarded request without progress: from the last
+    /// chunk of the request body sent to the response head (504 `timeout_error` past it),
+    /// and between two chunks of the response body (the response is cut). Default: 2m.
+    #[serde(with = "humantime_serde")]
+    pub forward_timeout: Duration,
     /// On SIGTERM or Ctrl-C: how long in-flight requests may take to finish after the
     /// gateway stops accepting; what is left is then cut. Default: 30s.
     #[serde(with = "humantime_serde")]
@@ -60,6 +76,8 @@ impl Default for GatewayConfig {
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
+            forward_body_limit: bytesize::ByteSize::mib(512),
+            forward_timeout: Duration::from_secs(120),
             grace: Duration::from_secs(30),
             body_memory: bytesize::ByteSize::mib(512),
             body_memory_wait: Duration::from_secs(10),
@@ -99,10 +117,14 @@ impl GatewayConfig {
             ("header-timeout", self.header_timeout),
             ("body-timeout", self.body_timeout),
             ("write-timeout", self.write_timeout),
+            ("forward-timeout", self.forward_timeout),
         ] {
             if value.is_zero() {
                 return Some((field, "must be greater than zero".into()));
             }
+        }
+        if self.forward_body_limit.as_u64() == 0 {
+            return Some(("forward-body-limit", "must be greater than zero".into()));
         }
         None
     }

@@ -75,6 +75,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/v1/messages", post(messages))
         .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/stats", get(stats))
+        .merge(super::platform::router(Arc::clone(&app)))
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(
@@ -299,7 +300,7 @@ async fn drop_connection(
     std::future::pending().await
 }
 
-fn has_key(headers: &HeaderMap) -> bool {
+pub(super) fn has_key(headers: &HeaderMap) -> bool {
     let value = |name| {
         headers
             .get(name)

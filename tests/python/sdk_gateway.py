@@ -2,7 +2,8 @@
 that browns out the primary and injects mid-stream overloads.
 
 Run by tests/python_sdk.rs (BREAKWATER_BIN names the binary). Exits non-zero, saying why,
-unless every request, streamed or not, is answered with its whole text.
+unless every request, streamed or not, is answered with its whole text, and the routes the
+gateway forwards (models, Message Batches, Files) work through it as they would on the API.
 """
 
 import os
@@ -85,6 +86,70 @@ def streamed(client, n):
     return final.model
 
 
+def mock_id(response):
+    # The upstream's request-id header, which the SDK keeps on each top-level object.
+    request_id = response._request_id  # noqa: SLF001 - the SDK's documented accessor
+    assert request_id and request_id.startswith("req_mock_"), request_id
+    return request_id
+
+
+def models(client):
+    listed = [model.id for model in client.models.list()]
+    assert sorted(listed) == sorted([PRIMARY, FALLBACK]), listed
+    model = client.models.retrieve(PRIMARY)
+    mock_id(model)
+    assert model.id == PRIMARY and model.type == "model", model
+    assert model.display_name == "Claude Sonnet 4.6", model.display_name
+    try:
+        client.models.retrieve("claude-no-such-model")
+        raise AssertionError("an unknown model was found")
+    except anthropic.NotFoundError as error:
+        assert error.request_id and error.request_id.startswith("req_mock_"), error.request_id
+
+
+def batches(client):
+    def params(prompt):
+        return {"model": PRIMARY, "max_tokens": 32, "messages": [{"role": "user", "content": prompt}]}
+
+    prompts = {"first": "batch question one", "second": "batch question two"}
+    batch = client.messages.batches.create(
+        requests=[{"custom_id": key, "params": params(text)} for key, text in prompts.items()]
+    )
+    mock_id(batch)
+    assert batch.processing_status == "ended", batch
+    assert batch.request_counts.succeeded == 2, batch.request_counts
+    # A path, so the SDK fetches the results through the gateway, not around it.
+    assert batch.results_url == f"/v1/messages/batches/{batch.id}/results", batch.results_url
+    assert batch.id in [listed.id for listed in client.messages.batches.list(limit=5).data]
+    assert client.messages.batches.retrieve(batch.id).id == batch.id
+    results = {line.custom_id: line.result for line in client.messages.batches.results(batch.id)}
+    assert sorted(results) == sorted(prompts), results
+    for key, prompt in prompts.items():
+        assert results[key].type == "succeeded", results[key]
+        text = "".join(block.text for block in results[key].message.content)
+        assert text == expected(PRIMARY, prompt), text
+    assert client.messages.batches.cancel(batch.id).processing_status == "ended"
+    deleted = client.messages.batches.delete(batch.id)
+    assert deleted.type == "message_batch_deleted", deleted
+
+
+def files(client):
+    content = bytes(range(256)) * 4096  # 1 MiB
+    uploaded = client.beta.files.upload(file=("notes.bin", content, "application/octet-stream"))
+    mock_id(uploaded)
+    assert uploaded.size_bytes == len(content) and uploaded.filename == "notes.bin", uploaded
+    assert uploaded.id in [listed.id for listed in client.beta.files.list().data]
+    metadata = client.beta.files.retrieve_metadata(uploaded.id)
+    assert metadata.mime_type == "application/octet-stream", metadata
+    assert client.beta.files.download(uploaded.id).read() == content, "downloaded bytes differ"
+    assert client.beta.files.delete(uploaded.id).id == uploaded.id
+    try:
+        client.beta.files.retrieve_metadata(uploaded.id)
+        raise AssertionError("a deleted file was still there")
+    except anthropic.NotFoundError:
+        pass
+
+
 def main():
     binary = os.environ["BREAKWATER_BIN"]
     process, url = start_gateway(binary)
@@ -119,14 +184,21 @@ def main():
         except anthropic.AuthenticationError:
             pass
 
-        for kind, models in outcomes.items():
-            by_model = {m: models.count(m) for m in sorted(set(models))}
-            print(f"{kind}: {len(models)}/{REQUESTS} answered, by model {by_model}")
+        for check in (models, batches, files):
+            try:
+                check(client)
+                print(f"{check.__name__}: forwarded, ok")
+            except Exception as error:  # noqa: BLE001 - every failure is reported
+                failures.append(f"{check.__name__}: {type(error).__name__}: {error!r}")
+
+        for kind, answered_by in outcomes.items():
+            by_model = {m: answered_by.count(m) for m in sorted(set(answered_by))}
+            print(f"{kind}: {len(answered_by)}/{REQUESTS} answered, by model {by_model}")
         if failures:
             sys.exit("failed:\n" + "\n".join(failures))
-        answered = sum(len(models) for models in outcomes.values())
+        answered = sum(len(answered_by) for answered_by in outcomes.values())
         assert answered == 2 * REQUESTS, answered
-        fallbacks = sum(models.count(FALLBACK) for models in outcomes.values())
+        fallbacks = sum(answered_by.count(FALLBACK) for answered_by in outcomes.values())
         assert fallbacks > 0, "the brownout should have sent some traffic to the fallback"
     finally:
         process.send_signal(signal.SIGTERM)
@@ -137,7 +209,10 @@ def main():
             sys.exit("the gateway did not stop within 15 s of SIGTERM")
     if code != 0:
         sys.exit(f"the gateway exited with {code} after SIGTERM: {process.stderr.read()}")
-    print("ok: every request answered whole; the gateway drained and stopped on SIGTERM")
+    print(
+        "ok: every request answered whole; models, batches and files forwarded; "
+        "the gateway drained and stopped on SIGTERM"
+    )
 
 
 if __name__ == "__main__":
