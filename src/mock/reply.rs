@@ -19,10 +19,6 @@ use crate::api::{
     MessagesRequest, Role, Usage, events_for,
 };
 
-/// The pause before each SSE event: long enough for the client to see separate chunks,
-/// short enough for tests.
-const EVENT_PAUSE: Duration = Duration::from_millis(2);
-
 /// How much of the prompt the reply echoes, in characters.
 const ECHO_CHARS: usize = 40;
 
@@ -63,9 +59,14 @@ pub(crate) fn message(request: &MessagesRequest, number: u64, thinker: Option<&s
     }
 }
 
-/// The SSE body streaming `message`, cut short by a stream fault; `slot` is held until the
-/// body ends.
-pub(crate) fn stream_body(message: &Message, fault: Option<&Fault>, slot: SlotGuard) -> Body {
+/// The SSE body streaming `message`, `pause` before each event, cut short by a stream fault;
+/// `slot` is held until the body ends.
+pub(crate) fn stream_body(
+    message: &Message,
+    fault: Option<&Fault>,
+    slot: SlotGuard,
+    pause: Duration,
+) -> Body {
     let mut events = events_for(message);
     // Like the API, a ping follows message_start.
     events.insert(events.len().min(1), MessageStreamEvent::Ping);
@@ -87,11 +88,16 @@ pub(crate) fn stream_body(message: &Message, fault: Option<&Fault>, slot: SlotGu
         chunks,
         _slot: slot,
     };
-    Body::from_stream(futures::stream::unfold(feed, |mut feed| async move {
+    Body::from_stream(futures::stream::unfold(feed, move |mut feed| async move {
         let chunk = feed.chunks.pop_front()?;
         // Pausing also lets hyper flush what came before, so a stream-drop cuts after the
-        // events it promised.
-        tokio::time::sleep(EVENT_PAUSE).await;
+        // events it promised; without a pause, a yield does that, and tokio's timer would
+        // round even a zero sleep up to its next 1 ms tick.
+        if pause.is_zero() {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(pause).await;
+        }
         Some((chunk, feed))
     }))
 }

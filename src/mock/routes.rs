@@ -256,22 +256,28 @@ async fn serve(
         } => respond::rate_limited(number, retry_after, &limits),
         Admission::Admitted { slot, limits } => {
             let service_time = model.capacity.service_time(&mut *app.rng());
-            tokio::time::sleep(service_time).await;
-            let mut response = answer(reply, slot, stream_fault.as_ref());
+            // tokio's timer rounds every sleep, a zero one included, up to its next 1 ms
+            // tick: an instant model (`service-time = "0s"`) would answer in a millisecond.
+            if !service_time.is_zero() {
+                tokio::time::sleep(service_time).await;
+            }
+            let pause = model.capacity.spec().stream_pause;
+            let mut response = answer(reply, slot, stream_fault.as_ref(), pause);
             respond::add_limits(response.headers_mut(), &limits);
             response
         }
     }
 }
 
-/// The reply, as JSON or as a stream that holds `slot` until it ends.
-fn answer(reply: Reply<'_>, slot: SlotGuard, fault: Option<&Fault>) -> Response {
+/// The reply, as JSON or as a stream (`pause` before each event) that holds `slot` until it
+/// ends.
+fn answer(reply: Reply<'_>, slot: SlotGuard, fault: Option<&Fault>, pause: Duration) -> Response {
     let message = reply::message(reply.request, reply.number.0, reply.thinker);
     if reply.request.stream != Some(true) {
         drop(slot);
         return Json(message).into_response();
     }
-    let body = reply::stream_body(&message, fault, slot);
+    let body = reply::stream_body(&message, fault, slot, pause);
     let headers = [
         (header::CONTENT_TYPE, "text/event-stream"),
         (header::CACHE_CONTROL, "no-cache"),
@@ -314,4 +320,68 @@ pub(super) fn has_key(headers: &HeaderMap) -> bool {
             scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
         });
     api_key || bearer
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    const INSTANT: &str = "require-key = false\n\
+        [models.m]\nservice-time = \"0s\"\nstream-pause = \"0s\"\n";
+
+    /// Posts `body` to a fresh mock playing `scenario`, mid-tick (where tokio's timer would
+    /// round a zero sleep up to the next millisecond); returns the whole answer and the
+    /// virtual time it took.
+    async fn post(scenario: &str, body: &'static str) -> (StatusCode, Bytes, Duration) {
+        let scenario = Scenario::from_toml(scenario).expect("valid");
+        let app = Arc::new(App::new(scenario, crate::catalog::Catalog::builtin()));
+        tokio::time::advance(Duration::from_micros(300)).await;
+        let started = Instant::now();
+        let request = Request::post("/v1/messages")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .expect("a valid request");
+        let response = router(app).oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let bytes = response.into_body().collect().await.expect("a whole body");
+        (status, bytes.to_bytes(), started.elapsed())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn zero_service_time_answers_without_waiting_for_a_timer_tick() {
+        let body = r#"{"model":"m","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}"#;
+        let (status, _, took) = post(INSTANT, body).await;
+        assert_eq!(StatusCode::OK, status);
+        assert_eq!(Duration::ZERO, took);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn zero_stream_pause_streams_without_waiting_for_a_timer_tick() {
+        let body = r#"{"model":"m","max_tokens":8,"stream":true,
+            "messages":[{"role":"user","content":"hi"}]}"#;
+        let (status, text, took) = post(INSTANT, body).await;
+        assert_eq!(StatusCode::OK, status);
+        let text = String::from_utf8_lossy(&text);
+        assert!(text.contains("event: message_stop"), "{text}");
+        assert_eq!(Duration::ZERO, took);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stream_pause_comes_before_each_event() {
+        let scenario = "require-key = false\n[models.m]\nservice-time = \"0s\"\n";
+        let body = r#"{"model":"m","max_tokens":8,"stream":true,
+            "messages":[{"role":"user","content":"hi"}]}"#;
+        let (_, text, took) = post(scenario, body).await;
+        let events = String::from_utf8_lossy(&text).matches("event: ").count();
+        assert!(events > 3, "{events} events");
+        let pause = Duration::from_millis(2);
+        assert!(
+            took >= pause * u32::try_from(events).expect("a few"),
+            "{took:?}"
+        );
+    }
 }

@@ -26,6 +26,11 @@ const BUILTINS: &[(&str, &str)] = &[
         "flaky-stream",
         include_str!("../../scenarios/mock/flaky-stream.toml"),
     ),
+    ("instant", include_str!("../../scenarios/mock/instant.toml")),
+    (
+        "chain-down",
+        include_str!("../../scenarios/mock/chain-down.toml"),
+    ),
 ];
 
 /// The longest `service-time` and `service-time-spread` a model may have.
@@ -129,6 +134,10 @@ pub struct ModelSpec {
     pub brownouts: Vec<Brownout>,
     /// Scripted faults, tried in order. Default: none
     pub faults: Vec<Fault>,
+    /// Pause before each SSE event of a stream, at most 1h; `0s` sends the events as fast as
+    /// the connection takes them. Default: 2ms (the client sees separate chunks)
+    #[serde(with = "humantime_serde")]
+    pub stream_pause: Duration,
 }
 
 impl Default for ModelSpec {
@@ -142,6 +151,7 @@ impl Default for ModelSpec {
             retry_after_on_overload: None,
             brownouts: Vec::new(),
             faults: Vec::new(),
+            stream_pause: Duration::from_millis(2),
         }
     }
 }
@@ -160,6 +170,9 @@ impl ModelSpec {
         if self.service_time_spread > MAX_SERVICE_TIME {
             let field = format!("{at}.service-time-spread");
             return Err(invalid(field, "must be at most 1h"));
+        }
+        if self.stream_pause > MAX_SERVICE_TIME {
+            return Err(invalid(format!("{at}.stream-pause"), "must be at most 1h"));
         }
         if self.rps == Some(0) {
             return Err(invalid(format!("{at}.rps"), "must be at least 1"));
@@ -372,6 +385,7 @@ mod tests {
                 "[models.m]\nfaults = [{ kind = \"slow\", delay = \"1000000000h\" }]",
                 "models.m.faults[0].delay",
             ),
+            ("[models.m]\nstream-pause = \"2h\"", "models.m.stream-pause"),
         ];
         for (text, field) in cases {
             let err = Scenario::from_toml(text).unwrap_err().to_string();

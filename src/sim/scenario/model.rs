@@ -68,7 +68,7 @@ impl SimModel {
             rps: self.rps,
             retry_after_on_overload: self.retry_after_on_overload,
             brownouts: self.brownouts.clone(),
-            faults: Vec::new(),
+            ..ModelSpec::default()
         }
     }
 

@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# The gateway's own cost: wrk POSTs a small Messages request to an instant upstream
+# (`breakwater mock --scenario instant`, scenarios/mock/instant.toml: no service time, no
+# capacity limit), straight at it ("direct") and through `breakwater serve` in front of it
+# ("gateway"), at 4 and at 64 connections, alternating, several times. Prints the machine,
+# then req/s and latency p50/p90/p99 per target and connections (median and range over the
+# repetitions), then per repetition the gateway/direct throughput at 64 connections and the
+# p50 the gateway adds at 4 connections, with their min / median / max.
+#
+#     scripts/bench-gateway.sh [--duration 8] [--reps 3] [--stream] [--pin auto|none] [--no-build]
+#
+#   --duration S  seconds per wrk run (default 8); each target is warmed up for 2 s first
+#   --reps N      repetitions of the whole set (default 3); the order of direct and gateway
+#                 swaps from one repetition to the next
+#   --stream      also measure streamed requests ("stream": true: eight SSE events, sent by
+#                 the mock without pauses), in rows and ratios of their own
+#   --pin auto    (default) wrk runs one thread pinned to the last CPU, so it never takes more
+#                 than one core from the servers. With 4 CPUs or more the servers (mock and
+#                 gateway) are pinned to the others; with fewer they may use every CPU, as
+#                 pinning them to one core of two would halve what they can do
+#   --pin none    nothing pinned, wrk with one thread
+#   --no-build    use target/release/breakwater as it is (default: cargo build --release)
+#
+# Installs wrk with apt-get when it is missing (as root). Exits non-zero when a run saw
+# errors (a non-2xx answer, a socket error): its figures would not measure the gateway.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration=8
+reps=3
+stream=false
+pin=auto
+build=true
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --duration) duration="${2:?--duration needs seconds}"; shift 2 ;;
+        --reps) reps="${2:?--reps needs a count}"; shift 2 ;;
+        --stream) stream=true; shift ;;
+        --pin) pin="${2:?--pin needs auto or none}"; shift 2 ;;
+        --no-build) build=false; shift ;;
+        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+[[ "$duration" =~ ^[1-9][0-9]*$ ]] || { echo "error: --duration must be whole seconds, got $duration" >&2; exit 2; }
+[[ "$reps" =~ ^[1-9][0-9]*$ ]] || { echo "error: --reps must be a positive count, got $reps" >&2; exit 2; }
+[[ "$pin" = auto || "$pin" = none ]] || { echo "error: --pin must be auto or none, got $pin" >&2; exit 2; }
+
+for tool in curl python3 taskset; do
+    command -v "$tool" > /dev/null || { echo "error: $tool is missing" >&2; exit 2; }
+done
+if ! command -v wrk > /dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
+        echo "==> installing wrk (apt-get install -y wrk)"
+        apt-get install -y wrk > /dev/null || { apt-get update > /dev/null && apt-get install -y wrk > /dev/null; }
+    else
+        echo "error: wrk is missing: install it (Debian/Ubuntu: sudo apt-get install wrk)" >&2
+        exit 2
+    fi
+fi
+if $build; then
+    echo "==> cargo build --release"
+    cargo build --release --quiet
+fi
+bin="$PWD/target/release/breakwater"
+[ -x "$bin" ] || { echo "error: $bin is missing: run cargo build --release" >&2; exit 2; }
+
+cpus="$(nproc)"
+wrk_pin=()
+server_pin=()
+if [ "$pin" = auto ]; then
+    wrk_pin=(taskset -c "$((cpus - 1))")
+    if [ "$cpus" -ge 4 ]; then server_pin=(taskset -c "0-$((cpus - 2))"); fi
+fi
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2> /dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2> /dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Starts a server (its command line after the name), waits for the address it prints (it
+# listens on port 0: a free port) and sets $url to it.
+start() {
+    local name="$1" log="$work/$1.log"
+    shift
+    "$@" > "$log" 2>&1 &
+    local pid=$!
+    pids+=("$pid")
+    for _ in $(seq 600); do
+        if url="$(grep -o 'listening on http://[0-9.:]*' "$log" | grep -o 'http://.*')"; then
+            return
+        fi
+        kill -0 "$pid" 2> /dev/null || break
+        sleep 0.05
+    done
+    echo "error: $name did not start; its output:" >&2
+    cat "$log" >&2
+    exit 1
+}
+
+# Polls until `curl ARGS...` succeeds (an HTTP 2xx), for at most 30 s.
+ready() {
+    local name="$1"
+    shift
+    for _ in $(seq 300); do
+        curl -sf -o /dev/null --max-time 2 "$@" && return
+        sleep 0.1
+    done
+    echo "error: $name does not answer: curl $*" >&2
+    exit 1
+}
+
+body() {
+    local stream="$1"
+    cat << JSON
+{"model": "claude-sonnet-4-6", "max_tokens": 1024, "stream": $stream,
+ "system": "You are a concise assistant for a customer-support team. Answer in plain prose.",
+ "messages": [{"role": "user", "content": "A customer writes: my order 4471 arrived with a cracked lid and I would like a replacement rather than a refund. Draft a two-sentence reply that apologises and confirms the replacement ships within three working days."}]}
+JSON
+}
+
+# A wrk script POSTing the body in $1, whose done() prints one tab-separated line:
+# requests, seconds, p50, p90, p99 (microseconds), non-2xx answers, socket errors.
+lua() {
+    local body
+    body="$(body "$1" | tr -d '\n')"
+    cat << LUA
+wrk.method = "POST"
+wrk.headers["content-type"] = "application/json"
+wrk.headers["anthropic-version"] = "2023-06-01"
+wrk.headers["x-api-key"] = "bench"
+wrk.body = [[$body]]
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT\t%d\t%.3f\t%d\t%d\t%d\t%d\t%d\n", summary.requests,
+    summary.duration / 1e6, math.floor(latency:percentile(50)),
+    math.floor(latency:percentile(90)), math.floor(latency:percentile(99)), e.status, e.connect + e.read + e.write + e.timeout))
+end
+LUA
+}
+lua false > "$work/json.lua"
+lua true > "$work/stream.lua"
+
+start mock "${server_pin[@]}" "$bin" mock --listen 127.0.0.1:0 --scenario instant
+mock="$url"
+ready mock -X POST "$mock/v1/messages" -H 'x-api-key: bench' -H 'content-type: application/json' \
+    --data-binary "$(body false)"
+start gateway env ANTHROPIC_API_KEY=bench "${server_pin[@]}" "$bin" serve \
+    --listen 127.0.0.1:0 --upstream "$mock" --chain claude-sonnet-4-6,claude-haiku-4-5 --grace 1s
+gateway="$url"
+ready gateway "$gateway/healthz"
+ready "gateway's upstream" -X POST "$gateway/v1/messages" -H 'content-type: application/json' \
+    --data-binary "$(body false)"
+
+model="$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//' || true)"
+memory="$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+commit="$(git rev-parse --short HEAD 2> /dev/null || echo unknown)"
+git diff --quiet HEAD 2> /dev/null || commit="$commit (with uncommitted changes)"
+echo "date:     $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "machine:  $cpus CPUs ($model), $memory memory, $(uname -sr)"
+echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min load average before the runs)"
+echo "build:    $("$bin" --version), commit $commit, release"
+echo "wrk:      $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), 1 thread, ${duration}s per run, $reps repetitions"
+if [ "$pin" = auto ]; then
+    echo "pinning:  wrk on CPU $((cpus - 1)); servers on ${server_pin[2]:-every CPU}"
+else
+    echo "pinning:  none"
+fi
+echo "upstream: breakwater mock --scenario instant at $mock"
+echo "gateway:  breakwater serve --chain claude-sonnet-4-6,claude-haiku-4-5 at $gateway"
+echo
+
+kinds=(json)
+if $stream; then kinds+=(stream); fi
+results="$work/results.tsv"
+: > "$results"
+
+# One wrk run: kind, target name, URL, connections, seconds; appends to results when $rep is set.
+measure() {
+    local kind="$1" target="$2" url="$3" connections="$4" seconds="$5" line out="$work/wrk.out"
+    if ! "${wrk_pin[@]}" wrk -t1 -c"$connections" -d"${seconds}s" --timeout 5s \
+        -s "$work/$kind.lua" "$url/v1/messages" > "$out" 2>&1; then
+        echo "error: wrk failed against $url:" >&2
+        cat "$out" >&2
+        exit 1
+    fi
+    line="$(grep '^RESULT' "$out" | cut -f2-)" || { echo "error: wrk printed no result:" >&2; cat "$out" >&2; exit 1; }
+    if [ -n "$rep" ]; then
+        printf '%s\t%s\t%s\t%s\t%s\n' "$rep" "$kind" "$target" "$connections" "$line" >> "$results"
+        awk -F'\t' -v k="$kind" -v t="$target" -v c="$connections" -v r="$rep" '{
+            printf "  rep %s  %-6s %-7s %2s conn  %8.0f req/s  p50 %7.3f ms  p99 %7.3f ms  errors %d\n",
+                r, k, t, c, $1 / $2, $3 / 1000, $5 / 1000, $6 + $7 }' <<< "$line"
+    fi
+}
+
+rep=""
+echo "==> warming up (2 s per target)"
+for kind in "${kinds[@]}"; do
+    measure "$kind" direct "$mock" 64 2
+    measure "$kind" gateway "$gateway" 64 2
+done
+for rep in $(seq "$reps"); do
+    echo "==> repetition $rep of $reps"
+    order=(direct gateway)
+    if [ $((rep % 2)) = 0 ]; then order=(gateway direct); fi
+    for kind in "${kinds[@]}"; do
+        for connections in 4 64; do
+            for target in "${order[@]}"; do
+                url="$mock"
+                if [ "$target" = gateway ]; then url="$gateway"; fi
+                measure "$kind" "$target" "$url" "$connections" "$duration"
+            done
+        done
+    done
+done
+echo
+
+python3 - "$results" << 'PY'
+import statistics
+import sys
+from collections import defaultdict
+
+runs = defaultdict(dict)  # (kind, target, connections) -> rep -> figures
+for line in open(sys.argv[1]):
+    rep, kind, target, conns, requests, seconds, p50, p90, p99, status, socket = line.split("\t")
+    runs[(kind, target, int(conns))][int(rep)] = {
+        "rps": int(requests) / float(seconds),
+        "p50": int(p50) / 1000, "p90": int(p90) / 1000, "p99": int(p99) / 1000,
+        "errors": int(status) + int(socket),
+    }
+
+def cell(values, fmt):
+    values = sorted(values)
+    return f"{fmt(statistics.median(values))} ({fmt(values[0])} to {fmt(values[-1])})"
+
+count = lambda v: f"{v:,.0f}"
+ms = lambda v: f"{v:.3f}"
+print("median (min to max) over repetitions; latencies in ms")
+print()
+print("| request | target | connections | req/s | p50 | p90 | p99 | errors |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+for (kind, target, conns), reps in sorted(runs.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1] != "direct")):
+    figures = list(reps.values())
+    print(f"| {kind} | {target} | {conns} | {cell([f['rps'] for f in figures], count)} | "
+          + " | ".join(cell([f[p] for f in figures], ms) for p in ("p50", "p90", "p99"))
+          + f" | {sum(f['errors'] for f in figures)} |")
+print()
+
+def spread(name, values, fmt):
+    listed = " ".join(fmt(v) for v in values)
+    print(f"{name}: min {fmt(min(values))}, median {fmt(statistics.median(values))}, "
+          f"max {fmt(max(values))}   (per repetition: {listed})")
+
+for kind in sorted({k for k, _, _ in runs}):
+    direct64, gateway64 = runs[(kind, "direct", 64)], runs[(kind, "gateway", 64)]
+    direct4, gateway4 = runs[(kind, "direct", 4)], runs[(kind, "gateway", 4)]
+    spread(f"{kind}: gateway/direct req/s at 64 connections",
+           [gateway64[r]["rps"] / direct64[r]["rps"] for r in sorted(direct64)], lambda v: f"{v:.2f}")
+    spread(f"{kind}: p50 added by the gateway at 4 connections (ms)",
+           [gateway4[r]["p50"] - direct4[r]["p50"] for r in sorted(direct4)], lambda v: f"{v:.3f}")
+errors = sum(f["errors"] for reps in runs.values() for f in reps.values())
+if errors:
+    print(f"\nwarning: {errors} errors (non-2xx answers or socket errors): these figures are not a measure of the gateway")
+    sys.exit(1)
+PY
