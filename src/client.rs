@@ -251,7 +251,10 @@ impl ClaudeClient {
             .header(header::CONTENT_TYPE, "application/json")
             .body(body)
             .timeout(timeout);
-        let response = match with_headers(builder, headers).send().await {
+        let response = match with_headers(builder, headers, self.authenticated)
+            .send()
+            .await
+        {
             Ok(response) => response,
             Err(error) => {
                 let (class, message) = transport(error);
@@ -281,7 +284,7 @@ impl ClaudeClient {
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::CONTENT_LENGTH, body.len())
             .body(http_body(body));
-        builder = with_headers(builder, request.headers());
+        builder = with_headers(builder, request.headers(), self.authenticated);
         if stream {
             builder = builder.header(header::ACCEPT, "text/event-stream");
         } else {
@@ -387,11 +390,19 @@ impl Upstream for ClaudeClient {
 }
 
 /// `builder` with the request's own `anthropic-version` / `anthropic-beta`, which replace
-/// the client's configured ones.
+/// the client's configured ones, and, for a client without credentials, the caller's key.
 fn with_headers(
     mut builder: reqwest::RequestBuilder,
     headers: &api::RequestHeaders,
+    authenticated: bool,
 ) -> reqwest::RequestBuilder {
+    if !authenticated {
+        builder = match &headers.credentials {
+            Some(Credentials::ApiKey(key)) => builder.header("x-api-key", key.expose()),
+            Some(Credentials::Bearer(token)) => builder.bearer_auth(token.expose()),
+            None => builder,
+        };
+    }
     if let Some(version) = &headers.version {
         builder = builder.header("anthropic-version", version);
     }

@@ -488,6 +488,23 @@ async fn without_a_key_of_its_own_the_gateway_passes_the_callers_key() {
         Some("Bearer caller-token")
     );
     assert_eq!(header(&seen.headers, "x-api-key"), None);
+    // The same rule on the routes the runtime serves: the caller's key goes with its
+    // request to /v1/messages (whatever the recorder answers).
+    let body = r#"{"model":"m","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}"#;
+    reqwest::Client::new()
+        .post(format!("{base}/v1/messages"))
+        .header("x-api-key", "sk-caller-messages")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let seen = last(&log);
+    assert_eq!(seen.uri.path(), "/v1/messages");
+    assert_eq!(
+        header(&seen.headers, "x-api-key"),
+        Some("sk-caller-messages")
+    );
 }
 
 #[tokio::test]

@@ -64,6 +64,10 @@ pub struct RequestHeaders {
     pub version: Option<String>,
     /// `anthropic-beta` (comma-separated flags), replacing the configured ones.
     pub beta: Option<String>,
+    /// The caller's own key, sent only by a client that has none of its own (a gateway
+    /// without a key and without `require-keys` passes its callers' keys through). Its
+    /// `Debug` prints `***`.
+    pub credentials: Option<crate::client::Credentials>,
 }
 
 /// One turn of the conversation.

@@ -12,6 +12,7 @@ use futures::StreamExt;
 use super::{Gateway, error};
 use crate::api::{ErrorBody, ErrorType, RequestHeaders, WireRequest};
 use crate::catalog::AdaptMode;
+use crate::client::{Credentials, Secret};
 use crate::engine::{Answer, Error, RequestOptions, Target};
 use crate::runtime::Runtime;
 
@@ -28,7 +29,7 @@ pub(super) async fn messages(State(gateway): State<Arc<Gateway>>, request: Reque
         Err(response) => return *response,
     };
     let request = match WireRequest::from_json(held.bytes.clone()) {
-        Ok(request) => request.with_headers(forwarded(&parts.headers)),
+        Ok(request) => request.with_headers(forwarded(&parts.headers, &gateway)),
         Err(err) => return error(400, ErrorType::InvalidRequest, err.to_string()),
     };
     let (chain, adapt) = match chain(&gateway, request.model()).await {
@@ -74,7 +75,7 @@ pub(super) async fn count_tokens(
     match client
         .forward_count_tokens(
             held.bytes.clone(),
-            &forwarded(&parts.headers),
+            &forwarded(&parts.headers, &gateway),
             COUNT_TOKENS_TIMEOUT,
         )
         .await
@@ -116,18 +117,43 @@ async fn read_body(
         .await
 }
 
-/// The caller's `anthropic-version` and `anthropic-beta`, to send upstream as they came.
-fn forwarded(headers: &HeaderMap) -> RequestHeaders {
+/// The caller's `anthropic-version` and `anthropic-beta`, to send upstream as they came;
+/// and its key, when the gateway has none of its own and does not require its own keys
+/// (the one key rule, as on forwarded routes).
+fn forwarded(headers: &HeaderMap, gateway: &Gateway) -> RequestHeaders {
     let text = |name: &str| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
+    let passes_keys = !gateway.config.require_keys
+        && gateway
+            .runtime
+            .client()
+            .is_some_and(|client| !client.has_credentials());
+    let credentials = passes_keys.then(|| caller_key(headers)).flatten();
     RequestHeaders {
         version: text("anthropic-version"),
         beta: text("anthropic-beta"),
+        credentials,
     }
+}
+
+/// The key a caller presented: `x-api-key`, else `Authorization: Bearer`.
+fn caller_key(headers: &HeaderMap) -> Option<Credentials> {
+    let value = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    if let Some(key) = value("x-api-key").filter(|key| !key.is_empty()) {
+        return Some(Credentials::ApiKey(Secret::new(key)));
+    }
+    let authorization = value("authorization")?;
+    let (scheme, token) = authorization.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .then(|| Credentials::Bearer(Secret::new(token.trim())))
 }
 
 /// The chain a request for `model` runs on (see [`Runtime::chain_for_model`]); a model in no chain is

@@ -346,6 +346,7 @@ async fn attempt(core: &Core, item: &Item) -> Settlement {
     let request = request.with_headers(RequestHeaders {
         version: stored.anthropic_version,
         beta: stored.anthropic_beta,
+        credentials: None,
     });
     let mut options = RequestOptions::default()
         .with_priority(Priority::Sheddable)
