@@ -178,10 +178,21 @@ async fn a_permanent_upstream_error_passes_through_as_it_came() {
     )
     .await;
     let base = gateway(&server, &["p", "f"]).await;
-    let response = post(&base, body("p", false).to_string()).await;
-    assert_eq!(response.status(), 403);
-    let error: Value = response.json().await.unwrap();
-    assert_eq!(error["error"]["type"], "permission_error");
+    for stream in [false, true] {
+        let response = post(&base, body("p", stream).to_string()).await;
+        assert_eq!(response.status(), 403, "stream {stream}");
+        let id = header(&response, "request-id")
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            id.starts_with("req_mock_"),
+            "stream {stream}: request-id {id:?}"
+        );
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["type"], "permission_error");
+        // The body as the upstream sent it, request id included (as the header has it).
+        assert_eq!(error["request_id"], id.as_str(), "stream {stream}: {error}");
+    }
 }
 
 #[tokio::test]

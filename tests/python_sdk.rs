@@ -2,6 +2,9 @@
 //! retries off, the mock browning out the primary and injecting mid-stream overloads; every
 //! request, streamed or not, must be answered whole, and the forwarded routes (models,
 //! Message Batches, Files) must work through the gateway (see tests/python/sdk_gateway.py).
+//! And with the chain heads down behind a mock that enforces the model catalogue, requests a
+//! fallback would refuse as they came must be answered by it, adapted, while a request no
+//! model can take comes back as its own 400 (see tests/python/sdk_fallback.py).
 //!
 //! It needs a Python with the SDK installed, named by `BREAKWATER_PYTHON`; `scripts/test`
 //! (the README's test command, and CI's) makes one in a virtual environment and sets
@@ -11,6 +14,17 @@ use std::process::Command;
 
 #[test]
 fn the_official_python_sdk_with_retries_off_is_answered_whole_through_the_gateway() {
+    run_script("sdk_gateway.py", "ok: every request answered whole");
+}
+
+#[test]
+fn the_official_python_sdk_sees_fallbacks_answer_what_the_fallback_would_refuse_as_it_came() {
+    run_script("sdk_fallback.py", "ok: every fallback answered");
+}
+
+/// Runs `tests/python/SCRIPT` with the SDK's Python, and asserts that it succeeds and prints
+/// `summary`.
+fn run_script(script: &str, summary: &str) {
     let Some(python) = std::env::var_os("BREAKWATER_PYTHON") else {
         assert!(
             std::env::var_os("BREAKWATER_REQUIRE_PYTHON").is_none(),
@@ -22,9 +36,9 @@ fn the_official_python_sdk_with_retries_off_is_answered_whole_through_the_gatewa
         );
         return;
     };
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/sdk_gateway.py");
+    let script = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
     let output = Command::new(&python)
-        .arg(script)
+        .arg(&script)
         .env("BREAKWATER_BIN", env!("CARGO_BIN_EXE_breakwater"))
         .output()
         .unwrap_or_else(|error| panic!("cannot run {}: {error}", python.to_string_lossy()));
@@ -33,11 +47,8 @@ fn the_official_python_sdk_with_retries_off_is_answered_whole_through_the_gatewa
     println!("{stdout}");
     assert!(
         output.status.success(),
-        "the SDK test failed ({}):\n{stdout}\n{stderr}",
+        "{script} failed ({}):\n{stdout}\n{stderr}",
         output.status
     );
-    assert!(
-        stdout.contains("ok: every request answered whole"),
-        "{stdout}"
-    );
+    assert!(stdout.contains(summary), "{stdout}");
 }

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 
-use super::{Gateway, error};
+use super::{Gateway, error, error_body};
 use crate::api::{ErrorBody, ErrorType, RequestHeaders, WireRequest};
 use crate::catalog::AdaptMode;
 use crate::client::{Credentials, Secret};
@@ -291,7 +291,12 @@ fn failed_body(failure: &Error) -> Response {
             let kind = failure
                 .error_type()
                 .map_or(ErrorType::InvalidRequest, ErrorType::from);
-            error(status, kind, failure.message().to_owned())
+            // As it came: the API's error bodies carry their request id, as the header does.
+            let mut body = ErrorBody::new(kind, failure.message().to_owned());
+            if let Some(id) = failure.request_id() {
+                body = body.with_request_id(id);
+            }
+            error_body(status, body)
         }
         Error::Exhausted { retry_after, .. } => {
             let mut response = error(529, ErrorType::Overloaded, failure.to_string());
