@@ -14,12 +14,14 @@ use std::sync::{Arc, LazyLock};
 use serde::{Deserialize, Serialize};
 
 mod error;
+mod learned;
 mod overrides;
 mod spec;
 mod validate;
 mod wire;
 
 pub use error::CatalogError;
+pub use learned::ModelInfo;
 pub use overrides::{
     CatalogConfig, EffortOverride, LifecycleOverride, ModelOverride, ThinkingOverride,
 };
@@ -132,6 +134,21 @@ impl Catalog {
             }
         }
         Catalog::build(specs, &written)
+    }
+
+    /// The built-in catalogue with `overrides` (from `breakwater.toml`) over what the
+    /// upstream's `GET /v1/models` said of the models it knows (see [`ModelInfo`]): the
+    /// overrides win key by key; models it does not know learn nothing.
+    ///
+    /// # Errors
+    /// As [`Catalog::with_overrides`].
+    pub fn with_learned(
+        overrides: &BTreeMap<String, ModelOverride>,
+        models: &[ModelInfo],
+    ) -> Result<Catalog, CatalogError> {
+        let builtin = Catalog::builtin();
+        let learned = learned::learned(models, &builtin);
+        builtin.with_overrides(&learned::under(overrides, learned, &builtin))
     }
 
     /// The model called `model`, by id or alias; `None` for a model the catalogue does not

@@ -138,8 +138,9 @@ impl RuntimeBuilder {
         } else {
             let mut client = client_config(&self.config, self.base_url);
             client.credentials = self.credentials.or(client.credentials);
-            let client =
-                ClaudeClient::new(&client)?.with_catalog(self.config.catalog()?, self.config.adapt);
+            let client = ClaudeClient::new(&client)?;
+            let catalog = catalog_for(&self.config, &client).await?;
+            let client = client.with_catalog(catalog, self.config.adapt);
             http = Some(client.clone());
             Arc::new(client)
         };
@@ -188,6 +189,36 @@ fn client_config(config: &Config, base_url: Option<String>) -> crate::client::Cl
         client.base_url = from_env;
     }
     client
+}
+
+/// How long the catalogue's refresh may wait for `GET /v1/models`.
+const MODELS_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The model catalogue: the built-in one with `[catalog.models]` over it, and, with
+/// `[catalog] refresh`, over what the upstream's `GET /v1/models` says; a refresh that fails
+/// keeps the rest, with a warning.
+async fn catalog_for(
+    config: &Config,
+    client: &ClaudeClient,
+) -> Result<Arc<crate::catalog::Catalog>, ConfigError> {
+    let configured = config.catalog()?;
+    if !config.catalog.refresh {
+        return Ok(configured);
+    }
+    let models = match client.list_models(MODELS_TIMEOUT).await {
+        Ok(models) => models,
+        Err(failure) => {
+            tracing::warn!(%failure, "GET /v1/models failed: the model catalogue is not refreshed");
+            return Ok(configured);
+        }
+    };
+    match crate::catalog::Catalog::with_learned(&config.catalog.models, &models) {
+        Ok(catalog) => Ok(Arc::new(catalog)),
+        Err(error) => {
+            tracing::warn!(%error, "GET /v1/models contradicts the catalogue: not refreshed");
+            Ok(configured)
+        }
+    }
 }
 
 /// A running breakwater runtime.

@@ -17,12 +17,25 @@ use super::validate::Problem;
 use super::wire::{Effort, ThinkingType};
 
 /// `[catalog]`: overrides of the built-in model catalogue.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CatalogConfig {
     /// `[catalog.models.ID]`, by model id or alias. Default: none (the built-in catalogue as
     /// it is).
     pub models: BTreeMap<String, ModelOverride>,
+    /// Whether a runtime with an HTTP upstream reads `GET /v1/models` at start and takes what
+    /// its `capabilities` say of the models the catalogue knows, under `models`, which win
+    /// key by key. Default: true.
+    pub refresh: bool,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        Self {
+            models: BTreeMap::new(),
+            refresh: true,
+        }
+    }
 }
 
 /// One model's overrides: each key given replaces the built-in value (`platforms` entries are

@@ -123,3 +123,68 @@ fn answer(response: reqwest::Response, idle: Duration) -> http::Response<AnswerS
     *answer.headers_mut() = headers;
     answer
 }
+
+impl ClaudeClient {
+    /// Every model `GET /v1/models` lists (following `has_more` for at most ten pages),
+    /// within `timeout` per page, as far as the catalogue reads them.
+    ///
+    /// # Errors
+    /// A [`Failure`] when a page does not come, or is not a model list.
+    pub async fn list_models(
+        &self,
+        timeout: Duration,
+    ) -> Result<Vec<crate::catalog::ModelInfo>, Failure> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            data: Vec<crate::catalog::ModelInfo>,
+            #[serde(default)]
+            has_more: bool,
+            #[serde(default)]
+            last_id: Option<String>,
+        }
+        let url = format!("{}/v1/models", self.base_url());
+        let mut models = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..10 {
+            let mut query = vec![("limit", "1000".to_owned())];
+            if let Some(after) = &after {
+                query.push(("after_id", after.clone()));
+            }
+            let sent = self
+                .http
+                .get(&url)
+                .query(&query)
+                .timeout(timeout)
+                .send()
+                .await;
+            let response = sent.map_err(|error| {
+                let (class, message) = transport(error);
+                Failure::new(class, message)
+            })?;
+            let status = response.status().as_u16();
+            let body = response.bytes().await.map_err(|error| {
+                let (class, message) = transport(error);
+                Failure::new(class, message)
+            })?;
+            if !(200..300).contains(&status) {
+                return Err(crate::api::failure(
+                    status,
+                    crate::api::ResponseMeta::default(),
+                    &body,
+                ));
+            }
+            let page: Page = serde_json::from_slice(&body).map_err(|error| {
+                Failure::new(
+                    Class::ServerError,
+                    format!("unreadable model list: {error}"),
+                )
+            })?;
+            models.extend(page.data);
+            match (page.has_more, page.last_id) {
+                (true, Some(last)) => after = Some(last),
+                _ => break,
+            }
+        }
+        Ok(models)
+    }
+}
