@@ -37,6 +37,8 @@ async fn gateway(
     tune: impl FnOnce(&mut Config),
 ) -> String {
     let mut config = Config::for_chain(&["p".to_owned()]);
+    // The recorder logs every request it gets: no catalogue refresh at start among them.
+    config.catalog.refresh = false;
     tune(&mut config);
     let mut builder = Runtime::builder().config(config).base_url(upstream);
     if let Some(credentials) = credentials {
