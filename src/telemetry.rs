@@ -162,3 +162,25 @@ impl Drop for Telemetry {
         let _ = self.provider.shutdown();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_must_be_an_http_url() {
+        for endpoint in ["", "localhost:4318", "ftp://collector:21", "http://"] {
+            let error = init(endpoint).expect_err(endpoint);
+            assert!(
+                matches!(error, TelemetryError::Endpoint { .. }),
+                "{endpoint}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn exporting_needs_a_tokio_runtime() {
+        let error = init("http://127.0.0.1:4318").expect_err("no runtime here");
+        assert!(matches!(error, TelemetryError::NoRuntime), "{error}");
+    }
+}

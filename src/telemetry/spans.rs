@@ -285,3 +285,35 @@ fn adapted(span: &Span, changes: &[&str]) {
         span.record("breakwater.adapted", changes.join(","));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::engine::trace::ATTEMPT_FIELDS;
+
+    fn request() -> WireRequest {
+        let body = r#"{"model":"m","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}"#;
+        WireRequest::from_json(Bytes::from_static(body.as_bytes())).expect("a valid request")
+    }
+
+    #[test]
+    fn the_attempt_span_declares_every_field_the_engine_records() {
+        tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+            let span = attempt_span(&Span::none(), &Target::new("m"), &request(), "https://x");
+            let metadata = span.metadata().expect("an enabled span has metadata");
+            for field in ATTEMPT_FIELDS {
+                assert!(metadata.fields().field(field).is_some(), "{field}");
+            }
+        });
+    }
+
+    #[test]
+    fn nothing_is_read_or_recorded_while_no_layer_wants_the_spans() {
+        let span = request_span(&request(), false, Some("https://x"), || {
+            unreachable!("the chain is not worked out for a disabled span")
+        });
+        assert!(span.is_disabled());
+    }
+}
