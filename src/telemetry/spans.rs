@@ -248,6 +248,8 @@ pub(crate) fn observed(events: EventStream<WireEvent>, changes: &[&str]) -> Even
     }))
 }
 
+/// Records what `event` says of the answer: `message_start` its id, model and input tokens,
+/// `message_delta` its output tokens (each field once: a span keeps every value recorded).
 fn observe(span: &Span, event: &WireEvent) {
     #[derive(Deserialize)]
     struct Start<'a> {
@@ -261,10 +263,11 @@ fn observe(span: &Span, event: &WireEvent) {
     }
     match event.kind() {
         EventKind::MessageStart => {
-            if let Some(start) = event
+            if let Some(mut start) = event
                 .data()
                 .and_then(|d| serde_json::from_slice::<Start<'_>>(d).ok())
             {
+                start.message.usage.output = None;
                 start.message.record(span);
             }
         }
@@ -273,7 +276,12 @@ fn observe(span: &Span, event: &WireEvent) {
                 .data()
                 .and_then(|d| serde_json::from_slice::<Delta>(d).ok())
             {
-                delta.usage.record(span);
+                let output = delta.usage.output;
+                Usage {
+                    output,
+                    ..Usage::default()
+                }
+                .record(span);
             }
         }
         _ => {}
