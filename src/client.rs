@@ -23,7 +23,7 @@ use crate::api::{self, ErrorType, ResponseMeta, WireEvent, WireMessage, WireRequ
 use crate::catalog::{AdaptMode, Catalog};
 use crate::engine::policy::Cost;
 use crate::engine::{Class, EventStream, Failure, Outcome, Reply, Target, Upstream};
-use crate::wallclock;
+use crate::{telemetry, wallclock};
 
 pub(crate) use config::non_empty_env;
 pub use config::{ClientConfig, ClientError, DEFAULT_API_VERSION, DEFAULT_BASE_URL};
@@ -321,6 +321,7 @@ impl ClaudeClient {
                 None => return Err(failure),
             }
         };
+        telemetry::spans::answered(&body, &prepared.changes);
         match WireMessage::from_json(body) {
             Ok(message) => Ok(reply(message, meta, &prepared.changes)),
             Err(error) => Err(api::answered(
@@ -357,6 +358,7 @@ impl ClaudeClient {
             meta.request_id.clone(),
             self.read_timeout,
         );
+        let events = telemetry::spans::observed(events, &prepared.changes);
         Ok(reply(events, meta, &prepared.changes))
     }
 }
@@ -386,6 +388,15 @@ impl Upstream for ClaudeClient {
             request.estimated_input_tokens(),
             u64::from(request.max_tokens()),
         )
+    }
+
+    fn attempt_span(
+        &self,
+        parent: &tracing::Span,
+        target: &Target,
+        request: &WireRequest,
+    ) -> tracing::Span {
+        telemetry::spans::attempt_span(parent, target, request, &self.messages_url)
     }
 }
 

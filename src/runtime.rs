@@ -39,6 +39,7 @@ use crate::engine::{
     Answer, BreakerStatus, Committed, DispatcherMsg, Engine, Error, Event, RequestOptions,
     StartError, Target, Upstream,
 };
+use crate::telemetry::spans;
 
 pub use deferred::{DeferError, Ticket, TicketStatus};
 
@@ -513,9 +514,13 @@ impl Core {
         // fails to prove the engine's future `Send` for every lifetime (a known limitation of
         // its higher-ranked lifetime inference).
         Box::pin(async move {
-            let options = self.counted(&request, options).await;
-            let send: BoxFuture<'_, _> = Box::pin(self.engine.send(request, options));
-            send.await
+            let span = self.span(&request, &options, false);
+            spans::within(span, async {
+                let options = self.counted(&request, options).await;
+                let send: BoxFuture<'_, _> = Box::pin(self.engine.send(request, options));
+                send.await
+            })
+            .await
         })
     }
 
@@ -572,9 +577,25 @@ impl Core {
         options: RequestOptions,
     ) -> BoxFuture<'_, Result<Answer<Committed<WireEvent>>, Error>> {
         Box::pin(async move {
-            let options = self.counted(&request, options).await;
-            let stream: BoxFuture<'_, _> = Box::pin(self.engine.stream(request, options));
-            stream.await
+            let span = self.span(&request, &options, true);
+            spans::within(span, async {
+                let options = self.counted(&request, options).await;
+                let stream: BoxFuture<'_, _> = Box::pin(self.engine.stream(request, options));
+                stream.await
+            })
+            .await
+        })
+    }
+
+    /// The span of `request` (see [`crate::telemetry`]), whose attempts' spans are its
+    /// children.
+    fn span(&self, request: &WireRequest, options: &RequestOptions, stream: bool) -> tracing::Span {
+        let url = self.http.as_ref().map(ClaudeClient::messages_url);
+        spans::request_span(request, stream, url, || {
+            options
+                .chain
+                .as_deref()
+                .map_or_else(|| self.config.default_chain(), <[Target]>::to_vec)
         })
     }
 

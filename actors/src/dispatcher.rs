@@ -31,7 +31,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use crate::board::Board;
 use crate::config::EngineConfig;
 use crate::directory::Directory;
-use crate::job::{AnswerPort, Job, Outstanding, StreamPort};
+use crate::job::{AnswerPort, Job, Outstanding, ReplyPort, StreamPort};
 use crate::policy::StateKind;
 use crate::request::RequestOptions;
 use crate::upstream::{Failure, Target, Upstream};
@@ -75,6 +75,9 @@ pub enum DispatcherMsg<U: Upstream> {
 pub struct Internal<U: Upstream>(pub(crate) Signal<U>);
 
 pub(crate) enum Signal<U: Upstream> {
+    /// A request from the [`Engine`](crate::Engine) handle, with the caller's span, which its
+    /// attempts' spans are children of.
+    Submit(Box<Submission<U>>),
     /// An attempt failed; the worker recorded it on the job.
     Failed { job: Job<U>, failure: Failure },
     /// A scheduled retry is due.
@@ -89,6 +92,14 @@ pub(crate) enum Signal<U: Upstream> {
     Transition { target: Target, to: StateKind },
     /// A parked job's deadline is due.
     Expire(u64),
+}
+
+/// A request as the [`Engine`](crate::Engine) handle submits it.
+pub(crate) struct Submission<U: Upstream> {
+    pub(crate) request: Arc<U::Request>,
+    pub(crate) options: RequestOptions,
+    pub(crate) reply: ReplyPort<U>,
+    pub(crate) span: tracing::Span,
 }
 
 impl<U: Upstream> From<Signal<U>> for DispatcherMsg<U> {
@@ -138,24 +149,16 @@ impl<U: Upstream> Actor for DispatcherActor<U> {
                 options,
                 reply,
             } => {
-                state.submit(
-                    &myself,
-                    request,
-                    &options,
-                    crate::job::ReplyPort::Whole(reply),
-                );
+                let reply = ReplyPort::Whole(reply);
+                state.submit(&myself, request, &options, reply, tracing::Span::none());
             }
             DispatcherMsg::SubmitStream {
                 request,
                 options,
                 reply,
             } => {
-                state.submit(
-                    &myself,
-                    request,
-                    &options,
-                    crate::job::ReplyPort::Stream(reply),
-                );
+                let reply = ReplyPort::Stream(reply);
+                state.submit(&myself, request, &options, reply, tracing::Span::none());
             }
             DispatcherMsg::Isolate(target) => {
                 state.tell_breaker(&target, crate::breaker::BreakerMsg::Isolate);

@@ -11,8 +11,8 @@ use tokio::sync::broadcast;
 use crate::board::{Board, BreakerStatus, Event};
 use crate::config::EngineConfig;
 use crate::directory::Directory;
-use crate::dispatcher::DispatcherMsg;
-use crate::job::Outstanding;
+use crate::dispatcher::{DispatcherMsg, Signal, Submission};
+use crate::job::{Outstanding, ReplyPort};
 use crate::policy::PolicyError;
 use crate::request::{Answer, Error, RequestOptions};
 use crate::supervisor::{SupervisorActor, SupervisorArgs, SupervisorMsg};
@@ -85,7 +85,8 @@ impl<U: Upstream> Engine<U> {
         })
     }
 
-    /// Sends `request` and waits for the whole answer.
+    /// Sends `request` and waits for the whole answer. Each attempt's span is a child of the
+    /// caller's current span (see [`crate::trace`]).
     ///
     /// # Errors
     /// Every way a request can end without an answer; see [`Error`].
@@ -95,10 +96,15 @@ impl<U: Upstream> Engine<U> {
         options: RequestOptions,
     ) -> Result<Answer<U::Response>, Error> {
         let timeout = self.timeout(&options);
-        self.ask(timeout, |reply| DispatcherMsg::Submit {
-            request: Arc::new(request),
-            options,
-            reply,
+        let span = tracing::Span::current();
+        self.ask(timeout, |reply| {
+            Signal::Submit(Box::new(Submission {
+                request: Arc::new(request),
+                options,
+                reply: ReplyPort::Whole(reply),
+                span,
+            }))
+            .into()
         })
         .await
     }
@@ -114,10 +120,15 @@ impl<U: Upstream> Engine<U> {
         options: RequestOptions,
     ) -> Result<Answer<Committed<U::Event>>, Error> {
         let timeout = self.timeout(&options);
-        self.ask(timeout, |reply| DispatcherMsg::SubmitStream {
-            request: Arc::new(request),
-            options,
-            reply,
+        let span = tracing::Span::current();
+        self.ask(timeout, |reply| {
+            Signal::Submit(Box::new(Submission {
+                request: Arc::new(request),
+                options,
+                reply: ReplyPort::Stream(reply),
+                span,
+            }))
+            .into()
         })
         .await
     }

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::policy::{Backoff, Cost};
 use crate::request::{Answer, Attempt, Error, Priority};
+use crate::trace::Spans;
 use crate::upstream::{Committed, Failure, Reply, Target, Upstream};
 
 /// Where a whole answer goes.
@@ -70,6 +71,8 @@ pub(crate) struct Job<U: Upstream> {
     /// What an attempt is expected to spend of a rate limit, worked out once by the first
     /// worker that takes the job.
     pub(crate) cost: Option<Cost>,
+    /// Its request's span, and its attempt's until a decision follows a failure.
+    pub(crate) spans: Spans,
     /// Counts the job as outstanding for as long as it exists.
     pub(crate) _ticket: Ticket,
 }
@@ -151,12 +154,16 @@ impl<U: Upstream> Job<U> {
 
     /// Answers the caller with an error.
     pub(crate) fn fail(self, error: Error) {
+        // The job's spans end before the caller hears, so that what it reads next (a flushed
+        // trace, say) has them.
+        drop(self.spans);
         self.reply.fail(error);
     }
 
     /// Answers the caller with what the attempt delivered.
     pub(crate) fn succeed(self, reply: Reply<Delivery<U>>) {
         let target = self.target().clone();
+        drop(self.spans);
         let (attempts, request_id, changes) = (self.attempts, reply.request_id, reply.changes);
         // A caller that left is not an error: there is nobody to tell.
         match (self.reply, reply.value) {

@@ -16,6 +16,7 @@ mod job;
 pub mod policy;
 mod request;
 mod supervisor;
+pub mod trace;
 pub mod upstream;
 mod worker;
 

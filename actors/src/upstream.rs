@@ -153,6 +153,19 @@ pub trait Upstream: Send + Sync + 'static {
         let _ = request;
         crate::policy::Cost::default()
     }
+
+    /// The span of an attempt of `request` at `target`, a child of `parent` (the request's
+    /// span), entered while the attempt runs. It must declare the fields the engine records
+    /// ([`crate::trace::ATTEMPT_FIELDS`]). Default: [`crate::trace::attempt_span`].
+    fn attempt_span(
+        &self,
+        parent: &tracing::Span,
+        target: &Target,
+        request: &Self::Request,
+    ) -> tracing::Span {
+        let _ = request;
+        crate::trace::attempt_span(parent, target)
+    }
 }
 
 /// A shared upstream is an upstream, so the engine can run over `Arc<dyn Upstream<...>>`.
@@ -179,5 +192,14 @@ impl<U: Upstream + ?Sized> Upstream for Arc<U> {
 
     fn cost(&self, request: &Self::Request) -> crate::policy::Cost {
         (**self).cost(request)
+    }
+
+    fn attempt_span(
+        &self,
+        parent: &tracing::Span,
+        target: &Target,
+        request: &Self::Request,
+    ) -> tracing::Span {
+        (**self).attempt_span(parent, target, request)
     }
 }

@@ -24,6 +24,7 @@ use crate::directory::Directory;
 use crate::dispatcher::Signal;
 use crate::job::{Delivery, Job};
 use crate::policy::{AdaptiveLimit, CapacitySignal, Cost, LimitConfig, RateBucket, StateKind};
+use crate::trace;
 use crate::upstream::{Class, Failure, Outcome, Reply, Target, Upstream, await_commit};
 
 /// Jobs a worker holds, queued or running, where the supervisor can reach them.
@@ -238,7 +239,7 @@ impl<U: Upstream> WorkerState<U> {
     }
 
     fn start(&mut self, myself: &ActorRef<WorkerMsg<U>>, id: u64, now: Instant) {
-        let Some(job) = self.args.ledger.remove(id) else {
+        let Some(mut job) = self.args.ledger.remove(id) else {
             return;
         };
         // A probe that will not run must give its slot back, or the breaker stays half-open
@@ -263,7 +264,8 @@ impl<U: Upstream> WorkerState<U> {
             .limits
             .attempt_timeout
             .min(job.deadline.saturating_duration_since(now));
-        let span = tracing::debug_span!("attempt", request = id, target = %self.args.target, attempt = job.attempts.len() + 1, probe = job.probe);
+        let breaker = self.args.board.state(&self.args.target);
+        let span = trace::start(&*self.args.upstream, &mut job, breaker);
         let attempt = attempt(
             self.args.upstream.clone(),
             job.target().clone(),
@@ -279,15 +281,11 @@ impl<U: Upstream> WorkerState<U> {
         self.next_start = now + self.args.limits.min_interval;
         let myself = myself.clone();
         let task = async move {
-            let outcome = bounded(attempt, timeout).await;
-            match &outcome {
-                Ok(_) => tracing::debug!("attempt succeeded"),
-                Err(failure) => tracing::debug!(
-                    class = failure.class().as_label(),
-                    status = failure.status(),
-                    "attempt failed"
-                ),
-            }
+            let outcome = bounded(attempt, timeout).instrument(span.clone()).await;
+            trace::ended(&span, outcome.as_ref().err());
+            // Let go of the span before the outcome moves on, so that it has ended (or waits
+            // only for the decision the job carries it to) by the time the caller hears.
+            drop(span);
             // A worker that is gone had its jobs handed back by the supervisor.
             let _ = myself.cast(WorkerMsg::Done {
                 id,
@@ -295,7 +293,7 @@ impl<U: Upstream> WorkerState<U> {
                 started: now,
             });
         };
-        tokio::spawn(task.instrument(span));
+        tokio::spawn(task);
     }
 
     /// Attempts that may run at once now: the adaptive limit, never above the static cap.

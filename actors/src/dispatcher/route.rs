@@ -19,6 +19,7 @@ use crate::directory::Directory;
 use crate::job::{Job, Outstanding, ReplyPort};
 use crate::policy::{Attempts, Decision, GiveUp, Parked, ParkingLot, RetryBudget, StateKind};
 use crate::request::{Error, Priority, RequestOptions};
+use crate::trace::Spans;
 use crate::upstream::{Class, Failure, Target, Upstream};
 use crate::worker::WorkerMsg;
 
@@ -69,6 +70,7 @@ impl<U: Upstream> DispatcherState<U> {
         request: Arc<U::Request>,
         options: &RequestOptions,
         reply: ReplyPort<U>,
+        span: tracing::Span,
     ) {
         let priority = options.priority;
         let chain = options
@@ -108,6 +110,7 @@ impl<U: Upstream> DispatcherState<U> {
             probe: false,
             last: None,
             cost: options.cost,
+            spans: Spans::new(span),
             _ticket: self.outstanding.ticket(),
         };
         metrics::counter!("breakwater_requests_total", "priority" => priority.as_label())
@@ -163,6 +166,7 @@ impl<U: Upstream> DispatcherState<U> {
 
     pub(crate) fn signal(&mut self, me: &Me<U>, signal: Signal<U>) {
         match signal {
+            Signal::Submit(s) => self.submit(me, s.request, &s.options, s.reply, s.span),
             Signal::Failed { job, failure } => self.failed(me, job, failure),
             Signal::Retry(job) => self.route(me, job),
             Signal::Admitted(job) => self.dispatch(me, job),
@@ -276,6 +280,7 @@ impl<U: Upstream> DispatcherState<U> {
 
     /// Moves `job` past its current target, which is unavailable or failed with `class`.
     fn skip(&mut self, me: &Me<U>, mut job: Job<U>, class: Option<Class>) {
+        job.spans.moved_on(job.can_fall_back());
         if !job.can_fall_back() {
             return self.park(me, job);
         }
@@ -342,10 +347,12 @@ impl<U: Upstream> DispatcherState<U> {
     /// Retries in place if the target is still closed and its budget allows; otherwise moves
     /// on (a failed probe always moves on, so its caller never sees it).
     fn retry(&mut self, me: &Me<U>, job: Job<U>, class: Class, delay: Duration, was_probe: bool) {
+        let mut job = job;
         let target = job.target().clone();
         let closed = !was_probe && self.board.state(&target) == StateKind::Closed;
         let budget = self.budget(&target).try_withdraw(Instant::now());
         if closed && budget {
+            job.spans.decided("retry");
             metrics::counter!("breakwater_retries_total", "target" => target.to_string(), "class" => class.as_label()).increment(1);
             self.board.publish(Event::Retried {
                 target,
@@ -363,7 +370,8 @@ impl<U: Upstream> DispatcherState<U> {
         self.skip(me, job, Some(class));
     }
 
-    fn give_up(&self, job: Job<U>, reason: GiveUp) {
+    fn give_up(&self, mut job: Job<U>, reason: GiveUp) {
+        job.spans.decided("give_up");
         let error = match reason {
             GiveUp::Permanent => {
                 let failure = job

@@ -146,6 +146,14 @@ impl WireEvent {
         }
     }
 
+    /// The event's data as the upstream sent it; `None` for a typed event.
+    pub(crate) fn data(&self) -> Option<&[u8]> {
+        match &self.0 {
+            Repr::Frame { data, .. } => Some(data),
+            Repr::Typed(_) => None,
+        }
+    }
+
     /// The event as it travels: the upstream's frame as it came.
     pub fn frame(&self) -> Bytes {
         match &self.0 {

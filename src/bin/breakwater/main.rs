@@ -18,6 +18,7 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use breakwater::telemetry::Telemetry;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -98,18 +99,57 @@ mod exit {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => return exit::usage(&format!("cannot start the async runtime: {error}")),
     };
+    // Traces for the commands that serve traffic, when an OTLP endpoint is set.
+    let traced = matches!(
+        cli.command,
+        Command::Serve(_) | Command::Load(_) | Command::Batch(_)
+    );
+    let telemetry = if traced {
+        let _entered = runtime.enter();
+        breakwater::telemetry::from_env().transpose()
+    } else {
+        Ok(None)
+    };
+    let telemetry = match telemetry {
+        Ok(telemetry) => telemetry,
+        Err(error) => return exit::usage(&error.to_string()),
+    };
+    install_tracing(telemetry.as_ref());
+    let code = run(&runtime, cli.command);
+    // Flush on the way out, while the runtime the exporter sends on still runs.
+    if let Some(Err(error)) = telemetry.map(Telemetry::shutdown) {
+        eprintln!("warning: {error}");
+    }
+    code
+}
+
+/// Logs on stderr by `RUST_LOG` (default `warn`); with `telemetry`, the OpenTelemetry layer
+/// beside them, each layer with its own filter. Without it the filter is global, so that
+/// spans no layer wants are disabled at their call sites.
+fn install_tracing(telemetry: Option<&Telemetry>) {
+    use tracing_subscriber::prelude::*;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let Some(telemetry) = telemetry else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+        return;
+    };
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(telemetry.layer())
+        .init();
+}
+
+fn run(runtime: &tokio::runtime::Runtime, command: Command) -> ExitCode {
     runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Send(args) => send::run(args).await,
             Command::Load(args) => load::run(args).await,
             Command::Mock(args) => mock::run(args).await,
