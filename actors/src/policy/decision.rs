@@ -1,8 +1,8 @@
 //! What to do after a failed attempt: retry the same target after a delay, fall back to the
 //! next target of the chain, or give up and tell the caller why.
 //!
-//! The rules follow the failure classes in DESIGN.md. Permanent failures (the request is
-//! wrong) are never retried anywhere. An overload is retried on the same target a couple of
+//! The rules follow the failure classes (the README's "How failures are classified").
+//! Permanent failures (the request is wrong) are never retried anywhere. An overload is retried on the same target a couple of
 //! times with jittered backoff and then handed to the next target: a browned-out model often
 //! answers the second try, but a caller should not wait out a long outage on it. A 429 is about
 //! our own quota, so by default it moves to the next target at once rather than waiting; a 429

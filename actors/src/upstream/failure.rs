@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::limits::RateLimits;
 
-/// What kind of failure an attempt met. Each class has one policy (see DESIGN.md).
+/// What kind of failure an attempt met. Each class has one policy (the README's "How failures
+/// are classified" lists them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Class {

@@ -1,6 +1,8 @@
 //! The retry loops people write today, as faithfully as their sources describe them: no
-//! retry, the tutorial's exponential loop, and the official SDKs' policy (see CLAUDE-API.md,
-//! "What the official SDKs do"), with a hand-written fallback down the chain.
+//! retry, the tutorial's exponential loop, and the official SDKs' policy (2 retries of 408,
+//! 409, 429, 5xx and connection errors, `min(0.5 * 2^n, 8) s` jittered down by up to a
+//! quarter, `retry-after` honoured: the README's strategy table), with a hand-written
+//! fallback down the chain.
 
 use std::time::Duration;
 
