@@ -41,7 +41,7 @@ impl Actor for Asker {
         dispatcher: &mut Dispatcher,
     ) -> Result<(), ActorProcessingErr> {
         let AskerMsg::Ask(prompt) = message;
-        let request = MessagesRequest::new("claude-sonnet-4-6", 64).with_user(prompt);
+        let request = MessagesRequest::new("claude-sonnet-5-5", 64).with_user(prompt);
         let request = Arc::new(WireRequest::from(request));
         let options = RequestOptions::default().with_deadline(Duration::from_secs(10));
         // `call!` waits for the reply port; the engine answers by the deadline, so this
@@ -69,7 +69,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let scenario = Scenario::builtin("healthy").ok_or("the healthy scenario is built in")?;
     let mock = MockServer::start(scenario, ([127, 0, 0, 1], 0).into()).await?;
     let runtime = Runtime::builder()
-        .chain(["claude-sonnet-4-6", "claude-haiku-4-5"])
+        .chain(["claude-sonnet-5-5", "claude-haiku-5-5"])
         .base_url(mock.base_url())
         .credentials(Credentials::ApiKey(Secret::new("mock")))
         .start()

@@ -117,12 +117,12 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="batch-bar-"))
     with open(work / "in.jsonl", "w") as f:
         for i in range(options.items):
-            params = {"model": "claude-sonnet-4-6", "max_tokens": 32,
+            params = {"model": "claude-sonnet-5-5", "max_tokens": 32,
                       "messages": [{"role": "user", "content": f"item {i}"}]}
             f.write(json.dumps({"custom_id": f"item-{i}", "params": params}) + "\n")
     command = [options.binary, "batch", "run", "in.jsonl", "--out", "out.jsonl",
                "--state", "state.sqlite", "--base-url", url, "--concurrency", "8",
-               "--chain", "claude-sonnet-4-6,claude-haiku-4-5",
+               "--chain", "claude-sonnet-5-5,claude-haiku-5-5",
                "--backoff", "100ms", "--max-backoff", "1s"]
     env = dict(os.environ, ANTHROPIC_API_KEY="bar-key")
     env.pop("ANTHROPIC_BASE_URL", None)

@@ -118,7 +118,7 @@ ready() {
 body() {
     local stream="$1"
     cat << JSON
-{"model": "claude-sonnet-4-6", "max_tokens": 1024, "stream": $stream,
+{"model": "claude-sonnet-5-5", "max_tokens": 1024, "stream": $stream,
  "system": "You are a concise assistant for a customer-support team. Answer in plain prose.",
  "messages": [{"role": "user", "content": "A customer writes: my order 4471 arrived with a cracked lid and I would like a replacement rather than a refund. Draft a two-sentence reply that apologises and confirms the replacement ships within three working days."}]}
 JSON
@@ -151,7 +151,7 @@ mock="$url"
 ready mock -X POST "$mock/v1/messages" -H 'x-api-key: bench' -H 'content-type: application/json' \
     --data-binary "$(body false)"
 start gateway env ANTHROPIC_API_KEY=bench "${server_pin[@]}" "$bin" serve \
-    --listen 127.0.0.1:0 --upstream "$mock" --chain claude-sonnet-4-6,claude-haiku-4-5 --grace 1s
+    --listen 127.0.0.1:0 --upstream "$mock" --chain claude-sonnet-5-5,claude-haiku-5-5 --grace 1s
 gateway="$url"
 ready gateway "$gateway/healthz"
 ready "gateway's upstream" -X POST "$gateway/v1/messages" -H 'content-type: application/json' \
@@ -172,7 +172,7 @@ else
     echo "pinning:  none"
 fi
 echo "upstream: breakwater mock --scenario instant at $mock"
-echo "gateway:  breakwater serve --chain claude-sonnet-4-6,claude-haiku-4-5 at $gateway"
+echo "gateway:  breakwater serve --chain claude-sonnet-5-5,claude-haiku-5-5 at $gateway"
 echo
 
 kinds=(json)

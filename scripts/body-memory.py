@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "target" / "release" / "breakwater"
 MIB = 1 << 20
-CHAIN = ["claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-1"]
+CHAIN = ["claude-sonnet-5-5", "claude-haiku-5-5", "claude-opus-5-5"]
 # With the default retry.max-attempts (6), the three attempts on each of the two overloaded
 # models use them all and the third model is never tried: allow 3 per model.
 CHAIN_CONFIG = f"""

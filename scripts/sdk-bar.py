@@ -29,16 +29,16 @@ import anthropic
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 ROOT = Path(__file__).resolve().parent.parent
-PRIMARY = "claude-sonnet-4-6"
+PRIMARY = "claude-sonnet-5-5"
 SCENARIO = """
-description = "claude-sonnet-4-6 keeps 5% of its slots for the whole run; claude-haiku-4-5 is healthy"
+description = "claude-sonnet-5-5 keeps 5% of its slots for the whole run; claude-haiku-5-5 is healthy"
 seed = 5
-[models.claude-sonnet-4-6]
+[models.claude-sonnet-5-5]
 slots = 20
 service-time = "300ms"
 distribution = "exponential"
 brownouts = [{ start = "0s", end = "24h", fraction = 0.05 }]
-[models.claude-haiku-4-5]
+[models.claude-haiku-5-5]
 slots = 20
 service-time = "150ms"
 distribution = "exponential"
@@ -89,7 +89,8 @@ def one(client, n, stream):
             message = client.messages.create(
                 model=PRIMARY, max_tokens=64, messages=[{"role": "user", "content": prompt}]
             )
-            text, model = "".join(b.text for b in message.content), message.model
+            text = "".join(b.text for b in message.content if b.type == "text")
+            model = message.model
     except anthropic.APIError as error:
         return False, False, time.monotonic() - started, type(error).__name__
     whole = text == f"mock reply from {model}: {prompt}"
@@ -147,7 +148,7 @@ def main():
     env = dict(os.environ, ANTHROPIC_API_KEY="bar-key")
     gateway, url = start(
         [options.binary, "serve", "--listen", "127.0.0.1:0", "--base-url", mock_url,
-         "--chain", f"{PRIMARY},claude-haiku-4-5"],
+         "--chain", f"{PRIMARY},claude-haiku-5-5"],
         r"listening on (http://\S+)", env,
     )
     through = anthropic.Anthropic(base_url=url, api_key="any", max_retries=0, timeout=60)

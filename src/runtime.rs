@@ -8,10 +8,10 @@
 //! use breakwater::runtime::Runtime;
 //!
 //! let runtime = Runtime::builder()
-//!     .chain(["claude-sonnet-4-6", "claude-haiku-4-5"])
+//!     .chain(["claude-sonnet-5-5", "claude-haiku-5-5"])
 //!     .start()
 //!     .await?;
-//! let request = MessagesRequest::new("claude-sonnet-4-6", 256).with_user("Hello");
+//! let request = MessagesRequest::new("claude-sonnet-5-5", 256).with_user("Hello");
 //! let answer = runtime.send(request).await?;
 //! println!("{} answered: {}", answer.target, answer.value.text());
 //! runtime.shutdown(std::time::Duration::from_secs(5)).await;

@@ -352,7 +352,7 @@ async fn a_refused_key_halts_the_run_without_marking_items_errored() {
 #[test]
 fn with_no_chain_and_no_config_the_default_chain_is_served() {
     let dir = tempfile::tempdir().unwrap();
-    let request = json!({"custom_id": "one", "params": {"model": "claude-sonnet-4-6",
+    let request = json!({"custom_id": "one", "params": {"model": "claude-sonnet-5-5",
         "max_tokens": 16, "messages": [{"role": "user", "content": "hello"}]}});
     write_input(dir.path(), &[request.to_string()]);
     let run = output(
@@ -364,7 +364,7 @@ fn with_no_chain_and_no_config_the_default_chain_is_served() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
     assert!(
-        stderr.contains("serving claude-sonnet-4-6 -> claude-haiku-4-5"),
+        stderr.contains("serving claude-sonnet-5-5 -> claude-haiku-5-5"),
         "{stderr}"
     );
     assert_eq!(results(dir.path())[0]["result"]["type"], "succeeded");

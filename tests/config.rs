@@ -13,14 +13,14 @@ use breakwater::engine::policy::{
 use breakwater::engine::{EngineConfig, SupervisionConfig, Target, TargetLimits};
 
 const EXAMPLE: &str = include_str!("../breakwater.toml");
-const SONNET: &str = "claude-sonnet-4-6";
-const HAIKU: &str = "claude-haiku-4-5";
+const SONNET: &str = "claude-sonnet-5-5";
+const HAIKU: &str = "claude-haiku-5-5";
 
 const TWO_MODELS: &str = r#"
-[models.claude-sonnet-4-6]
-[models.claude-haiku-4-5]
+[models.claude-sonnet-5-5]
+[models.claude-haiku-5-5]
 [chains]
-default = ["claude-sonnet-4-6", "claude-haiku-4-5"]
+default = ["claude-sonnet-5-5", "claude-haiku-5-5"]
 "#;
 
 fn names(models: &[&str]) -> Vec<String> {
@@ -114,15 +114,15 @@ fn small_config_round_trips() {
 #[test]
 fn a_chain_naming_an_unknown_model_lists_the_configured_ones() {
     let text = r#"
-        [models.claude-sonnet-4-6]
-        [models.claude-haiku-4-5]
+        [models.claude-sonnet-5-5]
+        [models.claude-haiku-5-5]
         [chains]
-        default = ["claude-sonnet-4-6", "claude-opus-9"]
+        default = ["claude-sonnet-5-5", "claude-opus-9"]
     "#;
     assert_eq!(
         invalid(text, "chains.default[1]"),
         "invalid chains.default[1]: claude-opus-9 is not a configured model \
-         (configured: claude-haiku-4-5, claude-sonnet-4-6)"
+         (configured: claude-haiku-5-5, claude-sonnet-5-5)"
     );
 }
 

@@ -22,7 +22,7 @@ const UPSTREAM_KEY: &str = "sk-gateway-upstream-key";
 
 async fn mock() -> MockServer {
     let scenario =
-        Scenario::from_toml("[models.p]\nservice-time = \"1ms\"\n[models.claude-sonnet-4-6]\n")
+        Scenario::from_toml("[models.p]\nservice-time = \"1ms\"\n[models.claude-sonnet-5-5]\n")
             .expect("test scenario is valid");
     MockServer::start(scenario, ([127, 0, 0, 1], 0).into())
         .await
@@ -161,14 +161,14 @@ async fn models_are_forwarded_with_the_upstreams_request_id() {
     assert_eq!(page["first_id"], first.as_str());
 
     let one = http
-        .get(format!("{base}/v1/models/claude-sonnet-4-6"))
+        .get(format!("{base}/v1/models/claude-sonnet-5-5"))
         .send()
         .await
         .unwrap();
     let (status, _, model) = json_of(one).await;
     assert_eq!(status, 200);
     assert_eq!(model["type"], "model");
-    assert_eq!(model["display_name"], "Claude Sonnet 4.6");
+    assert_eq!(model["display_name"], "Claude Sonnet 5.5");
 
     let missing = http
         .get(format!("{base}/v1/models/nope"))

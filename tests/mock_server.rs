@@ -88,7 +88,7 @@ async fn missing_key_gets_401() {
     let server = start_scenario(Scenario::builtin("healthy").expect("built in")).await;
     let response = Client::new()
         .post(format!("{}/v1/messages", server.base_url()))
-        .json(&request("claude-sonnet-4-6", false))
+        .json(&request("claude-sonnet-5-5", false))
         .send()
         .await
         .expect("server answers");
@@ -103,7 +103,7 @@ async fn bearer_token_is_accepted() {
     let response = Client::new()
         .post(format!("{}/v1/messages", server.base_url()))
         .bearer_auth("token")
-        .json(&request("claude-sonnet-4-6", false))
+        .json(&request("claude-sonnet-5-5", false))
         .send()
         .await
         .expect("server answers");

@@ -303,12 +303,12 @@ fn adaptive_limits_let_a_browned_out_primary_give_what_it_has_left() {
     let scenario = SimScenario::builtin("brownout").unwrap();
     let fixed = Config::from_toml(
         r#"
-[models.claude-sonnet-4-6]
+[models.claude-sonnet-5-5]
 adaptive = false
-[models.claude-haiku-4-5]
+[models.claude-haiku-5-5]
 adaptive = false
 [chains]
-default = ["claude-sonnet-4-6", "claude-haiku-4-5"]
+default = ["claude-sonnet-5-5", "claude-haiku-5-5"]
 "#,
     )
     .unwrap();
@@ -427,7 +427,7 @@ fn out_writes_a_markdown_report_and_charts() {
     );
     let markdown = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     assert!(markdown.contains("| breakwater |"), "{markdown}");
-    for chart in ["success-rate", "attempts-claude-sonnet-4-6"] {
+    for chart in ["success-rate", "attempts-claude-sonnet-5-5"] {
         for ext in ["png", "svg"] {
             let path = out_dir.join(format!("{chart}.{ext}"));
             assert!(std::fs::metadata(&path).unwrap().len() > 1000, "{path:?}");
@@ -497,8 +497,8 @@ fn an_rps_that_is_not_a_number_above_0_is_a_usage_error_naming_rps() {
 fn config_runs_breakwater_with_a_file_and_a_bad_one_exits_2_naming_the_problem() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("breakwater.toml");
-    let models = "[models.claude-sonnet-4-6]\n[models.claude-haiku-4-5]\n[chains]\n\
-        default = [\"claude-sonnet-4-6\", \"claude-haiku-4-5\"]\n";
+    let models = "[models.claude-sonnet-5-5]\n[models.claude-haiku-5-5]\n[chains]\n\
+        default = [\"claude-sonnet-5-5\", \"claude-haiku-5-5\"]\n";
     std::fs::write(&path, format!("{models}[retry]\nmax-attempts = 1\n")).unwrap();
     let config = path.to_str().unwrap();
     let run = |config| {

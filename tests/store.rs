@@ -565,7 +565,7 @@ fn a_write_blocked_by_another_writer_is_locked() {
 #[test]
 fn inserting_100k_items_in_chunks_completes() {
     let (_dir, mut store) = open();
-    let payload = r#"{"model":"claude-sonnet-4-6","max_tokens":256,"messages":[]}"#;
+    let payload = r#"{"model":"claude-sonnet-5-5","max_tokens":256,"messages":[]}"#;
     let items = (0..100_000).map(|n| NewItem::new(format!("line-{n}"), n, payload));
     let report = store.insert_many(BATCH, items).unwrap();
     assert_eq!((100_000, 0), (report.inserted, report.existing));

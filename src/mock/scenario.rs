@@ -316,7 +316,7 @@ mod tests {
     #[test]
     fn healthy_answers_any_model() {
         let healthy = Scenario::builtin("healthy").expect("healthy is built in");
-        assert!(healthy.model("claude-sonnet-4-6").is_some());
+        assert!(healthy.model("claude-sonnet-5-5").is_some());
         assert!(healthy.model("anything").is_some());
     }
 

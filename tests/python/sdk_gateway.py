@@ -25,7 +25,7 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 HERE = Path(__file__).resolve().parent
 KEY = "sdk-test-client-key"
-PRIMARY, FALLBACK = "claude-sonnet-4-6", "claude-haiku-4-5"
+PRIMARY, FALLBACK = "claude-sonnet-5-5", "claude-haiku-5-5"
 REQUESTS = 60  # of each kind
 WORKERS = 8
 
@@ -69,7 +69,7 @@ def whole(client, n):
     message = client.messages.create(
         model=PRIMARY, max_tokens=64, messages=[{"role": "user", "content": prompt}]
     )
-    text = "".join(block.text for block in message.content)
+    text = "".join(block.text for block in message.content if block.type == "text")
     assert text == expected(message.model, prompt), (text, message.model)
     return message.model
 
@@ -99,7 +99,7 @@ def models(client):
     model = client.models.retrieve(PRIMARY)
     mock_id(model)
     assert model.id == PRIMARY and model.type == "model", model
-    assert model.display_name == "Claude Sonnet 4.6", model.display_name
+    assert model.display_name == "Claude Sonnet 5.5", model.display_name
     try:
         client.models.retrieve("claude-no-such-model")
         raise AssertionError("an unknown model was found")
@@ -126,7 +126,7 @@ def batches(client):
     assert sorted(results) == sorted(prompts), results
     for key, prompt in prompts.items():
         assert results[key].type == "succeeded", results[key]
-        text = "".join(block.text for block in results[key].message.content)
+        text = "".join(b.text for b in results[key].message.content if b.type == "text")
         assert text == expected(PRIMARY, prompt), text
     assert client.messages.batches.cancel(batch.id).processing_status == "ended"
     deleted = client.messages.batches.delete(batch.id)

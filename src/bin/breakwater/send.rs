@@ -19,7 +19,7 @@ pub(crate) struct Args {
     /// The prompt, sent as one user message; `-` reads it from stdin.
     prompt: String,
     /// The model to ask (the head of the chain).
-    #[arg(long, default_value = "claude-sonnet-4-6")]
+    #[arg(long, default_value = "claude-sonnet-5-5")]
     model: String,
     /// Models to fall back to, in order, after --model (comma-separated).
     #[arg(long, value_delimiter = ',')]

@@ -10,7 +10,7 @@ use breakwater::mock::{MockServer, Scenario};
 use breakwater::runtime::Runtime;
 
 /// The chain served when the command line names none and no config file is given.
-const DEFAULT_CHAIN: [&str; 2] = ["claude-sonnet-4-6", "claude-haiku-4-5"];
+const DEFAULT_CHAIN: [&str; 2] = ["claude-sonnet-5-5", "claude-haiku-5-5"];
 
 /// Where requests go.
 #[derive(Debug, clap::Args)]
