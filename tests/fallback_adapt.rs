@@ -4,16 +4,15 @@
 //! request no model can take comes back as its own 400. One mock and one gateway per test,
 //! on 127.0.0.1:0, in real time.
 
-use std::sync::Arc;
+#[path = "support/gateway.rs"]
+mod gateway;
+
 use std::time::Duration;
 
 use base64::Engine as _;
 use breakwater::catalog::AdaptMode;
-use breakwater::client::{Credentials, Secret};
 use breakwater::config::Config;
-use breakwater::gateway::{Gateway, serve};
 use breakwater::mock::{MockServer, Scenario};
-use breakwater::runtime::Runtime;
 use serde_json::{Value, json};
 
 const SONNET: &str = "claude-sonnet-4-6";
@@ -31,7 +30,7 @@ service-time = "1ms"
 service-time = "1ms"
 "#;
 
-async fn gateway(fallback: &str, adapt: AdaptMode) -> (MockServer, String) {
+async fn serve_chain(fallback: &str, adapt: AdaptMode) -> (MockServer, String) {
     let scenario = Scenario::from_toml(SCENARIO).expect("test scenario is valid");
     let mock = MockServer::start(scenario, ([127, 0, 0, 1], 0).into())
         .await
@@ -40,27 +39,8 @@ async fn gateway(fallback: &str, adapt: AdaptMode) -> (MockServer, String) {
     config.retry.max_retries_per_target = 0;
     config.adapt = adapt;
     config.seed = Some(5);
-    let runtime = Runtime::builder()
-        .config(config)
-        .base_url(mock.base_url())
-        .credentials(Credentials::ApiKey(Secret::new("test-key")))
-        .start()
-        .await
-        .expect("runtime starts");
-    let gateway = Gateway::new(Arc::new(runtime));
-    let settings = gateway.config().clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        serve(
-            listener,
-            gateway.router(),
-            &settings,
-            std::future::pending(),
-        )
-        .await
-    });
-    (mock, format!("http://{address}"))
+    let base = gateway::start(config, &mock.base_url(), "test-key").await;
+    (mock, base)
 }
 
 /// The answer: status, `x-breakwater-model`, `x-breakwater-adapted`, body (or the events'
@@ -120,7 +100,7 @@ fn simple(extra: &Value) -> Value {
 
 #[tokio::test]
 async fn a_tool_turn_with_thinking_from_the_primary_is_answered_by_the_fallback() {
-    let (_mock, base) = gateway(HAIKU, AdaptMode::Adapt).await;
+    let (_mock, base) = serve_chain(HAIKU, AdaptMode::Adapt).await;
     for stream in [false, true] {
         let (status, model, adapted, body) = post(&base, &tool_turn(stream)).await;
         assert_eq!(status, 200, "stream {stream}: {body}");
@@ -134,7 +114,7 @@ async fn a_tool_turn_with_thinking_from_the_primary_is_answered_by_the_fallback(
 
 #[tokio::test]
 async fn ceilings_and_thinking_types_the_fallback_refuses_are_adapted() {
-    let (_mock, base) = gateway(HAIKU, AdaptMode::Adapt).await;
+    let (_mock, base) = serve_chain(HAIKU, AdaptMode::Adapt).await;
     let cases = [
         (json!({"max_tokens": 100_000}), "max_tokens"),
         (
@@ -153,7 +133,7 @@ async fn ceilings_and_thinking_types_the_fallback_refuses_are_adapted() {
 
 #[tokio::test]
 async fn sampling_parameters_go_to_a_fallback_that_refuses_them_without_them() {
-    let (_mock, base) = gateway(OPUS_48, AdaptMode::Adapt).await;
+    let (_mock, base) = serve_chain(OPUS_48, AdaptMode::Adapt).await;
     let (status, model, adapted, body) =
         post(&base, &simple(&json!({"temperature": 0.2, "top_k": 10}))).await;
     assert_eq!(status, 200, "{body}");
@@ -163,7 +143,7 @@ async fn sampling_parameters_go_to_a_fallback_that_refuses_them_without_them() {
 
 #[tokio::test]
 async fn a_request_no_model_can_take_comes_back_as_its_own_400() {
-    let (_mock, base) = gateway(HAIKU, AdaptMode::Adapt).await;
+    let (_mock, base) = serve_chain(HAIKU, AdaptMode::Adapt).await;
     let (status, _, adapted, body) = post(&base, &simple(&json!({"max_tokens": 200_000}))).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(adapted, "", "nothing adapted");
@@ -180,7 +160,7 @@ async fn a_request_no_model_can_take_comes_back_as_its_own_400() {
 
 #[tokio::test]
 async fn with_adapt_skip_a_fallback_that_would_need_changes_is_passed_over() {
-    let (_mock, base) = gateway(HAIKU, AdaptMode::Skip).await;
+    let (_mock, base) = serve_chain(HAIKU, AdaptMode::Skip).await;
     let (status, _, _, body) = post(&base, &simple(&json!({"max_tokens": 100_000}))).await;
     assert_eq!(
         status, 529,

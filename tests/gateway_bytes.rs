@@ -3,6 +3,9 @@
 //! a fallback, and answers and stream events reach the client as the upstream sent them.
 //! A recording upstream and a gateway, each on its own 127.0.0.1:0 port, in real time.
 
+#[path = "support/gateway.rs"]
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,10 +13,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use breakwater::client::{Credentials, Secret};
 use breakwater::config::Config;
-use breakwater::gateway::{Gateway, serve};
-use breakwater::runtime::Runtime;
 
 /// A body no serializer would write: keys out of order, spaces, a 23-digit integer and `1e2`
 /// in a tool schema and in a tool_use input, an escaped key.
@@ -101,27 +101,7 @@ async fn gateway(upstream: &str) -> String {
     let mut config = Config::for_chain(&["primary".to_owned(), "fallback".to_owned()]);
     config.retry.max_retries_per_target = 0;
     config.seed = Some(1);
-    let runtime = Runtime::builder()
-        .config(config)
-        .base_url(upstream)
-        .credentials(Credentials::ApiKey(Secret::new("test-key")))
-        .start()
-        .await
-        .expect("runtime starts");
-    let gateway = Gateway::new(Arc::new(runtime));
-    let settings = gateway.config().clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        serve(
-            listener,
-            gateway.router(),
-            &settings,
-            std::future::pending(),
-        )
-        .await
-    });
-    format!("http://{address}")
+    support::start(config, upstream, "test-key").await
 }
 
 fn request(stream: bool) -> String {

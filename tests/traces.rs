@@ -5,6 +5,9 @@
 //!
 //! The exporter's layer is installed as the process's subscriber, so this file holds one test.
 
+#[path = "support/gateway.rs"]
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,11 +15,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use breakwater::client::{Credentials, Secret};
 use breakwater::config::Config;
-use breakwater::gateway::{Gateway, serve};
 use breakwater::mock::{MockServer, Scenario};
-use breakwater::runtime::Runtime;
 use breakwater::telemetry::{self, Telemetry};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -76,27 +76,8 @@ async fn gateway() -> (MockServer, String) {
     let mut config = Config::for_chain(&[SONNET.to_owned(), HAIKU.to_owned()]);
     config.retry.max_retries_per_target = 0;
     config.seed = Some(5);
-    let runtime = Runtime::builder()
-        .config(config)
-        .base_url(mock.base_url())
-        .credentials(Credentials::ApiKey(Secret::new(KEY)))
-        .start()
-        .await
-        .expect("runtime starts");
-    let gateway = Gateway::new(Arc::new(runtime));
-    let settings = gateway.config().clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        serve(
-            listener,
-            gateway.router(),
-            &settings,
-            std::future::pending(),
-        )
-        .await
-    });
-    (mock, format!("http://{address}"))
+    let base = support::start(config, &mock.base_url(), KEY).await;
+    (mock, base)
 }
 
 fn attribute<'a>(span: &'a Span, key: &str) -> Option<&'a Value> {
