@@ -36,6 +36,8 @@ pub use forward::{AnswerStream, ForwardStream};
 pub struct ClaudeClient {
     http: reqwest::Client,
     messages_url: Arc<str>,
+    /// `messages_url`, parsed once rather than per request.
+    messages_target: reqwest::Url,
     request_timeout: Duration,
     read_timeout: Duration,
     /// Whether requests carry credentials of this client's own (see `forward`).
@@ -88,7 +90,8 @@ impl ClaudeClient {
             .map_err(ClientError::Build)?;
         Ok(Self {
             http,
-            messages_url: messages_url.into(),
+            messages_url: messages_url.as_str().into(),
+            messages_target: messages_url,
             request_timeout: config.request_timeout,
             read_timeout: config.read_timeout,
             authenticated: config.credentials.is_some(),
@@ -280,18 +283,19 @@ impl ClaudeClient {
     ) -> Result<reqwest::Response, Failure> {
         let mut builder = self
             .http
-            .post(&*self.messages_url)
+            .post(self.messages_target.clone())
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::CONTENT_LENGTH, body.len())
             .body(http_body(body));
         builder = with_headers(builder, request.headers(), self.authenticated);
-        if stream {
+        let sent = if stream {
             builder = builder.header(header::ACCEPT, "text/event-stream");
+            // Only until the head: the body is bounded per event (`read_timeout`).
+            tokio::time::timeout(self.request_timeout, builder.send()).await
         } else {
             // Covers the body too, which `bytes()` reads after `send` returns.
-            builder = builder.timeout(self.request_timeout);
-        }
-        let sent = tokio::time::timeout(self.request_timeout, builder.send()).await;
+            Ok(builder.timeout(self.request_timeout).send().await)
+        };
         match sent {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(error)) => {

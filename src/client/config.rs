@@ -126,7 +126,7 @@ pub enum ClientError {
 }
 
 /// The URL requests are posted to: `base_url` + `/v1/messages`.
-pub(super) fn messages_url(base_url: &str) -> Result<String, ClientError> {
+pub(super) fn messages_url(base_url: &str) -> Result<reqwest::Url, ClientError> {
     let bad = |reason: &str| ClientError::BaseUrl {
         url: redact_userinfo(base_url),
         reason: reason.to_owned(),
@@ -138,10 +138,8 @@ pub(super) fn messages_url(base_url: &str) -> Result<String, ClientError> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("a base URL takes no query or fragment"));
     }
-    Ok(format!(
-        "{}/v1/messages",
-        url.as_str().trim_end_matches('/')
-    ))
+    let joined = format!("{}/v1/messages", url.as_str().trim_end_matches('/'));
+    reqwest::Url::parse(&joined).map_err(|error| bad(&error.to_string()))
 }
 
 /// `url` with everything before the authority's last `@` replaced by `***`. Works on the raw
@@ -181,11 +179,11 @@ mod tests {
     #[test]
     fn messages_url_appends_the_path_once() {
         assert_eq!(
-            messages_url("http://127.0.0.1:8080").unwrap(),
+            messages_url("http://127.0.0.1:8080").unwrap().as_str(),
             "http://127.0.0.1:8080/v1/messages"
         );
         assert_eq!(
-            messages_url("https://gw.example/proxy/").unwrap(),
+            messages_url("https://gw.example/proxy/").unwrap().as_str(),
             "https://gw.example/proxy/v1/messages"
         );
     }
