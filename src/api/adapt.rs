@@ -64,20 +64,23 @@ pub fn adapt(
         edit: ObjectEdit::new(),
         changes: Vec::new(),
     };
+    let turns = shape::turns(body)?;
+    let prefill = turns.messages.last().is_some_and(|turn| turn.assistant);
     if let Some(requested) = requested
-        && refused_by_its_own_model(&shape, body, requested)?
+        && refused_by_its_own_model(&shape, prefill, requested)
     {
         // Its own model would answer 400: the fallback answers the same, and the caller
         // sees the error its request earned.
         return Ok(Verdict::Same);
     }
-    if let Some(refusal) = refusal(&shape, requested, target) {
+    // From here on the requested model takes the request as it is: every rule below only
+    // asks what the target refuses.
+    if let Some(refusal) = refusal(&shape, target) {
         return Ok(Verdict::Refused(refusal));
     }
-    let max_tokens = plan.max_tokens(&shape, requested, target);
-    let effort = plan.effort(body, &shape, requested, target)?;
-    let mut chosen = thinking::choose(&shape, requested, target, effort, max_tokens);
-    let turns = shape::turns(body)?;
+    let max_tokens = plan.max_tokens(&shape, target);
+    let effort = plan.effort(body, &shape, target)?;
+    let mut chosen = thinking::choose(&shape, target, effort, max_tokens);
     if let Some(stripped) = blocks::strip_unreadable(body, &turns, requested, target)? {
         plan.edit_inner(stripped.patch);
         plan.changes.push("thinking_blocks");
@@ -85,11 +88,9 @@ pub fn adapt(
             chosen = thinking::without_manual(target, effort);
         }
     }
-    let prefill = turns.messages.last().is_some_and(|turn| turn.assistant);
     if prefill {
         match target.prefill {
             PrefillRule::Allowed => {}
-            _ if requested.is_some_and(|r| refuses_prefill(r, &shape, None)) => {}
             PrefillRule::Refused => {
                 return Ok(Verdict::Refused(format!(
                     "{} refuses a prefilled (final assistant) turn",
@@ -115,72 +116,54 @@ pub fn adapt(
         plan.changes.push("thinking");
     }
     let thinking_on = chosen.is_on(target);
-    plan.tool_choice(&shape, requested, target, chosen.kind());
-    plan.sampling(&shape, requested, target, thinking_on);
+    plan.tool_choice(&shape, target, chosen.kind());
+    plan.sampling(&shape, target, thinking_on);
     Ok(plan.finish())
 }
 
-/// A request the target refuses in every form: a field or tool the target lacks that the
-/// requested model takes. (None when the requested model would refuse it too: then it goes
-/// on unchanged and its own error comes back.)
-fn refusal(shape: &Shape<'_>, requested: Option<&ModelSpec>, target: &ModelSpec) -> Option<String> {
-    let requested_takes = |rule: &dyn Fn(&ModelSpec) -> bool| requested.is_none_or(rule);
-    if shape.inference_geo.is_some()
-        && !target.inference_geo
-        && requested_takes(&|r| r.inference_geo)
-    {
+/// A request the target refuses in every form: a data-residency field or a tool version it
+/// lacks.
+fn refusal(shape: &Shape<'_>, target: &ModelSpec) -> Option<String> {
+    if shape.inference_geo.is_some() && !target.inference_geo {
         return Some(format!(
             "{} refuses inference_geo (a data-residency setting is never dropped)",
             target.id
         ));
     }
-    for tool in shape.tools.iter().flatten() {
-        let Some(kind) = tool.kind.as_deref() else {
-            continue;
-        };
-        if target.refuses_tool(kind) && requested_takes(&|r| !r.refuses_tool(kind)) {
-            return Some(format!("{} refuses tools of type {kind}", target.id));
-        }
-    }
-    None
+    let refused = shape
+        .tools
+        .iter()
+        .flatten()
+        .filter_map(|tool| tool.kind.as_deref())
+        .find(|kind| target.refuses_tool(kind))?;
+    Some(format!("{} refuses tools of type {refused}", target.id))
 }
 
 /// Whether the model the caller asked for would refuse the request as it is, by any rule the
 /// adaptation knows.
-fn refused_by_its_own_model(
-    shape: &Shape<'_>,
-    body: &[u8],
-    spec: &ModelSpec,
-) -> Result<bool, JsonError> {
+fn refused_by_its_own_model(shape: &Shape<'_>, prefill: bool, spec: &ModelSpec) -> bool {
     let kind = shape.thinking_type();
     let on = spec.thinking_on(kind);
-    let prefill = shape::turns(body)?
-        .messages
-        .last()
-        .is_some_and(|turn| turn.assistant);
-    Ok(
-        shape.max_tokens.unwrap_or(0) > u64::from(spec.max_output_tokens)
-            || kind.is_some_and(|kind| !spec.accepts_thinking(kind, shape.effort()))
-            || shape
-                .effort()
-                .is_some_and(|effort| !spec.effort.supports(effort))
-            || !refused_sampling(spec, shape, on).is_empty()
-            || (shape.forces_a_tool()
-                && (!spec.forced_tool_choice || kind == Some(ThinkingType::Enabled)))
-            || (prefill && refuses_prefill(spec, shape, None))
-            || (shape.inference_geo.is_some() && !spec.inference_geo)
-            || shape
-                .tools
-                .iter()
-                .flatten()
-                .filter_map(|tool| tool.kind.as_deref())
-                .any(|kind| spec.refuses_tool(kind)),
-    )
+    shape.max_tokens.unwrap_or(0) > u64::from(spec.max_output_tokens)
+        || kind.is_some_and(|kind| !spec.accepts_thinking(kind, shape.effort()))
+        || shape
+            .effort()
+            .is_some_and(|effort| !spec.effort.supports(effort))
+        || !refused_sampling(spec, shape, on).is_empty()
+        || (shape.forces_a_tool()
+            && (!spec.forced_tool_choice || kind == Some(ThinkingType::Enabled)))
+        || (prefill && refuses_prefill(spec, on))
+        || (shape.inference_geo.is_some() && !spec.inference_geo)
+        || shape
+            .tools
+            .iter()
+            .flatten()
+            .filter_map(|tool| tool.kind.as_deref())
+            .any(|kind| spec.refuses_tool(kind))
 }
 
-/// Whether `spec` refuses the request's prefill given its thinking.
-fn refuses_prefill(spec: &ModelSpec, shape: &Shape<'_>, kind: Option<ThinkingType>) -> bool {
-    let on = spec.thinking_on(kind.or_else(|| shape.thinking_type()));
+/// Whether `spec` refuses a prefill with thinking on or off.
+fn refuses_prefill(spec: &ModelSpec, on: bool) -> bool {
     match spec.prefill {
         PrefillRule::Allowed => false,
         PrefillRule::RefusedWithThinking => on,
@@ -245,16 +228,10 @@ impl Plan {
     }
 
     /// Clamps `max_tokens` to the target's ceiling; the value the attempt sends.
-    fn max_tokens(
-        &mut self,
-        shape: &Shape<'_>,
-        requested: Option<&ModelSpec>,
-        target: &ModelSpec,
-    ) -> u64 {
+    fn max_tokens(&mut self, shape: &Shape<'_>, target: &ModelSpec) -> u64 {
         let asked = shape.max_tokens.unwrap_or(0);
         let ceiling = u64::from(target.max_output_tokens);
-        let own_ceiling = requested.map_or(u64::MAX, |r| u64::from(r.max_output_tokens));
-        if asked > ceiling && asked <= own_ceiling {
+        if asked > ceiling {
             self.edit.set("max_tokens", &ceiling);
             self.changes.push("max_tokens");
             return ceiling;
@@ -268,13 +245,12 @@ impl Plan {
         &mut self,
         body: &[u8],
         shape: &Shape<'_>,
-        requested: Option<&ModelSpec>,
         target: &ModelSpec,
     ) -> Result<Option<crate::catalog::Effort>, JsonError> {
         let Some(effort) = shape.effort() else {
             return Ok(None);
         };
-        if target.effort.supports(effort) || requested.is_some_and(|r| !r.effort.supports(effort)) {
+        if target.effort.supports(effort) {
             return Ok(Some(effort));
         }
         let lowered = target.effort.clamp(effort);
@@ -287,19 +263,11 @@ impl Plan {
     fn tool_choice(
         &mut self,
         shape: &Shape<'_>,
-        requested: Option<&ModelSpec>,
         target: &ModelSpec,
         thinking: Option<ThinkingType>,
     ) {
-        if !shape.forces_a_tool() {
-            return;
-        }
-        let refuses = |spec: &ModelSpec, kind: Option<ThinkingType>| {
-            !spec.forced_tool_choice || kind == Some(ThinkingType::Enabled)
-        };
-        if requested.is_some_and(|r| refuses(r, shape.thinking_type()))
-            || !refuses(target, thinking)
-        {
+        let refused = !target.forced_tool_choice || thinking == Some(ThinkingType::Enabled);
+        if !shape.forces_a_tool() || !refused {
             return;
         }
         let mut auto = serde_json::json!({"type": "auto"});
@@ -314,21 +282,8 @@ impl Plan {
         self.changes.push("tool_choice");
     }
 
-    /// Removes the sampling parameters the target refuses, when the requested model takes
-    /// them.
-    fn sampling(
-        &mut self,
-        shape: &Shape<'_>,
-        requested: Option<&ModelSpec>,
-        target: &ModelSpec,
-        on: bool,
-    ) {
-        if let Some(requested) = requested {
-            let own_on = requested.thinking_on(shape.thinking_type());
-            if !refused_sampling(requested, shape, own_on).is_empty() {
-                return;
-            }
-        }
+    /// Removes the sampling parameters the target refuses.
+    fn sampling(&mut self, shape: &Shape<'_>, target: &ModelSpec, on: bool) {
         let refused = refused_sampling(target, shape, on);
         for field in &refused {
             self.edit.remove(field);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -106,15 +106,9 @@ async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match body {
+    let body = match respond::body(body, number, BATCH_BODY_LIMIT) {
         Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            let message = format!("request body exceeds {BATCH_BODY_LIMIT} bytes");
-            return respond::error(number, ErrorType::RequestTooLarge, message);
-        }
-        Err(rejection) => {
-            return respond::error(number, ErrorType::InvalidRequest, rejection.body_text());
-        }
+        Err(response) => return *response,
     };
     let create = match serde_json::from_slice::<Create>(&body) {
         Ok(create) if !create.requests.is_empty() => create,

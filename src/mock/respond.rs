@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use axum::Json;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -150,4 +151,25 @@ pub(crate) fn error_with_status(
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = ErrorBody::new(kind, message).with_request_id(number.id());
     (status, Json(body)).into_response()
+}
+
+/// The request body, or the mock's answer to one it could not read: 413
+/// `request_too_large` past `limit` bytes, else 400 with the reason.
+pub(crate) fn body(
+    body: Result<bytes::Bytes, BytesRejection>,
+    number: RequestNumber,
+    limit: usize,
+) -> Result<bytes::Bytes, Box<Response>> {
+    match body {
+        Ok(body) => Ok(body),
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let message = format!("request body exceeds {limit} bytes");
+            Err(Box::new(error(number, ErrorType::RequestTooLarge, message)))
+        }
+        Err(rejection) => Err(Box::new(error(
+            number,
+            ErrorType::InvalidRequest,
+            rejection.body_text(),
+        ))),
+    }
 }

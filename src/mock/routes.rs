@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -157,15 +157,9 @@ async fn messages(
 ) -> Response {
     // Like the CDN in front of the API, a body over the limit is refused before the key is
     // even looked at.
-    let body = match body {
+    let body = match respond::body(body, number, BODY_LIMIT) {
         Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            let message = format!("request body exceeds {BODY_LIMIT} bytes");
-            return respond::error(number, ErrorType::RequestTooLarge, message);
-        }
-        Err(rejection) => {
-            return respond::error(number, ErrorType::InvalidRequest, rejection.body_text());
-        }
+        Err(response) => return *response,
     };
     if app.registry.scenario().require_key && !has_key(&headers) {
         let message = "missing api key: send x-api-key or authorization: bearer";
@@ -325,6 +319,7 @@ pub(super) fn has_key(headers: &HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
+    use axum::http::StatusCode;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 

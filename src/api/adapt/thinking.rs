@@ -69,7 +69,6 @@ impl Choice {
 /// sends them.
 pub(crate) fn choose(
     shape: &Shape<'_>,
-    requested: Option<&ModelSpec>,
     target: &ModelSpec,
     effort: Option<Effort>,
     max_tokens: u64,
@@ -77,10 +76,6 @@ pub(crate) fn choose(
     let Some(asked) = shape.thinking_type() else {
         return Choice::Keep(None);
     };
-    let own_effort = shape.effort();
-    if requested.is_some_and(|r| !r.accepts_thinking(asked, own_effort)) {
-        return Choice::Keep(Some(asked));
-    }
     let budget = shape.thinking.as_ref().and_then(|t| t.budget_tokens);
     if target.accepts_thinking(asked, effort) {
         if asked != ThinkingType::Enabled {
