@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::Catalog;
+use super::error::CatalogError;
 use super::overrides::{EffortOverride, LifecycleOverride, ModelOverride, ThinkingOverride};
 use super::spec::LifecycleStatus;
+use super::table::Catalog;
 use super::wire::{Effort, ThinkingType};
 
 /// One entry of `GET /v1/models`, as far as the catalogue reads it.
@@ -157,6 +158,23 @@ fn fill(user: &mut ModelOverride, learned: ModelOverride) {
             .lifecycle
             .get_or_insert_with(LifecycleOverride::default);
         lifecycle.status = lifecycle.status.or(learned.status);
+    }
+}
+
+impl Catalog {
+    /// The built-in catalogue with `overrides` (from `breakwater.toml`) over what the
+    /// upstream's `GET /v1/models` said of the models it knows (see [`ModelInfo`]): the
+    /// overrides win key by key; models it does not know learn nothing.
+    ///
+    /// # Errors
+    /// As [`Catalog::with_overrides`].
+    pub fn with_learned(
+        overrides: &BTreeMap<String, ModelOverride>,
+        models: &[ModelInfo],
+    ) -> Result<Catalog, CatalogError> {
+        let builtin = Catalog::builtin();
+        let learned = learned(models, &builtin);
+        builtin.with_overrides(&under(overrides, learned, &builtin))
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use rand::Rng;
 use rand::rngs::SmallRng;
 
-use super::Trip;
+use super::trip::Trip;
 use crate::engine::{Class, Failure, Target};
 
 /// Attempts the tutorial loop makes at most.

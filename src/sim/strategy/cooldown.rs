@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use rand::rngs::SmallRng;
 
-use super::Trip;
 use super::baseline::{SDK_RETRIES, sdk_delay};
+use super::trip::Trip;
 use crate::engine::{Class, Target};
 
 /// The router's settings.
