@@ -65,6 +65,32 @@ pub enum Parking {
     Fail,
 }
 
+/// Whether a job its target cannot start now waits there or moves on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spill {
+    /// Wait for the target.
+    Wait,
+    /// Move on to the next target without an attempt (spillover).
+    MoveOn,
+}
+
+/// Whether a job its full target cannot start now moves on: when it is `allowed` to (it
+/// allows spillover and has a next target), it is no `probe` (a probe must run here), and a
+/// `later` target of its chain (each its breaker state and whether it is full) is closed
+/// and has room. A full target in between passes it on again in turn.
+pub fn spill(
+    allowed: bool,
+    probe: bool,
+    later: impl IntoIterator<Item = (StateKind, bool)>,
+) -> Spill {
+    let room = |(state, full): (StateKind, bool)| state == StateKind::Closed && !full;
+    if allowed && !probe && later.into_iter().any(room) {
+        Spill::MoveOn
+    } else {
+        Spill::Wait
+    }
+}
+
 /// Where a request arriving at a target in `state` goes.
 pub fn arrival(state: StateKind) -> Arrival {
     match state {
@@ -175,6 +201,29 @@ mod tests {
         ];
         for (state, expected) in cases {
             assert_eq!(arrival(state), expected, "{state:?}");
+        }
+    }
+
+    #[test]
+    fn a_job_spills_only_to_a_later_closed_target_with_room() {
+        use StateKind::{Closed, Open};
+        let cases = [
+            ((true, false, vec![(Closed, false)]), Spill::MoveOn),
+            (
+                (true, false, vec![(Closed, true), (Closed, false)]),
+                Spill::MoveOn,
+            ),
+            (
+                (true, false, vec![(Closed, true), (Open, false)]),
+                Spill::Wait,
+            ),
+            ((true, false, vec![]), Spill::Wait),
+            ((true, true, vec![(Closed, false)]), Spill::Wait),
+            ((false, false, vec![(Closed, false)]), Spill::Wait),
+        ];
+        for ((allowed, probe, later), expected) in cases {
+            let case = format!("{allowed} {probe} {later:?}");
+            assert_eq!(spill(allowed, probe, later), expected, "{case}");
         }
     }
 
