@@ -10,6 +10,7 @@ pub mod gate;
 pub mod limit;
 pub mod pacing;
 pub mod parking;
+pub mod restart;
 pub mod route;
 pub mod throttle;
 
@@ -24,6 +25,7 @@ pub use gate::{Gate, GateConfig, Start};
 pub use limit::{AdaptiveLimit, CapacitySignal, LimitConfig};
 pub use pacing::{Cost, RateBucket};
 pub use parking::{Parked, ParkingLot};
+pub use restart::{Restart, RestartPolicy};
 pub use throttle::{Throttle, ThrottleConfig};
 
 /// A policy configuration that cannot work.

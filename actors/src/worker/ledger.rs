@@ -4,9 +4,14 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use tokio::time::Instant;
+
+use crate::breaker::BreakerMsg;
+use crate::directory::Directory;
+use crate::dispatcher::Signal;
 use crate::job::Job;
 use crate::policy::Cost;
-use crate::upstream::Upstream;
+use crate::upstream::{Class, Failure, Target, Upstream};
 
 /// Jobs a worker holds, queued or running, where the supervisor can reach them.
 pub(crate) struct Ledger<U: Upstream>(Mutex<HashMap<u64, Job<U>>>);
@@ -38,8 +43,24 @@ impl<U: Upstream> Ledger<U> {
         self.with(|jobs| jobs.get(&id).and_then(|job| job.cost))
     }
 
-    /// Every job held, for the supervisor to hand back after a crash.
-    pub(crate) fn drain(&self) -> Vec<Job<U>> {
-        self.with(|jobs| jobs.drain().map(|(_, job)| job).collect())
+    /// Hands every job held back to the dispatcher as failed by a crash of `target`'s
+    /// worker, so that it is retried or failed cleanly instead of being lost, and gives back
+    /// the probe slots they held.
+    pub(crate) fn hand_back(&self, target: &Target, directory: &Directory<U>) {
+        let dispatcher = directory.dispatcher();
+        let now = Instant::now();
+        for mut job in self.with(|jobs| jobs.drain().map(|(_, job)| job).collect::<Vec<_>>()) {
+            if job.probe {
+                if let Some(breaker) = directory.breaker(target) {
+                    let _ = breaker.cast(BreakerMsg::ReleaseProbe);
+                }
+            }
+            let failure =
+                Failure::new(Class::ServerError, "the worker running the attempt crashed");
+            job.record(Some(&failure), now);
+            if let Some(dispatcher) = &dispatcher {
+                let _ = dispatcher.cast(Signal::Failed { job, failure }.into());
+            }
+        }
     }
 }
