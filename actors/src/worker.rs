@@ -26,7 +26,6 @@ use crate::dispatcher::Signal;
 use crate::job::{Delivery, Job};
 use crate::policy::route::{self, Spill};
 use crate::policy::{Cost, Gate, Start};
-use crate::trace;
 use crate::upstream::{Class, Failure, Outcome, Target, Upstream};
 use attempt::Run;
 
@@ -197,7 +196,7 @@ impl<U: Upstream> WorkerState<U> {
             .attempt_timeout
             .min(job.deadline.saturating_duration_since(now));
         let breaker = self.args.board.state(&self.args.target);
-        let span = trace::start(&*self.args.upstream, &mut job, breaker);
+        let span = job.attempt_span(&*self.args.upstream, breaker);
         let run = Run {
             upstream: self.args.upstream.clone(),
             target: job.target().clone(),
