@@ -14,7 +14,7 @@ use crate::request::Error;
 use crate::upstream::{Class, Failure, Upstream};
 
 /// The gauge of jobs waiting in the parking lot.
-pub(super) const PARKED: &str = "breakwater_parked";
+pub(super) const PARKED: &str = "breakwater_dispatcher_parked_requests";
 
 impl<U: Upstream> DispatcherState<U> {
     /// Parks a job no target can take now, or ends it at once if waiting cannot help.

@@ -10,7 +10,7 @@ pub(super) fn load(board: &Board, target: &Target, load: Load) {
     let previous = board.load(target);
     board.set_load(target, load);
     if previous.is_none_or(|p| p.limit != load.limit) {
-        metrics::gauge!("breakwater_concurrency_limit", "target" => target.to_string())
+        metrics::gauge!("breakwater_worker_concurrency_limit", "target" => target.to_string())
             .set(f64::from(load.limit));
     }
 }
