@@ -14,6 +14,7 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use crate::policy::breaker::{StateKind, Transition, TransitionReason};
+use crate::policy::throttle::{Stakes, Verdict};
 use crate::policy::{Throttle, ThrottleConfig};
 use crate::request::Priority;
 use crate::upstream::{Class, Target};
@@ -184,6 +185,20 @@ impl Board {
         self.throttles
             .get(target)
             .map_or(0.0, |throttle| throttle.reject_probability(now))
+    }
+
+    /// What `target`'s client-side throttle does with a request with `stakes` arriving now
+    /// (send it, with no throttle configured); see [`Throttle::decide`].
+    pub(crate) fn throttle(
+        &self,
+        target: &Target,
+        stakes: Stakes,
+        now: Instant,
+        rng: &mut impl rand::Rng,
+    ) -> Verdict {
+        self.throttles
+            .get(target)
+            .map_or(Verdict::Send, |throttle| throttle.decide(stakes, now, rng))
     }
 
     /// Counts a request the throttle turned away from `target`.

@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::{
-    AdmissionConfig, BreakerConfig, BudgetConfig, LimitConfig, PolicyError, RetryPolicy,
-    ThrottleConfig,
+    AdmissionConfig, BreakerConfig, BudgetConfig, GateConfig, LimitConfig, PolicyError,
+    RetryPolicy, ThrottleConfig,
 };
 use crate::upstream::Target;
 
@@ -47,6 +47,18 @@ impl Default for TargetLimits {
             rate_limit_pause: Duration::from_secs(1),
             adaptive: true,
             limit: LimitConfig::default(),
+        }
+    }
+}
+
+impl TargetLimits {
+    /// The settings of the target's [`Gate`](crate::policy::Gate).
+    pub fn gate(&self) -> GateConfig {
+        GateConfig {
+            concurrency: self.concurrency,
+            min_interval: self.min_interval,
+            rate_limit_pause: self.rate_limit_pause,
+            limit: self.adaptive.then_some(self.limit),
         }
     }
 }

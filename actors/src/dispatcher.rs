@@ -21,12 +21,15 @@
 //! })?;
 //! ```
 
+mod actor;
+mod admit;
+mod park;
 mod route;
+mod state;
 
-use std::marker::PhantomData;
 use std::sync::Arc;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{ActorRef, RpcReplyPort};
 
 use crate::board::Board;
 use crate::config::EngineConfig;
@@ -36,7 +39,7 @@ use crate::policy::StateKind;
 use crate::request::RequestOptions;
 use crate::upstream::{Failure, Target, Upstream};
 
-pub(crate) use route::DispatcherState;
+pub(crate) use actor::DispatcherActor;
 
 /// What the dispatcher is told. `Submit`, `SubmitStream`, `Isolate` and `Reset` are the
 /// public protocol; `Internal` carries the engine's own signals and cannot be built outside it.
@@ -108,14 +111,6 @@ impl<U: Upstream> From<Signal<U>> for DispatcherMsg<U> {
     }
 }
 
-pub(crate) struct DispatcherActor<U>(PhantomData<fn() -> U>);
-
-impl<U> DispatcherActor<U> {
-    pub(crate) fn new() -> Self {
-        Self(PhantomData)
-    }
-}
-
 pub(crate) struct DispatcherArgs<U: Upstream> {
     pub(crate) config: Arc<EngineConfig>,
     pub(crate) board: Arc<Board>,
@@ -124,51 +119,5 @@ pub(crate) struct DispatcherArgs<U: Upstream> {
     pub(crate) seed: u64,
 }
 
-impl<U: Upstream> Actor for DispatcherActor<U> {
-    type Msg = DispatcherMsg<U>;
-    type State = DispatcherState<U>;
-    type Arguments = DispatcherArgs<U>;
-
-    async fn pre_start(
-        &self,
-        _: ActorRef<Self::Msg>,
-        args: DispatcherArgs<U>,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(DispatcherState::new(args))
-    }
-
-    async fn handle(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        message: Self::Msg,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        match message {
-            DispatcherMsg::Submit {
-                request,
-                options,
-                reply,
-            } => {
-                let reply = ReplyPort::Whole(reply);
-                state.submit(&myself, request, &options, reply, tracing::Span::none());
-            }
-            DispatcherMsg::SubmitStream {
-                request,
-                options,
-                reply,
-            } => {
-                let reply = ReplyPort::Stream(reply);
-                state.submit(&myself, request, &options, reply, tracing::Span::none());
-            }
-            DispatcherMsg::Isolate(target) => {
-                state.tell_breaker(&target, crate::breaker::BreakerMsg::Isolate);
-            }
-            DispatcherMsg::Reset(target) => {
-                state.tell_breaker(&target, crate::breaker::BreakerMsg::Reset);
-            }
-            DispatcherMsg::Drain(reply) => state.drain(reply),
-            DispatcherMsg::Internal(Internal(signal)) => state.signal(&myself, signal),
-        }
-        Ok(())
-    }
-}
+/// The dispatcher's own address, which its handlers schedule signals to.
+pub(crate) type DispatcherRef<U> = ActorRef<DispatcherMsg<U>>;

@@ -9,9 +9,11 @@ use ractor::RpcReplyPort;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::policy::{Backoff, Cost};
+use tracing::Span;
+
+use crate::policy::{Backoff, Cost, StateKind};
 use crate::request::{Answer, Attempt, Error, Priority};
-use crate::trace::Spans;
+use crate::trace::{self, Spans};
 use crate::upstream::{Committed, Failure, Reply, Target, Upstream};
 
 /// Where a whole answer goes.
@@ -123,6 +125,21 @@ impl Drop for Ticket {
 }
 
 impl<U: Upstream> Job<U> {
+    /// The span of the job's next attempt, made by `upstream`, with what is known at its
+    /// start (the target's `breaker` state among it); the job keeps it until a decision
+    /// follows its failure.
+    pub(crate) fn attempt_span(&mut self, upstream: &U, breaker: StateKind) -> Span {
+        let span = upstream.attempt_span(self.spans.request(), self.target(), &self.request);
+        if !span.is_disabled() {
+            span.record(trace::TARGET, tracing::field::display(self.target()));
+            span.record(trace::ATTEMPT, trace::int(self.attempts.len() + 1));
+            span.record(trace::PROBE, self.probe);
+            span.record(trace::BREAKER, breaker.as_label());
+            self.spans.keep(span.clone());
+        }
+        span
+    }
+
     pub(crate) fn target(&self) -> &Target {
         &self.chain[self.position.min(self.chain.len() - 1)]
     }

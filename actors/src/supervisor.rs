@@ -1,13 +1,13 @@
 //! The supervisor: spawns and links the dispatcher and, per target, a breaker and a worker;
 //! restarts a crashed child after a short, growing delay, within a restart-intensity limit
-//! (at most R restarts in T, as in OTP); and hands every job a crashed worker held back to the
+//! (at most R restarts in T, as in OTP: the [`RestartPolicy`] decides); and hands every job a crashed worker held back to the
 //! dispatcher, so that it is retried or failed cleanly instead of being lost.
 //!
 //! ractor's default supervision stops the supervisor when any child ends; this one overrides
 //! it. A crashed dispatcher loses the jobs it held, but each of their reply ports is dropped
 //! with it, so their callers are told at once rather than left waiting.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -17,12 +17,13 @@ use ractor::{
 use tokio::time::Instant;
 
 use crate::board::Board;
-use crate::breaker::{BreakerActor, BreakerArgs, BreakerMsg};
+use crate::breaker::{BreakerActor, BreakerArgs};
 use crate::config::EngineConfig;
 use crate::directory::Directory;
-use crate::dispatcher::{DispatcherActor, DispatcherArgs, Signal};
+use crate::dispatcher::{DispatcherActor, DispatcherArgs};
 use crate::job::Outstanding;
-use crate::upstream::{Class, Failure, Target, Upstream};
+use crate::policy::{Restart, RestartPolicy};
+use crate::upstream::{Target, Upstream};
 use crate::worker::{Ledger, WorkerActor, WorkerArgs};
 
 /// Which child an actor is.
@@ -64,7 +65,7 @@ pub(crate) struct SupervisorState<U: Upstream> {
     args: SupervisorArgs<U>,
     children: HashMap<ActorId, Role>,
     ledgers: HashMap<Target, Arc<Ledger<U>>>,
-    restarts: VecDeque<Instant>,
+    restarts: RestartPolicy,
     generation: u64,
 }
 
@@ -84,11 +85,16 @@ impl<U: Upstream> Actor for SupervisorActor<U> {
             .iter()
             .map(|(t, _)| (t.clone(), Arc::new(Ledger::new())))
             .collect();
+        let supervision = args.config.supervision;
         let mut state = SupervisorState {
+            restarts: RestartPolicy::new(
+                supervision.max_restarts,
+                supervision.within,
+                supervision.restart_delay,
+            ),
             args,
             children: HashMap::new(),
             ledgers,
-            restarts: VecDeque::new(),
             generation: 0,
         };
         state.spawn(&myself, Role::Dispatcher).await?;
@@ -257,46 +263,17 @@ impl<U: Upstream> SupervisorState<U> {
         metrics::counter!("breakwater_actor_restarts_total", "role" => role_label(&role))
             .increment(1);
         if let Role::Worker(target) = &role {
-            self.hand_back(target);
-        }
-        let now = Instant::now();
-        let supervision = self.args.config.supervision;
-        while self
-            .restarts
-            .front()
-            .is_some_and(|at| now.duration_since(*at) > supervision.within)
-        {
-            self.restarts.pop_front();
-        }
-        if self.restarts.len() as u32 >= supervision.max_restarts {
-            tracing::error!(?role, "restart intensity exceeded; stopping the engine");
-            myself.stop(Some("restart intensity exceeded".into()));
-            return;
-        }
-        let delay = supervision
-            .restart_delay
-            .saturating_mul(1 << self.restarts.len().min(16));
-        self.restarts.push_back(now);
-        myself.send_after(delay, move || SupervisorMsg::Restart(role));
-    }
-
-    fn hand_back(&self, target: &Target) {
-        let Some(ledger) = self.ledgers.get(target) else {
-            return;
-        };
-        let dispatcher = self.args.directory.dispatcher();
-        let now = Instant::now();
-        for mut job in ledger.drain() {
-            if job.probe {
-                if let Some(breaker) = self.args.directory.breaker(target) {
-                    let _ = breaker.cast(BreakerMsg::ReleaseProbe);
-                }
+            if let Some(ledger) = self.ledgers.get(target) {
+                ledger.hand_back(target, &self.args.directory);
             }
-            let failure =
-                Failure::new(Class::ServerError, "the worker running the attempt crashed");
-            job.record(Some(&failure), now);
-            if let Some(dispatcher) = &dispatcher {
-                let _ = dispatcher.cast(Signal::Failed { job, failure }.into());
+        }
+        match self.restarts.crashed(Instant::now()) {
+            Restart::After(delay) => {
+                myself.send_after(delay, move || SupervisorMsg::Restart(role));
+            }
+            Restart::GiveUp => {
+                tracing::error!(?role, "restart intensity exceeded; stopping the engine");
+                myself.stop(Some("restart intensity exceeded".into()));
             }
         }
     }

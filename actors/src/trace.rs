@@ -24,9 +24,7 @@
 use tracing::Span;
 use tracing::field::Empty;
 
-use crate::job::Job;
-use crate::policy::StateKind;
-use crate::upstream::{Failure, Target, Upstream};
+use crate::upstream::{Failure, Target};
 
 /// The `tracing` target of the default attempt span ([`attempt_span`]).
 pub const SPAN_TARGET: &str = "breakwater_actors::trace";
@@ -106,11 +104,11 @@ impl Spans {
         }))
     }
 
-    fn request(&self) -> &Span {
+    pub(crate) fn request(&self) -> &Span {
         self.0.as_ref().map_or(&NO_SPAN, |held| &held.request)
     }
 
-    fn keep(&mut self, attempt: Span) {
+    pub(crate) fn keep(&mut self, attempt: Span) {
         let held = self.0.get_or_insert_with(|| {
             Box::new(Held {
                 request: Span::none(),
@@ -133,20 +131,6 @@ impl Spans {
             span.record(DECISION, decision);
         }
     }
-}
-
-/// The span of `job`'s next attempt, made by `upstream`, with what is known at its start;
-/// the job keeps it until a decision follows its failure.
-pub(crate) fn start<U: Upstream>(upstream: &U, job: &mut Job<U>, breaker: StateKind) -> Span {
-    let span = upstream.attempt_span(job.spans.request(), job.target(), &job.request);
-    if !span.is_disabled() {
-        span.record(TARGET, tracing::field::display(job.target()));
-        span.record(ATTEMPT, int(job.attempts.len() + 1));
-        span.record(PROBE, job.probe);
-        span.record(BREAKER, breaker.as_label());
-        job.spans.keep(span.clone());
-    }
-    span
 }
 
 /// A count as an `i64`: `tracing` layers record unsigned integers as text, where an

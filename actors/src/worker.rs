@@ -1,4 +1,5 @@
-//! The worker actor: one per target. It owns the target's concurrency cap and pacing, runs
+//! The worker actor: one per target. It starts attempts when the target's
+//! [`Gate`](crate::policy::Gate) lets them (the concurrency cap, pacing, a 429 pause), runs
 //! each attempt as its own task (so a slow upstream never blocks its mailbox) with a timeout
 //! that never reaches past the request's deadline, reports every outcome to the target's
 //! breaker, answers the caller on success, and hands failures back to the dispatcher.
@@ -6,16 +7,16 @@
 //! Jobs live in a [`Ledger`] shared with the supervisor rather than in the actor's state, so
 //! that if the worker crashes, the supervisor hands every job it held back to the dispatcher.
 
-use std::collections::{HashMap, VecDeque};
-use std::marker::PhantomData;
-use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+mod attempt;
+mod ledger;
+mod report;
 
-use futures::FutureExt;
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
-use tracing::Instrument;
 
 use crate::board::{Board, Load};
 use crate::breaker::BreakerMsg;
@@ -23,40 +24,12 @@ use crate::config::TargetLimits;
 use crate::directory::Directory;
 use crate::dispatcher::Signal;
 use crate::job::{Delivery, Job};
-use crate::policy::{AdaptiveLimit, CapacitySignal, Cost, LimitConfig, RateBucket, StateKind};
-use crate::trace;
-use crate::upstream::{Class, Failure, Outcome, Reply, Target, Upstream, await_commit};
+use crate::policy::route::{self, Spill};
+use crate::policy::{Cost, Gate, Start};
+use crate::upstream::{Class, Failure, Outcome, Target, Upstream};
+use attempt::Run;
 
-/// Jobs a worker holds, queued or running, where the supervisor can reach them.
-pub(crate) struct Ledger<U: Upstream>(Mutex<HashMap<u64, Job<U>>>);
-
-impl<U: Upstream> Ledger<U> {
-    pub(crate) fn new() -> Self {
-        Self(Mutex::new(HashMap::new()))
-    }
-
-    fn with<R>(&self, f: impl FnOnce(&mut HashMap<u64, Job<U>>) -> R) -> R {
-        // A poisoned lock only means a panic elsewhere; the map itself is always consistent.
-        let mut guard = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut guard)
-    }
-
-    fn insert(&self, job: Job<U>) {
-        self.with(|jobs| jobs.insert(job.id, job));
-    }
-
-    fn remove(&self, id: u64) -> Option<Job<U>> {
-        self.with(|jobs| jobs.remove(&id))
-    }
-
-    /// Every job held, for the supervisor to hand back after a crash.
-    pub(crate) fn drain(&self) -> Vec<Job<U>> {
-        self.with(|jobs| jobs.drain().map(|(_, job)| job).collect())
-    }
-}
+pub(crate) use ledger::Ledger;
 
 /// What a worker is told.
 pub(crate) enum WorkerMsg<U: Upstream> {
@@ -91,28 +64,13 @@ pub(crate) struct WorkerArgs<U: Upstream> {
     pub(crate) board: Arc<Board>,
 }
 
-/// The adaptive limit's bounds, never above the target's static cap.
-fn capped(limits: &TargetLimits) -> LimitConfig {
-    let cap = limits.concurrency;
-    LimitConfig {
-        min: limits.limit.min.min(cap),
-        max: limits.limit.max.min(cap),
-        initial: limits.limit.initial.min(cap),
-        ..limits.limit
-    }
-}
-
 pub(crate) struct WorkerState<U: Upstream> {
     args: WorkerArgs<U>,
     queue: VecDeque<u64>,
     in_flight: u32,
-    next_start: Instant,
-    paused_until: Option<Instant>,
     wake_at: Option<Instant>,
-    /// The adaptive limit, when the target has one.
-    limit: Option<AdaptiveLimit>,
-    /// The target's rate-limit account, from the upstream's announcements.
-    bucket: RateBucket,
+    /// The cap, the pacing, a 429 pause and the rate-limit account.
+    gate: Gate,
     /// What the running attempts are expected to spend of the rate limits.
     in_flight_cost: Cost,
 }
@@ -128,19 +86,12 @@ impl<U: Upstream> Actor for WorkerActor<U> {
         args: WorkerArgs<U>,
     ) -> Result<Self::State, ActorProcessingErr> {
         let now = Instant::now();
-        let limit = args
-            .limits
-            .adaptive
-            .then(|| AdaptiveLimit::new(capped(&args.limits)));
         let state = WorkerState {
+            gate: Gate::new(args.limits.gate(), now),
             args,
             queue: VecDeque::new(),
             in_flight: 0,
-            next_start: now,
-            paused_until: None,
             wake_at: None,
-            limit,
-            bucket: RateBucket::new(),
             in_flight_cost: Cost::default(),
         };
         state.publish_load(now);
@@ -161,11 +112,7 @@ impl<U: Upstream> Actor for WorkerActor<U> {
                 started,
             } => state.finish(id, outcome, started),
             WorkerMsg::Wake => state.wake_at = None,
-            WorkerMsg::SlowStart => {
-                if let Some(limit) = &mut state.limit {
-                    limit.restart();
-                }
-            }
+            WorkerMsg::SlowStart => state.gate.slow_start(),
         }
         state.pump(&myself);
         state.publish_load(Instant::now());
@@ -180,7 +127,10 @@ impl<U: Upstream> WorkerState<U> {
         let now = Instant::now();
         let upstream = &self.args.upstream;
         let cost = *job.cost.get_or_insert_with(|| upstream.cost(&job.request));
-        if self.is_full(cost, now) && self.may_spill(&job) {
+        let full = self
+            .gate
+            .is_full(self.queue.len(), self.in_flight, cost, now);
+        if full && self.spill(&job) == Spill::MoveOn {
             if let Some(dispatcher) = self.args.directory.dispatcher() {
                 let _ = dispatcher.cast(Signal::Spill(job).into());
                 return;
@@ -190,51 +140,32 @@ impl<U: Upstream> WorkerState<U> {
         self.args.ledger.insert(job);
     }
 
-    /// Whether a request costing `cost` would have to wait here.
-    fn is_full(&self, cost: Cost, now: Instant) -> bool {
-        !self.queue.is_empty() || self.in_flight >= self.cap() || self.held_until(cost, now) > now
-    }
-
-    /// When pacing, a 429 pause or the rate-limit account let a start costing `cost` happen.
-    fn held_until(&self, cost: Cost, now: Instant) -> Instant {
-        let paced = self.bucket.ready_at(cost, now).unwrap_or(now);
-        self.next_start
-            .max(self.paused_until.unwrap_or(now))
-            .max(paced)
-    }
-
-    /// Whether `job` may move on rather than wait here: it allows spillover and fallback, it
-    /// is not a probe (a probe must run here), and a later target of its chain is closed and
-    /// has room. A full target in between passes it on again in turn.
-    fn may_spill(&self, job: &Job<U>) -> bool {
-        if !job.spillover || job.probe || !job.can_fall_back() {
-            return false;
-        }
+    /// Whether `job` moves on rather than wait here ([`route::spill`]).
+    fn spill(&self, job: &Job<U>) -> Spill {
         let board = &self.args.board;
-        job.chain[job.position + 1..].iter().any(|later| {
-            board.state(later) == StateKind::Closed
-                && !board.load(later).is_some_and(|load| load.is_full())
-        })
+        let later = job.chain[job.position + 1..].iter().map(|later| {
+            let full = board.load(later).is_some_and(|load| load.is_full());
+            (board.state(later), full)
+        });
+        route::spill(job.spillover && job.can_fall_back(), job.probe, later)
     }
 
-    /// Starts queued attempts while the cap, a 429 pause and pacing allow.
+    /// Starts queued attempts while the gate lets them.
     fn pump(&mut self, myself: &ActorRef<WorkerMsg<U>>) {
         let now = Instant::now();
-        while self.in_flight < self.cap() {
+        loop {
             let Some(&id) = self.queue.front() else {
                 return;
             };
-            let cost = self
-                .args
-                .ledger
-                .with(|jobs| jobs.get(&id).and_then(|job| job.cost));
-            let ready_at = self.held_until(cost.unwrap_or_default(), now);
-            if ready_at > now {
-                self.wake(myself, ready_at, now);
-                return;
+            let cost = self.args.ledger.cost(id).unwrap_or_default();
+            match self.gate.decide(self.in_flight, cost, now) {
+                Start::Full => return,
+                Start::At(at) => return self.wake(myself, at, now),
+                Start::Now => {
+                    self.queue.pop_front();
+                    self.start(myself, id, now);
+                }
             }
-            self.queue.pop_front();
-            self.start(myself, id, now);
         }
     }
 
@@ -265,75 +196,46 @@ impl<U: Upstream> WorkerState<U> {
             .attempt_timeout
             .min(job.deadline.saturating_duration_since(now));
         let breaker = self.args.board.state(&self.args.target);
-        let span = trace::start(&*self.args.upstream, &mut job, breaker);
-        let attempt = attempt(
-            self.args.upstream.clone(),
-            job.target().clone(),
-            job.request.clone(),
-            job.is_streaming(),
-            self.args.limits.stall_timeout,
-        );
+        let span = job.attempt_span(&*self.args.upstream, breaker);
+        let run = Run {
+            upstream: self.args.upstream.clone(),
+            target: job.target().clone(),
+            request: job.request.clone(),
+            streaming: job.is_streaming(),
+            stall: self.args.limits.stall_timeout,
+            timeout,
+        };
         let cost = job.cost.unwrap_or_default();
-        self.bucket.spend(cost, now);
+        self.gate.started(cost, now);
         self.in_flight_cost = self.in_flight_cost.plus(cost);
         self.args.ledger.insert(job);
         self.in_flight += 1;
-        self.next_start = now + self.args.limits.min_interval;
         let myself = myself.clone();
-        let task = async move {
-            let outcome = bounded(attempt, timeout).instrument(span.clone()).await;
-            trace::ended(&span, outcome.as_ref().err());
-            // Let go of the span before the outcome moves on, so that it has ended (or waits
-            // only for the decision the job carries it to) by the time the caller hears.
-            drop(span);
+        attempt::spawn(run, span, move |outcome| {
             // A worker that is gone had its jobs handed back by the supervisor.
             let _ = myself.cast(WorkerMsg::Done {
                 id,
                 outcome,
                 started: now,
             });
-        };
-        tokio::spawn(task);
-    }
-
-    /// Attempts that may run at once now: the adaptive limit, never above the static cap.
-    fn cap(&self) -> u32 {
-        let cap = self.args.limits.concurrency.get();
-        self.limit
-            .as_ref()
-            .map_or(cap, |limit| limit.limit().min(cap))
-    }
-
-    fn adapt(&mut self, failure: Option<&Failure>, latency: Duration) {
-        let Some(limit) = &mut self.limit else { return };
-        let signal = match failure.map(Failure::class) {
-            None => self.args.limits.limit.success(self.in_flight, latency),
-            Some(Class::Overloaded | Class::Timeout) => CapacitySignal::Overload,
-            Some(_) => CapacitySignal::Neutral,
-        };
-        limit.record(signal);
+        });
     }
 
     /// Mirrors the worker's load on the board, for spillover decisions and readers.
     fn publish_load(&self, now: Instant) {
-        let limit = self.cap();
-        let previous = self.args.board.load(&self.args.target);
         let load = Load {
             in_flight: self.in_flight,
             queued: u32::try_from(self.queue.len()).unwrap_or(u32::MAX),
-            limit,
-            held: self.held_until(Cost::default(), now) > now,
+            limit: self.gate.cap(),
+            held: self.gate.is_held(now),
         };
-        self.args.board.set_load(&self.args.target, load);
-        if previous.is_none_or(|p| p.limit != limit) {
-            metrics::gauge!("breakwater_concurrency_limit", "target" => self.args.target.to_string())
-                .set(f64::from(limit));
-        }
+        report::load(&self.args.board, &self.args.target, load);
     }
 
     fn finish(&mut self, id: u64, outcome: Outcome<Delivery<U>>, started: Instant) {
         let now = Instant::now();
-        self.adapt(outcome.as_ref().err(), now - started);
+        let class = outcome.as_ref().err().map(Failure::class);
+        self.gate.adapt(class, self.in_flight, now - started);
         self.in_flight = self.in_flight.saturating_sub(1);
         let Some(mut job) = self.args.ledger.remove(id) else {
             return;
@@ -344,17 +246,15 @@ impl<U: Upstream> WorkerState<U> {
             Ok(reply) => &reply.limits,
             Err(failure) => failure.limits(),
         };
-        if !limits.is_empty() {
-            let in_flight = u64::from(self.in_flight);
-            self.bucket
-                .observe(limits, now, in_flight, self.in_flight_cost);
-        }
+        let in_flight = u64::from(self.in_flight);
+        self.gate
+            .observe(limits, now, in_flight, self.in_flight_cost);
         let failure = outcome.as_ref().err();
         let accepted = !failure.is_some_and(|f| f.class().is_rejection());
         self.args
             .board
             .throttle_record(&self.args.target, now, accepted);
-        self.observe(failure, now - started);
+        report::attempt(&self.args.target, failure, now - started);
         self.tell_breaker(BreakerMsg::Record {
             class: failure.map(Failure::class),
             retry_after: failure.and_then(Failure::retry_after),
@@ -364,27 +264,12 @@ impl<U: Upstream> WorkerState<U> {
         match outcome {
             Ok(reply) => job.succeed(reply),
             Err(failure) => {
-                if failure.class() == Class::RateLimited {
-                    self.pause(&failure, now);
+                if let Some(wait) = self.gate.pause(&failure, now) {
+                    tracing::info!(target = %self.args.target, ?wait, "paused after a 429");
                 }
                 self.hand_back(job, failure);
             }
         }
-    }
-
-    /// A 429 is about our quota: stop sending to this target until it is likely lifted.
-    fn pause(&mut self, failure: &Failure, now: Instant) {
-        let wait = failure
-            .retry_after()
-            .or(failure.limits().requests.reset_in)
-            .unwrap_or(self.args.limits.rate_limit_pause);
-        let until = now + wait;
-        self.bucket.exhaust(until);
-        self.paused_until = Some(
-            self.paused_until
-                .map_or(until, |current| current.max(until)),
-        );
-        tracing::info!(target = %self.args.target, ?wait, "paused after a 429");
     }
 
     fn wake(&mut self, myself: &ActorRef<WorkerMsg<U>>, at: Instant, now: Instant) {
@@ -393,14 +278,6 @@ impl<U: Upstream> WorkerState<U> {
         }
         self.wake_at = Some(at);
         myself.send_after(at - now, || WorkerMsg::Wake);
-    }
-
-    fn observe(&self, failure: Option<&Failure>, latency: Duration) {
-        let outcome = failure.map_or("success", |f| f.class().as_label());
-        let target = self.args.target.to_string();
-        metrics::counter!("breakwater_attempts_total", "target" => target.clone(), "outcome" => outcome).increment(1);
-        metrics::histogram!("breakwater_attempt_duration_seconds", "target" => target)
-            .record(latency.as_secs_f64());
     }
 
     fn tell_breaker(&self, message: BreakerMsg<U>) {
@@ -414,44 +291,4 @@ impl<U: Upstream> WorkerState<U> {
             let _ = dispatcher.cast(Signal::Failed { job, failure }.into());
         }
     }
-}
-
-/// Runs `attempt` for at most `timeout`, turning a panic into a server error: whatever the
-/// upstream does, the attempt ends, and in time.
-async fn bounded<U: Upstream>(
-    attempt: impl Future<Output = Outcome<Delivery<U>>>,
-    timeout: Duration,
-) -> Outcome<Delivery<U>> {
-    match tokio::time::timeout(timeout, AssertUnwindSafe(attempt).catch_unwind()).await {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(_)) => Err(Failure::new(Class::ServerError, "the upstream panicked")),
-        Err(_) => Err(Failure::new(
-            Class::Timeout,
-            format!("no answer within {}ms", timeout.as_millis()),
-        )),
-    }
-}
-
-/// One attempt: a whole answer, or a stream read until it commits.
-async fn attempt<U: Upstream>(
-    upstream: Arc<U>,
-    target: Target,
-    request: Arc<U::Request>,
-    streaming: bool,
-    stall: Duration,
-) -> Outcome<Delivery<U>> {
-    if !streaming {
-        return upstream
-            .send(&target, &request)
-            .await
-            .map(|reply| reply.map(Delivery::Whole));
-    }
-    let opened = upstream.stream(&target, &request).await?;
-    let committed = await_commit(opened.value, stall).await?;
-    Ok(Reply {
-        value: Delivery::Stream(committed),
-        request_id: opened.request_id,
-        limits: opened.limits,
-        changes: opened.changes,
-    })
 }

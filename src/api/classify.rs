@@ -50,7 +50,11 @@ pub fn answered(
     status: u16,
     request_id: Option<&str>,
 ) -> Failure {
-    let failure = Failure::new(class, message).with_status(status);
+    let mut failure = Failure::new(class, message).with_status(status);
+    if status == 404 {
+        // The engine falls back past a target that does not exist; it reads no status.
+        failure = failure.with_not_found();
+    }
     match request_id {
         Some(id) => failure.with_request_id(id),
         None => failure,
@@ -149,6 +153,15 @@ mod tests {
         for (status, kind, expected) in rows {
             assert_eq!(class(status, kind), expected, "{status} {kind:?}");
         }
+    }
+
+    #[test]
+    fn only_a_404_says_the_target_is_not_found() {
+        let gone = failure(404, ResponseMeta::default(), &body("not_found_error"));
+        assert_eq!(gone.class(), Class::Invalid);
+        assert!(gone.is_not_found());
+        let bad = failure(400, ResponseMeta::default(), &body("invalid_request_error"));
+        assert!(!bad.is_not_found());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::policy::breaker::PolicyError;
+use super::PolicyError;
 use crate::request::Priority;
 
 /// Admission bounds.

@@ -25,7 +25,7 @@ use crate::upstream::Class;
 mod config;
 mod state;
 
-pub use config::{BreakerConfig, PolicyError};
+pub use config::BreakerConfig;
 pub use state::{Admission, BreakerState, StateKind, Transition, TransitionReason};
 
 /// What an outcome says about the target's health.

@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::breaker::PolicyError;
+use super::PolicyError;
 
 /// The shape of a retry budget.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

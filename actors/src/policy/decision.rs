@@ -15,8 +15,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use super::PolicyError;
 use super::backoff::{Backoff, BackoffConfig};
-use super::breaker::PolicyError;
 use crate::upstream::{Class, Failure};
 
 /// The retry and fall-back rules for one request.
@@ -29,9 +29,10 @@ pub struct RetryPolicy {
     pub max_attempts: NonZeroU32,
     /// Move to the next target on a 429 instead of waiting out its `retry-after`. Default: true.
     pub fall_back_on_rate_limit: bool,
-    /// Move to the next target, without retrying, on a 404: the target does not exist (for
-    /// a Messages API, a retired, misspelled or not enabled model), which the next one may
-    /// well do. At the end of the chain a 404 is permanent as ever. Default: true.
+    /// Move to the next target, without retrying, on a failure that says the target does not
+    /// exist ([`Failure::is_not_found`]; for a Messages API, a 404 for a retired, misspelled
+    /// or not enabled model), which the next one may well do. At the end of the chain it is
+    /// permanent as ever. Default: true.
     pub fall_back_on_not_found: bool,
     /// The delays between retries on one target. Default: see [`BackoffConfig`].
     pub backoff: BackoffConfig,
@@ -143,10 +144,7 @@ impl RetryPolicy {
         }
         let forced = failure.should_retry();
         if !class.is_transient() && forced != Some(true) {
-            if failure.status() == Some(404)
-                && self.fall_back_on_not_found
-                && attempts.can_fall_back
-            {
+            if failure.is_not_found() && self.fall_back_on_not_found && attempts.can_fall_back {
                 return Decision::FallBack;
             }
             return Decision::GiveUp(GiveUp::Permanent);
@@ -217,7 +215,9 @@ mod tests {
         let policy = exact();
         let mut backoff = policy.backoff.build(1);
         let now = Instant::now();
-        let gone = Failure::new(Class::Invalid, "model: claude-retired").with_status(404);
+        let gone = Failure::new(Class::Invalid, "model: claude-retired")
+            .with_status(404)
+            .with_not_found();
         assert_eq!(
             policy.decide(&gone, at(1, 1, true), &mut backoff, now, None),
             Decision::FallBack

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::policy::breaker::PolicyError;
+use super::PolicyError;
 
 /// Settings of an [`AdaptiveLimit`].
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

@@ -103,6 +103,7 @@ struct Inner {
     request_id: Option<String>,
     retry_after: Option<Duration>,
     should_retry: Option<bool>,
+    not_found: bool,
     limits: RateLimits,
 }
 
@@ -117,6 +118,7 @@ impl Failure {
             request_id: None,
             retry_after: None,
             should_retry: None,
+            not_found: false,
             limits: RateLimits::default(),
         }))
     }
@@ -153,6 +155,16 @@ impl Failure {
     #[must_use]
     pub fn with_should_retry(mut self, should_retry: bool) -> Self {
         self.0.should_retry = Some(should_retry);
+        self
+    }
+
+    /// Marks the failure as saying that the target does not exist (for a Messages API, a
+    /// retired, misspelled or not enabled model): the request is wrong for this target, but
+    /// the next target of the chain may well exist. The upstream decides what says so (an
+    /// HTTP upstream: a 404), so the engine never reads a status.
+    #[must_use]
+    pub fn with_not_found(mut self) -> Self {
+        self.0.not_found = true;
         self
     }
 
@@ -196,6 +208,11 @@ impl Failure {
     /// The upstream's explicit retry verdict, if it gave one.
     pub fn should_retry(&self) -> Option<bool> {
         self.0.should_retry
+    }
+
+    /// Whether the failure says the target does not exist (see [`Failure::with_not_found`]).
+    pub fn is_not_found(&self) -> bool {
+        self.0.not_found
     }
 
     /// The rate-limit state reported with the failure.

@@ -1,4 +1,4 @@
-//! The breaker's settings and the error every policy uses to refuse a setting.
+//! The breaker's settings.
 
 use std::num::NonZeroU32;
 use std::ops::RangeInclusive;
@@ -6,26 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// A policy configuration that cannot work.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum PolicyError {
-    /// A field holds a value outside its valid range.
-    #[error("invalid {field}: {reason}")]
-    Invalid {
-        /// The field, named as it is written in configuration.
-        field: &'static str,
-        /// What is wrong with its value.
-        reason: String,
-    },
-}
-
-impl PolicyError {
-    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        let reason = reason.into();
-        PolicyError::Invalid { field, reason }
-    }
-}
+use crate::policy::PolicyError;
 
 /// When a breaker opens, for how long, and how it closes again.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
