@@ -2,7 +2,7 @@
 //! exporter and no provider. A request's span is the caller's current span when it calls
 //! [`Engine::send`](crate::Engine::send) or [`Engine::stream`](crate::Engine::stream) (none:
 //! attempts are root spans). Each attempt gets a span of its own, a child of the request's,
-//! made by [`Upstream::attempt_span`] so that an upstream can name it and add its own fields,
+//! made by [`Upstream::attempt_span`](crate::Upstream::attempt_span) so that an upstream can name it and add its own fields,
 //! and entered while the attempt runs. The engine records on it the [`ATTEMPT_FIELDS`]:
 //!
 //! | field | recorded | value |
