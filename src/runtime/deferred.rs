@@ -18,18 +18,24 @@ use tokio::task::JoinSet;
 
 use super::Core;
 use crate::api::{Message, MessagesRequest, RequestHeaders, WireRequest};
-use crate::batch::{BatchResult, Settled, settlement};
 use crate::engine::policy::StateKind;
 use crate::engine::{Priority, RequestOptions, Target};
-use crate::store::{DEFERRED, Item, Settlement, SharedStore, State, Store, StoreError, now_ms};
+use crate::store::{
+    DEFERRED, Item, ItemResult, ItemUpdate, Requeue, SharedStore, State, Store, StoreError,
+    Verdict, decide_item, now_ms,
+};
 
 /// Deferred requests tried at once.
 const CONCURRENCY: usize = 4;
 /// How long one try may take, retries and fallbacks included, when the request named no
 /// deadline.
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(120);
-/// The first backoff of a request put back; it doubles per try.
-const BACKOFF: Duration = Duration::from_secs(1);
+/// How a request put back is delayed: from 1s, doubling per try, up to a minute.
+const REQUEUE: Requeue = Requeue {
+    first: Duration::from_secs(1),
+    max: MAX_BACKOFF,
+    seed: None,
+};
 /// The longest backoff.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -243,12 +249,12 @@ fn status_of(item: &Item) -> TicketStatus {
             let stored = item
                 .result
                 .as_deref()
-                .and_then(|text| serde_json::from_str::<BatchResult>(text).ok());
+                .and_then(|text| serde_json::from_str::<ItemResult>(text).ok());
             match stored {
-                Some(BatchResult::Succeeded { message }) => {
+                Some(ItemResult::Succeeded { message }) => {
                     TicketStatus::Succeeded(Box::new(message))
                 }
-                Some(BatchResult::Errored { error }) => TicketStatus::Errored {
+                Some(ItemResult::Errored { error }) => TicketStatus::Errored {
                     kind: error.kind,
                     message: error.message,
                 },
@@ -291,9 +297,9 @@ async fn pump(
         for item in claimed {
             let (core, store) = (core.clone(), store.clone());
             running.spawn(async move {
-                let settlement = attempt(&core, &item).await;
+                let update = attempt(&core, &item).await;
                 let stored = store
-                    .call(move |store| store.settle_many(DEFERRED, &[settlement]))
+                    .call(move |store| store.update_many(DEFERRED, &[update]))
                     .await;
                 if let Err(error) = stored {
                     // It stays in flight, and is put back at the next start.
@@ -327,7 +333,7 @@ fn has_capacity(core: &Core) -> bool {
 }
 
 /// One try of a deferred request; what to store of it.
-async fn attempt(core: &Core, item: &Item) -> Settlement {
+async fn attempt(core: &Core, item: &Item) -> ItemUpdate {
     let stored: StoredOptions = item
         .options
         .as_deref()
@@ -337,9 +343,9 @@ async fn attempt(core: &Core, item: &Item) -> Settlement {
     let request = match WireRequest::from_json(payload) {
         Ok(request) => request,
         Err(error) => {
-            return Settlement::Fail {
+            return ItemUpdate::Fail {
                 key: item.key.clone(),
-                error: crate::batch::errored("invalid_request_error", &error.to_string()),
+                error: ItemResult::errored_json("invalid_request_error", &error.to_string()),
             };
         }
     };
@@ -363,7 +369,7 @@ async fn attempt(core: &Core, item: &Item) -> Settlement {
             if !core.engine.serves(target)
                 && let Err(error) = core.engine.add_target(target.clone()).await
             {
-                return settled(item, Err(error));
+                return update_for(item, Err(error));
             }
         }
         options = options.with_chain(chain);
@@ -372,28 +378,28 @@ async fn attempt(core: &Core, item: &Item) -> Settlement {
         options = options.with_fallback(allow);
     }
     let sent = core.send_with(request, options).await;
-    settled(item, sent)
+    update_for(item, sent)
 }
 
 /// What to store of a try: as a batch item, except that what would halt a batch (a refused
 /// key, a stopped runtime) puts the ticket back for the longest backoff instead.
-fn settled(
+fn update_for(
     item: &Item,
     sent: Result<crate::engine::Answer<crate::api::WireMessage>, crate::engine::Error>,
-) -> Settlement {
+) -> ItemUpdate {
     if let Err(crate::engine::Error::Shutdown) = &sent {
         // Cut short by a shutdown: due again at once, in the next runtime.
-        return Settlement::Release {
+        return ItemUpdate::Release {
             key: item.key.clone(),
             not_before: 0,
             last_error: None,
         };
     }
-    match settlement(item, sent, BACKOFF, MAX_BACKOFF) {
-        Settled::Store(settlement) => settlement,
-        Settled::Halt { why, .. } => {
+    match decide_item(item, sent, &REQUEUE) {
+        Verdict::Store(update) => update,
+        Verdict::Halt { why, .. } => {
             tracing::warn!(ticket = item.key, why, "deferred request put back");
-            Settlement::Release {
+            ItemUpdate::Release {
                 key: item.key.clone(),
                 not_before: now_ms().saturating_add(MAX_BACKOFF.as_millis() as u64),
                 last_error: Some(why),
