@@ -19,11 +19,12 @@ use crate::engine::policy::{
     AdmissionConfig, BreakerConfig, BudgetConfig, PolicyError, RetryPolicy, ThrottleConfig,
 };
 use crate::engine::{EngineConfig, SupervisionConfig, Target, TargetLimits};
-use crate::gateway::GatewayConfig;
 
 mod error;
+pub(crate) mod gateway;
 
 pub use error::ConfigError;
+pub use gateway::{ClientKey, GatewayConfig};
 
 /// The name of the chain used by requests that name none.
 pub const DEFAULT_CHAIN: &str = "default";
