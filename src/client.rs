@@ -8,8 +8,11 @@
 
 mod config;
 mod credentials;
+mod env;
+mod error;
 mod forward;
 mod stream;
+mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,10 +27,12 @@ use crate::catalog::{AdaptMode, Catalog};
 use crate::engine::policy::Cost;
 use crate::engine::{Class, EventStream, Failure, Outcome, Reply, Target, Upstream};
 use crate::{telemetry, wallclock};
+use transport::transport;
 
-pub(crate) use config::non_empty_env;
-pub use config::{ClientConfig, ClientError, DEFAULT_API_VERSION, DEFAULT_BASE_URL};
+pub use config::{ClientConfig, DEFAULT_API_VERSION, DEFAULT_BASE_URL};
 pub use credentials::{Credentials, Secret};
+pub(crate) use env::non_empty_env;
+pub use error::ClientError;
 pub use forward::{AnswerStream, ForwardStream};
 
 /// The Claude Messages API as an [`Upstream`]. Cheap to clone; clones share one
@@ -463,32 +468,6 @@ async fn read_body(
             ))
         }
     }
-}
-
-/// Classifies a transport error: a timeout as [`Class::Timeout`], anything else as
-/// [`Class::Connect`].
-///
-/// The message is built from the error with its URL stripped (reqwest's `without_url`) and
-/// from its sources, none of which carries a header, so neither the URL nor the key can leak.
-fn transport(error: reqwest::Error) -> (Class, String) {
-    let error = error.without_url();
-    let class = if error.is_timeout() {
-        Class::Timeout
-    } else {
-        Class::Connect
-    };
-    let mut parts = vec![error.to_string()];
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        parts.push(cause.to_string());
-        source = cause.source();
-    }
-    parts.dedup();
-    let message = parts.join(": ");
-    if error.is_connect() {
-        return (class, format!("connection failed: {message}"));
-    }
-    (class, message)
 }
 
 #[cfg(test)]
