@@ -226,6 +226,12 @@ impl Catalog {
     }
 }
 
+impl learned::ResolveId for Catalog {
+    fn resolve_id(&self, name: &str) -> Option<&str> {
+        self.resolve(name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

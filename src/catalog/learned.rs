@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::Catalog;
 use super::overrides::{EffortOverride, LifecycleOverride, ModelOverride, ThinkingOverride};
 use super::spec::LifecycleStatus;
 use super::wire::{Effort, ThinkingType};
@@ -54,11 +53,27 @@ struct Support {
     supported: bool,
 }
 
+/// What learning needs of a catalogue: the id a name stands for (the catalogue implements
+/// it; taking the trait rather than the catalogue keeps this module below it).
+pub(super) trait ResolveId {
+    /// The id of the model called `name`, if known.
+    fn resolve_id(&self, name: &str) -> Option<&str>;
+}
+
+impl<T: ResolveId> ResolveId for std::sync::Arc<T> {
+    fn resolve_id(&self, name: &str) -> Option<&str> {
+        T::resolve_id(self, name)
+    }
+}
+
 /// Overrides for every model of `models` that `catalog` knows, keyed by its catalogue id.
-pub(super) fn learned(models: &[ModelInfo], catalog: &Catalog) -> BTreeMap<String, ModelOverride> {
+pub(super) fn learned(
+    models: &[ModelInfo],
+    catalog: &impl ResolveId,
+) -> BTreeMap<String, ModelOverride> {
     let mut found = BTreeMap::new();
     for model in models {
-        let Some(id) = catalog.resolve(&model.id) else {
+        let Some(id) = catalog.resolve_id(&model.id) else {
             continue;
         };
         let learned = learn(model);
@@ -126,13 +141,13 @@ fn learn(model: &ModelInfo) -> ModelOverride {
 pub(super) fn under(
     user: &BTreeMap<String, ModelOverride>,
     learned: BTreeMap<String, ModelOverride>,
-    catalog: &Catalog,
+    catalog: &impl ResolveId,
 ) -> BTreeMap<String, ModelOverride> {
     let mut merged = user.clone();
     for (id, learned) in learned {
         let key = user
             .keys()
-            .find(|name| catalog.resolve(name) == Some(id.as_str()))
+            .find(|name| catalog.resolve_id(name) == Some(id.as_str()))
             .cloned()
             .unwrap_or(id);
         let entry = merged.entry(key).or_default();
@@ -162,6 +177,7 @@ fn fill(user: &mut ModelOverride, learned: ModelOverride) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Catalog;
     use super::*;
     use serde_json::json;
 
