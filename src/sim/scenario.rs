@@ -4,6 +4,7 @@
 //! the built-ins are those same files compiled in, so the documented files and the built-ins
 //! cannot drift.
 
+mod error;
 mod model;
 
 use std::collections::BTreeMap;
@@ -16,7 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::mock::ModelCapacity;
 
+pub use error::SimScenarioError;
 pub use model::SimModel;
+
+use error::invalid;
 
 /// The built-in scenarios: name and TOML text. The first is the default.
 const BUILTINS: &[(&str, &str)] = &[
@@ -43,43 +47,6 @@ const BUILTINS: &[(&str, &str)] = &[
     ),
     ("surge", include_str!("../../scenarios/sim/surge.toml")),
 ];
-
-/// Why a simulator scenario could not be loaded.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SimScenarioError {
-    /// The TOML did not parse or did not match the format; the message has line and column.
-    #[error("invalid sim scenario toml: {0}")]
-    Toml(#[from] toml::de::Error),
-    /// A setting parsed but makes no sense; `field` is its dotted path.
-    #[error("invalid sim scenario setting {field}: {reason}")]
-    Invalid {
-        /// Dotted path of the bad setting, e.g. `models.claude-x.slots`.
-        field: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The file could not be read (and the name is no built-in).
-    #[error("cannot read sim scenario file {path} (built-in scenarios: {builtins}): {source}")]
-    Read {
-        /// The path that was tried.
-        path: PathBuf,
-        /// Comma-separated built-in names, for the reader who mistyped one.
-        builtins: String,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file was read but its contents are invalid.
-    #[error("sim scenario file {path}: {source}")]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        #[source]
-        source: Box<SimScenarioError>,
-    },
-}
 
 /// A window in which arrivals come `multiplier` times as fast (`surges = [{ ... }]`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -304,11 +271,4 @@ impl SimScenario {
 fn stem(path: &Path) -> String {
     path.file_stem()
         .map_or_else(String::new, |stem| stem.to_string_lossy().into_owned())
-}
-
-fn invalid(field: String, reason: impl Into<String>) -> SimScenarioError {
-    SimScenarioError::Invalid {
-        field,
-        reason: reason.into(),
-    }
 }

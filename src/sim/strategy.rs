@@ -10,6 +10,7 @@
 mod baseline;
 mod cooldown;
 mod name;
+mod trip;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,24 +22,14 @@ use super::scenario::SimScenario;
 use super::upstream::SimUpstream;
 use crate::api::{MessagesRequest, WireRequest};
 use crate::config::Config;
-use crate::engine::{Class, Failure, RequestOptions, Target, Upstream};
+use crate::engine::{RequestOptions, Target};
 use crate::runtime::{DynUpstream, Runtime, RuntimeError};
 
 pub use cooldown::CooldownConfig;
 pub use name::{StrategyName, UnknownStrategy};
+pub use trip::AttemptOutcome;
 
-/// One attempt a strategy made, as the strategy saw it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AttemptOutcome {
-    /// When the attempt ended, time since the simulation's start.
-    pub at: Duration,
-    /// The model it went to.
-    pub model: String,
-    /// The status it was answered with (200 on success), if any.
-    pub status: Option<u16>,
-    /// `None` on success, else the class of its failure.
-    pub class: Option<Class>,
-}
+use trip::Trip;
 
 /// How one request ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -217,29 +208,4 @@ async fn start_runtime(
         .upstream(upstream)
         .start()
         .await
-}
-
-/// One request on its way: makes attempts and logs them.
-struct Trip<'a> {
-    upstream: &'a SimUpstream,
-    request: &'a WireRequest,
-    log: &'a mut Vec<AttemptOutcome>,
-}
-
-impl Trip<'_> {
-    /// One attempt at `target`, logged when it ends.
-    async fn attempt(&mut self, target: &Target) -> Result<(), Failure> {
-        let outcome = self.upstream.send(target, self.request).await;
-        let (status, class) = match &outcome {
-            Ok(_) => (Some(200), None),
-            Err(failure) => (failure.status(), Some(failure.class())),
-        };
-        self.log.push(AttemptOutcome {
-            at: self.upstream.elapsed(),
-            model: target.model().to_owned(),
-            status,
-            class,
-        });
-        outcome.map(|_| ())
-    }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{SimScenarioError, invalid};
+use super::error::{SimScenarioError, invalid};
 use crate::mock::{Brownout, Distribution, ModelSpec};
 
 /// The longest service time, spread or reject cost a model may have: a drawn service time
