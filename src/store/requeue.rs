@@ -40,7 +40,7 @@ impl Requeue {
 
     /// `item` back as pending after `error`, due after [`Requeue::delay`].
     pub(crate) fn release(&self, item: &Item, error: &Error) -> ItemUpdate {
-        let delay = self.delay(item, error.retry_after());
+        let delay = self.delay(&item.key, item.attempts, error.retry_after());
         ItemUpdate::Release {
             key: item.key.clone(),
             not_before: now_ms()
@@ -49,10 +49,10 @@ impl Requeue {
         }
     }
 
-    /// The delay before `item`'s next try: equal jitter below `min(max, first * 2^(tries-1))`,
-    /// at least `retry_after`.
-    fn delay(&self, item: &Item, retry_after: Option<Duration>) -> Duration {
-        let doublings = item.attempts.saturating_sub(1).min(MAX_DOUBLINGS);
+    /// The delay before the next try of the item `key`, tried `attempts` times: equal jitter
+    /// below `min(max, first * 2^(attempts-1))`, at least `retry_after`.
+    fn delay(&self, key: &str, attempts: u32, retry_after: Option<Duration>) -> Duration {
+        let doublings = attempts.saturating_sub(1).min(MAX_DOUBLINGS);
         // Half the ceiling, plus a full-jitter draw below that half: uniform over the upper
         // half of the ceiling.
         let half = BackoffConfig {
@@ -62,7 +62,7 @@ impl Requeue {
         };
         let seed = self.seed.map_or_else(rand::random, |seed| {
             let mut hasher = DefaultHasher::new();
-            (seed, &item.key, item.attempts).hash(&mut hasher);
+            (seed, key, attempts).hash(&mut hasher);
             hasher.finish()
         });
         let draw = half.build(seed).nth(doublings as usize).unwrap_or_default();
@@ -70,5 +70,55 @@ impl Requeue {
         // A retry-after longer than the cap is cut to it: one header must not stall a job for
         // a day.
         jittered.max(retry_after.unwrap_or_default().min(self.max))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn requeue(seed: Option<u64>) -> Requeue {
+        Requeue {
+            first: SECOND,
+            max: Duration::from_secs(60),
+            seed,
+        }
+    }
+
+    #[test]
+    fn delays_double_per_try_within_the_upper_half_of_the_ceiling() {
+        for (attempts, ceiling) in [(1, 1), (2, 2), (3, 4), (7, 60), (40, 60)] {
+            let ceiling = SECOND * ceiling;
+            for seed in 0..50 {
+                let delay = requeue(Some(seed)).delay("k", attempts, None);
+                assert!(
+                    delay >= ceiling / 2 && delay <= ceiling,
+                    "{attempts}: {delay:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_seed_fixes_the_delay_per_item_and_try() {
+        let delay = |key, attempts| requeue(Some(7)).delay(key, attempts, None);
+        assert_eq!(delay("a", 3), delay("a", 3));
+        let others = [delay("b", 3), delay("c", 3), delay("d", 3)];
+        assert!(others.iter().any(|other| *other != delay("a", 3)));
+    }
+
+    #[test]
+    fn retry_after_is_a_floor_cut_to_the_cap() {
+        let delay = requeue(Some(1)).delay("k", 1, Some(SECOND * 30));
+        assert_eq!(delay, SECOND * 30);
+        let delay = requeue(Some(1)).delay("k", 1, Some(SECOND * 3600));
+        assert_eq!(delay, SECOND * 60);
+    }
+
+    #[test]
+    fn now_is_due_at_once() {
+        assert_eq!(Requeue::NOW.delay("k", 5, None), Duration::ZERO);
     }
 }
