@@ -1,5 +1,6 @@
 //! The batch runner behind `breakwater batch run`: a JSONL file of Message Batches-shaped
-//! requests, run through the [`Runtime`] and kept in a SQLite [`Store`] so that a run killed
+//! requests, run through the [`Runtime`](crate::runtime::Runtime) and kept in a SQLite
+//! [`Store`](crate::store::Store) so that a run killed
 //! at any moment (even `kill -9`) continues where it stopped when run again.
 //!
 //! Exactly once: every item's result is stored before anything else is done with it, and a

@@ -5,6 +5,11 @@
 //! an error status by its status and `error.type`, a refused or reset connection as
 //! [`Class::Connect`], a local timeout or a stalled stream as [`Class::Timeout`], an
 //! unreadable body as [`Class::ServerError`]. Retrying is the engine's job, never the client's.
+//!
+//! [`Failure`]: crate::engine::Failure
+//! [`Class::Connect`]: crate::engine::Class::Connect
+//! [`Class::Timeout`]: crate::engine::Class::Timeout
+//! [`Class::ServerError`]: crate::engine::Class::ServerError
 
 mod attempt;
 mod config;

@@ -20,6 +20,8 @@
 //! `/v1/` route; such a key never goes upstream. Upstream requests carry the gateway's own
 //! key, which replaces any a caller sent. [`serve`] runs the router with client timeouts and
 //! a graceful drain.
+//!
+//! [`Runtime`]: crate::runtime::Runtime
 
 mod auth;
 mod body;

@@ -1,6 +1,6 @@
 //! The rest of the API, served minimally so that a gateway's forwarding can be exercised
 //! end to end: `GET /v1/models` and `/v1/models/{id}` (the scenario's models), Message
-//! Batches ([`batches`](super::batches)) and Files ([`files`](super::files)). Shapes follow
+//! Batches ([`batches`]) and Files ([`files`]). Shapes follow
 //! the official SDK's types; lists page with `limit`, `after_id` and `before_id`. The key
 //! check is the one `POST /v1/messages` makes.
 

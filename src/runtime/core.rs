@@ -58,7 +58,7 @@ impl Core {
     /// Sends `request` with a priority, a deadline, a chain, or fallback forbidden.
     ///
     /// # Errors
-    /// As [`Runtime::send`].
+    /// As [`Runtime::send`](super::Runtime::send).
     pub(crate) fn send_with(
         &self,
         request: WireRequest,
@@ -124,7 +124,7 @@ impl Core {
     /// [`Engine::stream`]).
     ///
     /// # Errors
-    /// As [`Runtime::send`].
+    /// As [`Runtime::send`](super::Runtime::send).
     pub(crate) fn stream_with(
         &self,
         request: WireRequest,

@@ -7,6 +7,8 @@
 //! while the engine holds less than half its admission bound and some model is not open.
 //! A try that fails retryably puts the request back with a growing backoff; a permanent
 //! error is final. After a restart, tickets left pending or in flight are picked up again.
+//!
+//! [`Priority::Sheddable`]: crate::engine::Priority::Sheddable
 
 mod attempt;
 mod stored;

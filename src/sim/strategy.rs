@@ -6,6 +6,8 @@
 //! [`RequestOutcome`] with every attempt. Every strategy honours the scenario's deadline: a
 //! request not answered by then has failed, at the deadline. Jitter is seeded per request,
 //! so a run does not depend on the order in which tasks happen to draw.
+//!
+//! [`Upstream`]: crate::engine::Upstream
 
 mod baseline;
 mod cooldown;
