@@ -20,71 +20,32 @@
 //! `/v1/` route; such a key never goes upstream. Upstream requests carry the gateway's own
 //! key, which replaces any a caller sent. [`serve`] runs the router with client timeouts and
 //! a graceful drain.
+//!
+//! [`Runtime`]: crate::runtime::Runtime
 
 mod auth;
 mod body;
-mod config;
+mod error;
 mod forward;
 mod messages;
 mod serve;
+mod state;
 mod status;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{any, get, post};
-use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::api::{ErrorBody, ErrorType};
-use crate::runtime::Runtime;
+use crate::api::ErrorType;
+use error::error;
 
-pub use config::{ClientKey, GatewayConfig};
+pub use crate::config::gateway::{BODY_LIMIT, ClientKey, GatewayConfig};
 pub use serve::{Drained, serve};
-
-/// The largest request body accepted, as the API's 32 MB.
-pub const BODY_LIMIT: usize = 32 << 20;
-
-/// What the gateway's handlers share.
-pub struct Gateway {
-    runtime: Arc<Runtime>,
-    config: GatewayConfig,
-    metrics: Option<PrometheusHandle>,
-    bodies: body::BodyBudget,
-}
+pub use state::Gateway;
 
 impl Gateway {
-    /// A gateway over `runtime`, with the `[gateway]` settings of its configuration.
-    pub fn new(runtime: Arc<Runtime>) -> Self {
-        let config = runtime.config().gateway.clone();
-        let bodies = body::BodyBudget::new(config.body_memory.as_u64(), config.body_memory_wait);
-        Self {
-            runtime,
-            config,
-            metrics: None,
-            bodies,
-        }
-    }
-
-    /// Serves `GET /metrics` from this Prometheus recorder's handle (without it, the route
-    /// answers 404).
-    #[must_use]
-    pub fn with_metrics(mut self, handle: PrometheusHandle) -> Self {
-        self.metrics = Some(handle);
-        self
-    }
-
-    /// The settings it runs with.
-    pub fn config(&self) -> &GatewayConfig {
-        &self.config
-    }
-
-    /// The runtime requests go through.
-    pub fn runtime(&self) -> &Arc<Runtime> {
-        &self.runtime
-    }
-
     /// The router: every route, with client authentication on `/v1/`.
     pub fn router(self) -> Router {
         let gateway = Arc::new(self);
@@ -113,15 +74,4 @@ async fn not_found(uri: axum::http::Uri) -> Response {
         uri.path()
     );
     error(404, ErrorType::NotFound, message)
-}
-
-/// An Anthropic-shaped error response.
-pub(crate) fn error(status: u16, kind: ErrorType, message: impl Into<String>) -> Response {
-    error_body(status, ErrorBody::new(kind, message))
-}
-
-/// An error response with this body.
-pub(crate) fn error_body(status: u16, body: ErrorBody) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, axum::Json(body)).into_response()
 }

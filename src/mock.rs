@@ -8,10 +8,13 @@
 //! (slots, brownouts, rate limit, service time), and [`MockServer`] the HTTP server that plays
 //! them.
 
+mod app;
 mod batches;
 mod capacity;
+mod connection;
 mod fault;
 mod files;
+mod paging;
 mod platform;
 mod registry;
 mod reply;

@@ -2,8 +2,11 @@
 //! items, for `breakwater batch run` (queue [`BATCH`], one item per input line) and for
 //! deferred requests (queue [`DEFERRED`], one item per ticket), plus the job's metadata.
 //!
-//! An item is claimed (`pending -> in_flight`), then settled for good (`succeeded`,
-//! `errored`) or released for a later retry (`pending` again, with a `not_before`). Every
+//! An item is claimed (`pending -> in_flight`), then finished for good (`succeeded`,
+//! `errored`) or released for a later retry (`pending` again, with a `not_before`).
+//! Names: a runner's `Verdict` on one try (`decide_item`, the rule both runners share)
+//! carries an [`ItemUpdate`], the record of what happened that the store writes; a final
+//! item's stored result is an [`Outcome`] holding an `ItemResult` as JSON text. Every
 //! write is committed with `synchronous=FULL` before the call returns, so what a call
 //! acknowledges survives a crash or a power cut. After a crash, [`Store::recover`] puts the
 //! items that were in flight back to pending.
@@ -27,15 +30,23 @@ mod item;
 mod lock;
 mod queue;
 mod read;
+mod requeue;
+mod result;
 mod schema;
 mod shared;
+mod update;
+mod verdict;
 
 pub use error::StoreError;
 pub use item::{Counts, Finished, InsertReport, Item, NewItem, Outcome, State};
 pub use lock::RunnerLock;
-pub use queue::Settlement;
 pub use schema::SCHEMA_VERSION;
 pub use shared::SharedStore;
+pub use update::ItemUpdate;
+
+pub(crate) use requeue::Requeue;
+pub(crate) use result::ItemResult;
+pub(crate) use verdict::{Verdict, decide_item};
 
 use error::AtPath;
 

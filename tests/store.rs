@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use breakwater::store::{
-    BATCH, Binding, Counts, DEFERRED, InsertReport, NewItem, Outcome, RunnerLock, SCHEMA_VERSION,
-    Settlement, SharedStore, State, Store, StoreError,
+    BATCH, Binding, Counts, DEFERRED, InsertReport, ItemUpdate, NewItem, Outcome, RunnerLock,
+    SCHEMA_VERSION, SharedStore, State, Store, StoreError,
 };
 use tempfile::TempDir;
 
@@ -607,28 +607,28 @@ async fn shared_store_serves_concurrent_tasks() {
 }
 
 #[test]
-fn settle_many_stores_a_group_in_one_transaction_all_or_none() {
+fn update_many_stores_a_group_in_one_transaction_all_or_none() {
     let (_dir, store) = open();
     for key in ["a", "b", "c", "d"] {
         store.enqueue(BATCH, key, "{}", None).unwrap();
     }
     store.claim(BATCH, 0, 4).unwrap();
     let group = [
-        Settlement::Succeed {
+        ItemUpdate::Succeed {
             key: "a".into(),
             result: r#"{"ok":1}"#.into(),
         },
-        Settlement::Fail {
+        ItemUpdate::Fail {
             key: "b".into(),
             error: r#"{"bad":1}"#.into(),
         },
-        Settlement::Release {
+        ItemUpdate::Release {
             key: "c".into(),
             not_before: 0,
             last_error: Some("overloaded".into()),
         },
     ];
-    store.settle_many(BATCH, &group).unwrap();
+    store.update_many(BATCH, &group).unwrap();
     let state = |key| store.get(BATCH, key).unwrap().unwrap().state;
     assert_eq!(
         [state("a"), state("b"), state("c"), state("d")],
@@ -642,16 +642,16 @@ fn settle_many_stores_a_group_in_one_transaction_all_or_none() {
 
     // "a" is final: a group holding it fails whole, and "d" stays in flight.
     let group = [
-        Settlement::Succeed {
+        ItemUpdate::Succeed {
             key: "d".into(),
             result: "{}".into(),
         },
-        Settlement::Succeed {
+        ItemUpdate::Succeed {
             key: "a".into(),
             result: r#"{"ok":2}"#.into(),
         },
     ];
-    let error = store.settle_many(BATCH, &group).unwrap_err();
+    let error = store.update_many(BATCH, &group).unwrap_err();
     assert!(matches!(error, StoreError::NotInFlight { .. }), "{error:?}");
     assert_eq!(state("d"), State::InFlight, "rolled back with the rest");
     assert_eq!(

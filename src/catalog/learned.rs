@@ -9,10 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::error::CatalogError;
 use super::overrides::{EffortOverride, LifecycleOverride, ModelOverride, ThinkingOverride};
 use super::spec::LifecycleStatus;
-use super::table::Catalog;
 use super::wire::{Effort, ThinkingType};
 
 /// One entry of `GET /v1/models`, as far as the catalogue reads it.
@@ -55,11 +53,27 @@ struct Support {
     supported: bool,
 }
 
+/// What learning needs of a catalogue: the id a name stands for (the catalogue implements
+/// it; taking the trait rather than the catalogue keeps this module below it).
+pub(super) trait ResolveId {
+    /// The id of the model called `name`, if known.
+    fn resolve_id(&self, name: &str) -> Option<&str>;
+}
+
+impl<T: ResolveId> ResolveId for std::sync::Arc<T> {
+    fn resolve_id(&self, name: &str) -> Option<&str> {
+        T::resolve_id(self, name)
+    }
+}
+
 /// Overrides for every model of `models` that `catalog` knows, keyed by its catalogue id.
-pub(super) fn learned(models: &[ModelInfo], catalog: &Catalog) -> BTreeMap<String, ModelOverride> {
+pub(super) fn learned(
+    models: &[ModelInfo],
+    catalog: &impl ResolveId,
+) -> BTreeMap<String, ModelOverride> {
     let mut found = BTreeMap::new();
     for model in models {
-        let Some(id) = catalog.resolve(&model.id) else {
+        let Some(id) = catalog.resolve_id(&model.id) else {
             continue;
         };
         let learned = learn(model);
@@ -127,13 +141,13 @@ fn learn(model: &ModelInfo) -> ModelOverride {
 pub(super) fn under(
     user: &BTreeMap<String, ModelOverride>,
     learned: BTreeMap<String, ModelOverride>,
-    catalog: &Catalog,
+    catalog: &impl ResolveId,
 ) -> BTreeMap<String, ModelOverride> {
     let mut merged = user.clone();
     for (id, learned) in learned {
         let key = user
             .keys()
-            .find(|name| catalog.resolve(name) == Some(id.as_str()))
+            .find(|name| catalog.resolve_id(name) == Some(id.as_str()))
             .cloned()
             .unwrap_or(id);
         let entry = merged.entry(key).or_default();
@@ -161,25 +175,9 @@ fn fill(user: &mut ModelOverride, learned: ModelOverride) {
     }
 }
 
-impl Catalog {
-    /// The built-in catalogue with `overrides` (from `breakwater.toml`) over what the
-    /// upstream's `GET /v1/models` said of the models it knows (see [`ModelInfo`]): the
-    /// overrides win key by key; models it does not know learn nothing.
-    ///
-    /// # Errors
-    /// As [`Catalog::with_overrides`].
-    pub fn with_learned(
-        overrides: &BTreeMap<String, ModelOverride>,
-        models: &[ModelInfo],
-    ) -> Result<Catalog, CatalogError> {
-        let builtin = Catalog::builtin();
-        let learned = learned(models, &builtin);
-        builtin.with_overrides(&under(overrides, learned, &builtin))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::Catalog;
     use super::*;
     use serde_json::json;
 

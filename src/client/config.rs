@@ -10,6 +10,8 @@ use http::{HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 use super::credentials::Credentials;
+use super::env::non_empty_env;
+use super::error::ClientError;
 
 /// The public API's address, used when neither the config nor `ANTHROPIC_BASE_URL` names one.
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
@@ -93,36 +95,6 @@ impl ClientConfig {
         self.credentials = Some(credentials);
         self
     }
-}
-
-/// The variable `name`, unless it is unset or blank.
-pub(crate) fn non_empty_env(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .filter(|value| !value.trim().is_empty())
-}
-
-/// A bad client configuration.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ClientError {
-    /// The base URL cannot be parsed, or is not http(s).
-    #[error("invalid base-url {url:?}: {reason}")]
-    BaseUrl {
-        /// The URL as given, with any userinfo (`user:password@`) replaced by `***`.
-        url: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A header value (version, beta flag or credential) contains characters HTTP forbids.
-    #[error("invalid {field}: not a valid HTTP header value")]
-    Header {
-        /// Which setting is bad.
-        field: &'static str,
-    },
-    /// reqwest could not build its client.
-    #[error("cannot build the HTTP client")]
-    Build(#[source] reqwest::Error),
 }
 
 /// The URL requests are posted to: `base_url` + `/v1/messages`.

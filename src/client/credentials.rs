@@ -4,7 +4,8 @@ use std::fmt;
 
 use http::{HeaderName, HeaderValue, header};
 
-use super::{ClientError, non_empty_env};
+use super::env::non_empty_env;
+use super::error::ClientError;
 
 /// A secret string. Its `Debug` and `Display` print `***`; only [`Secret::expose`] reveals it.
 #[derive(Clone, PartialEq, Eq)]

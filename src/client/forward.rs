@@ -15,7 +15,8 @@ use futures::stream::BoxStream;
 use http::{HeaderMap, header};
 use tokio::sync::watch;
 
-use super::{ClaudeClient, transport};
+use super::ClaudeClient;
+use super::transport::transport;
 use crate::engine::{Class, Failure};
 
 /// A body on its way through: chunks as they come, or the error that ends it.

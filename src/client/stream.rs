@@ -13,7 +13,7 @@ use crate::api::sse::{Frame, Framer};
 use crate::api::{self, EventKind, WireEvent};
 use crate::engine::{Class, EventStream, Failure};
 
-use super::transport;
+use super::transport::transport;
 
 struct State<S> {
     body: std::pin::Pin<Box<S>>,

@@ -9,7 +9,8 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::{Gateway, error};
+use super::error::error;
+use super::state::Gateway;
 use crate::api::ErrorType;
 
 pub(super) async fn authenticate(

@@ -18,8 +18,9 @@ use futures::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use super::{BODY_LIMIT, error};
+use super::error::error;
 use crate::api::ErrorType;
+use crate::config::gateway::BODY_LIMIT;
 
 /// Bytes of request bodies the gateway may hold at once, counted in KiB.
 #[derive(Debug)]

@@ -26,7 +26,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::response::Response;
 
-use super::{Gateway, error};
+use super::error::error;
+use super::state::Gateway;
 use crate::api::ErrorType;
 use crate::client::AnswerStream;
 use crate::engine::{Class, Failure};

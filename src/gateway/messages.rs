@@ -9,7 +9,8 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 
-use super::{Gateway, error, error_body};
+use super::error::{error, error_body};
+use super::state::Gateway;
 use crate::api::{ErrorBody, ErrorType, RequestHeaders, WireRequest};
 use crate::catalog::AdaptMode;
 use crate::client::{Credentials, Secret};

@@ -17,7 +17,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_io_timeout::TimeoutStream;
 
-use super::GatewayConfig;
+use crate::config::GatewayConfig;
 
 /// How a [`serve`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

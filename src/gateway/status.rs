@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::{Gateway, error};
+use super::error::error;
+use super::state::Gateway;
 use crate::api::ErrorType;
 
 pub(super) async fn healthz() -> &'static str {

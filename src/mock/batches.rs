@@ -17,7 +17,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::platform::{Page, PageQuery, Platform, rfc3339};
+use super::app::App;
+use super::paging::{Page, PageQuery, rfc3339};
 use super::reply;
 use super::respond::{self, RequestNumber};
 use crate::api::{ErrorBody, ErrorType, MessagesRequest};
@@ -91,17 +92,29 @@ impl Batches {
     }
 }
 
-pub(super) fn routes() -> Router<Arc<Platform>> {
+/// What the Message Batches routes share: the server, and the batches made so far.
+pub(super) struct BatchApi {
+    app: Arc<App>,
+    batches: Batches,
+}
+
+/// The Message Batches routes, over `app`'s scenario.
+pub(super) fn router<S: Clone + Send + Sync + 'static>(app: Arc<App>) -> Router<S> {
+    let api = Arc::new(BatchApi {
+        app,
+        batches: Batches::default(),
+    });
     Router::new()
         .route("/v1/messages/batches", post(create).get(list))
         .route("/v1/messages/batches/{id}", get(retrieve).delete(delete))
         .route("/v1/messages/batches/{id}/results", get(results))
         .route("/v1/messages/batches/{id}/cancel", post(cancel))
         .layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT))
+        .with_state(api)
 }
 
 async fn create(
-    State(platform): State<Arc<Platform>>,
+    State(platform): State<Arc<BatchApi>>,
     Extension(number): Extension<RequestNumber>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -166,7 +179,7 @@ async fn create(
 }
 
 /// One request's result line: the mock's reply, or why it has none.
-fn answer(platform: &Platform, item: &Item, message_id: &str, counts: &mut Counts) -> String {
+fn answer(platform: &BatchApi, item: &Item, message_id: &str, counts: &mut Counts) -> String {
     let request = serde_json::to_vec(&item.params)
         .map_err(|error| error.to_string())
         .and_then(|bytes| MessagesRequest::from_json(&bytes).map_err(|error| error.to_string()));
@@ -199,7 +212,7 @@ fn answer(platform: &Platform, item: &Item, message_id: &str, counts: &mut Count
     format!("{line}\n")
 }
 
-async fn list(State(platform): State<Arc<Platform>>, Query(query): Query<PageQuery>) -> Response {
+async fn list(State(platform): State<Arc<BatchApi>>, Query(query): Query<PageQuery>) -> Response {
     // Newest first, as on the API.
     let batches: Vec<MessageBatch> = platform
         .batches
@@ -212,7 +225,7 @@ async fn list(State(platform): State<Arc<Platform>>, Query(query): Query<PageQue
 }
 
 async fn retrieve(
-    State(platform): State<Arc<Platform>>,
+    State(platform): State<Arc<BatchApi>>,
     Extension(number): Extension<RequestNumber>,
     Path(id): Path<String>,
 ) -> Response {
@@ -225,7 +238,7 @@ async fn retrieve(
 /// The object as it stands: a mock batch has always ended, and cancelling an ended batch
 /// changes nothing.
 async fn cancel(
-    state: State<Arc<Platform>>,
+    state: State<Arc<BatchApi>>,
     number: Extension<RequestNumber>,
     id: Path<String>,
 ) -> Response {
@@ -233,7 +246,7 @@ async fn cancel(
 }
 
 async fn delete(
-    State(platform): State<Arc<Platform>>,
+    State(platform): State<Arc<BatchApi>>,
     Extension(number): Extension<RequestNumber>,
     Path(id): Path<String>,
 ) -> Response {
@@ -246,7 +259,7 @@ async fn delete(
 }
 
 async fn results(
-    State(platform): State<Arc<Platform>>,
+    State(platform): State<Arc<BatchApi>>,
     Extension(number): Extension<RequestNumber>,
     Path(id): Path<String>,
 ) -> Response {

@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::platform::{Page, PageQuery, Platform, rfc3339};
+use super::paging::{Page, PageQuery, rfc3339};
 use super::respond::{self, RequestNumber};
 use crate::api::ErrorType;
 use crate::wallclock::unix_now;
@@ -92,16 +92,26 @@ impl Files {
     }
 }
 
-pub(super) fn routes() -> Router<Arc<Platform>> {
+/// What the Files routes share: the files uploaded so far.
+pub(super) struct FileApi {
+    files: Files,
+}
+
+/// The Files routes.
+pub(super) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    let api = Arc::new(FileApi {
+        files: Files::default(),
+    });
     Router::new()
         .route("/v1/files", get(list).post(upload))
         .route("/v1/files/{id}", get(metadata).delete(delete))
         .route("/v1/files/{id}/content", get(content))
         .layer(DefaultBodyLimit::max(FILE_LIMIT))
+        .with_state(api)
 }
 
 async fn upload(
-    State(platform): State<Arc<Platform>>,
+    State(platform): State<Arc<FileApi>>,
     Extension(number): Extension<RequestNumber>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
@@ -213,7 +223,7 @@ fn unreadable(error: &MultipartError) -> Refusal {
     (kind, error.body_text())
 }
 
-async fn list(State(platform): State<Arc<Platform>>, Query(query): Query<PageQuery>) -> Response {
+async fn list(State(platform): State<Arc<FileApi>>, Query(query): Query<PageQuery>) -> Response {
     // Newest first, as on the API.
     let files: Vec<FileMetadata> = platform
         .files
@@ -226,7 +236,7 @@ async fn list(State(platform): State<Arc<Platform>>, Query(query): Query<PageQue
 }
 
 async fn metadata(
-    State(platform): State<Arc<Platform>>,
+    State(platform): State<Arc<FileApi>>,
     Extension(number): Extension<RequestNumber>,
     Path(id): Path<String>,
 ) -> Response {
@@ -237,7 +247,7 @@ async fn metadata(
 }
 
 async fn delete(
-    State(platform): State<Arc<Platform>>,
+    State(platform): State<Arc<FileApi>>,
     Extension(number): Extension<RequestNumber>,
     Path(id): Path<String>,
 ) -> Response {
@@ -257,7 +267,7 @@ async fn delete(
 }
 
 async fn content(
-    State(platform): State<Arc<Platform>>,
+    State(platform): State<Arc<FileApi>>,
     Extension(number): Extension<RequestNumber>,
     Path(id): Path<String>,
 ) -> Response {

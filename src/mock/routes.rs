@@ -3,71 +3,33 @@
 //! model; `GET /stats` reports counters. Every response carries `request-id: req_mock_N`, and
 //! error bodies repeat it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
-use rand::SeedableRng;
-use rand::rngs::SmallRng;
-use tokio::time::Instant;
 
+use super::app::{App, has_key};
 use super::capacity::{Admission, SlotGuard};
+use super::connection::ConnectionHandle;
 use super::fault::{self, Fault, FaultKind};
-use super::registry::{Model, Registry};
+use super::platform;
+use super::registry::Model;
 use super::reply;
 use super::respond::{self, RequestNumber};
 use super::rules;
-use super::scenario::Scenario;
-use super::server::ConnectionHandle;
 use crate::api::{ErrorType, MessagesRequest};
-use crate::catalog::Catalog;
 
 /// The largest request body accepted, as the real API's 32 MB; a larger one gets 413
 /// `request_too_large`.
 const BODY_LIMIT: usize = 32 << 20;
-
-/// State shared by every request of one server.
-#[derive(Debug)]
-pub(crate) struct App {
-    pub(crate) registry: Registry,
-    /// The rules requests must keep; none when the scenario turns enforcement off.
-    catalog: Option<Arc<Catalog>>,
-    rng: Mutex<SmallRng>,
-    started: Instant,
-    requests: AtomicU64,
-}
-
-impl App {
-    pub(crate) fn new(scenario: Scenario, catalog: Arc<Catalog>) -> Self {
-        let rng = Mutex::new(SmallRng::seed_from_u64(scenario.seed));
-        let catalog = scenario.enforce_catalog.then_some(catalog);
-        let registry = Registry::new(scenario);
-        Self {
-            registry,
-            catalog,
-            rng,
-            started: Instant::now(),
-            requests: AtomicU64::new(0),
-        }
-    }
-
-    fn elapsed(&self) -> Duration {
-        self.started.elapsed()
-    }
-
-    fn rng(&self) -> MutexGuard<'_, SmallRng> {
-        // An RNG cannot be left inconsistent by a panic, so a poisoned lock is still usable.
-        self.rng.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
 
 /// The router, with its request-id middleware, over `app`.
 pub(crate) fn router(app: Arc<App>) -> Router {
@@ -75,7 +37,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/v1/messages", post(messages))
         .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/stats", get(stats))
-        .merge(super::platform::router(Arc::clone(&app)))
+        .merge(platform::router(Arc::clone(&app)))
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(
@@ -300,29 +262,15 @@ async fn drop_connection(
     std::future::pending().await
 }
 
-pub(super) fn has_key(headers: &HeaderMap) -> bool {
-    let value = |name| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    let api_key = value(HeaderName::from_static("x-api-key")).is_some_and(|key| !key.is_empty());
-    let bearer = value(header::AUTHORIZATION)
-        .and_then(|auth| auth.split_once(' '))
-        .is_some_and(|(scheme, token)| {
-            scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
-        });
-    api_key || bearer
-}
-
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
     use axum::http::StatusCode;
     use http_body_util::BodyExt;
+    use tokio::time::Instant;
     use tower::ServiceExt;
 
+    use super::super::scenario::Scenario;
     use super::*;
 
     const INSTANT: &str = "require-key = false\n\

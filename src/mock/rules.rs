@@ -12,56 +12,14 @@ use crate::catalog::{Catalog, ModelSpec, PrefillRule, SamplingRule, ThinkingType
 
 mod history;
 mod thinking;
+mod violation;
 
 #[cfg(test)]
 mod tests;
 
+use history::messages;
 use thinking::Requested;
-
-/// The rules, one per kind of refusal (so tests can say which one a request broke).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Rule {
-    /// `max_tokens` above the model's output ceiling.
-    MaxTokens,
-    /// A `thinking.type` the model refuses (at this effort).
-    ThinkingType,
-    /// `budget_tokens` of `enabled` thinking missing, too small, or not below `max_tokens`.
-    BudgetTokens,
-    /// An `output_config.effort` the model does not take.
-    Effort,
-    /// `temperature`, `top_p` or `top_k` where the sampling rule refuses it.
-    Sampling,
-    /// `temperature` and `top_p` together on a model that takes only one.
-    TemperatureXorTopP,
-    /// `tool_choice` `any` or `tool` where refused, or with `enabled` thinking.
-    ForcedToolChoice,
-    /// A final assistant message (prefill) where refused.
-    Prefill,
-    /// `inference_geo` on a model that refuses it.
-    InferenceGeo,
-    /// A tool whose `type` the model refuses.
-    RefusedTool,
-    /// A thinking block with an empty, unknown or foreign signature.
-    Signature,
-    /// With `enabled` thinking, a final assistant tool-use turn not opening with thinking.
-    ThinkingToolTurn,
-}
-
-/// Why a request is refused: the rule, and the message for the error body.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Violation {
-    pub(crate) rule: Rule,
-    pub(crate) message: String,
-}
-
-impl Violation {
-    pub(crate) fn new(rule: Rule, message: impl Into<String>) -> Self {
-        Self {
-            rule,
-            message: message.into(),
-        }
-    }
-}
+pub(crate) use violation::{Rule, Violation};
 
 /// The catalogue's verdict on a request body: the first rule it breaks, or, when it breaks
 /// none, the catalogue id of its model if thinking is on (the id that signs the answer's
@@ -221,11 +179,4 @@ fn refused_tools(spec: &ModelSpec, body: &Value) -> Result<(), Violation> {
 /// Whether the top-level `field` is present and not null.
 fn is_set(body: &Value, field: &str) -> bool {
     body.get(field).is_some_and(|value| !value.is_null())
-}
-
-/// The request's messages (none when the field is not a list).
-fn messages(body: &Value) -> &[Value] {
-    body.get("messages")
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
 }

@@ -18,8 +18,10 @@ use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 use tower::ServiceExt;
 
+use super::app::App;
+use super::connection::ConnectionHandle;
 use super::registry::Stats;
-use super::routes::{self, App};
+use super::routes;
 use super::scenario::Scenario;
 use crate::catalog::Catalog;
 
@@ -103,18 +105,6 @@ impl Drop for MockServer {
     }
 }
 
-/// Lets a request handler close its own connection without a response.
-#[derive(Clone, Debug)]
-pub(crate) struct ConnectionHandle(Arc<Notify>);
-
-impl ConnectionHandle {
-    /// Tells the connection's task to drop the connection.
-    pub(crate) fn cut(&self) {
-        // notify_one keeps a permit if the task is not waiting yet, so the cut is never lost.
-        self.0.notify_one();
-    }
-}
-
 /// Accepts until aborted; aborting drops the `JoinSet`, which aborts every connection.
 async fn accept_loop(listener: TcpListener, router: Router) {
     let mut connections = JoinSet::new();
@@ -138,7 +128,7 @@ async fn serve_connection(stream: TcpStream, router: Router) {
     // Small SSE events should leave at once, not wait for Nagle.
     let _ = stream.set_nodelay(true);
     let cut = Arc::new(Notify::new());
-    let handle = ConnectionHandle(Arc::clone(&cut));
+    let handle = ConnectionHandle::new(Arc::clone(&cut));
     let service = router.map_request(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(handle.clone());
         request

@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 use crate::mock::ModelCapacity;
 
 pub use error::SimScenarioError;
-use error::invalid;
 pub use model::SimModel;
+
+use error::invalid;
 
 /// The built-in scenarios: name and TOML text. The first is the default.
 const BUILTINS: &[(&str, &str)] = &[

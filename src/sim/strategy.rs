@@ -6,6 +6,8 @@
 //! [`RequestOutcome`] with every attempt. Every strategy honours the scenario's deadline: a
 //! request not answered by then has failed, at the deadline. Jitter is seeded per request,
 //! so a run does not depend on the order in which tasks happen to draw.
+//!
+//! [`Upstream`]: crate::engine::Upstream
 
 mod baseline;
 mod cooldown;
@@ -28,6 +30,7 @@ use crate::runtime::{DynUpstream, Runtime, RuntimeError};
 pub use cooldown::CooldownConfig;
 pub use name::{StrategyName, UnknownStrategy};
 pub use trip::AttemptOutcome;
+
 use trip::Trip;
 
 /// How one request ended.

@@ -1,4 +1,4 @@
-//! The queue's writes: inserting, claiming, settling, releasing and recovering items. Each
+//! The queue's writes: inserting, claiming, finishing, releasing and recovering items. Each
 //! call is one transaction, committed (fsynced) before it returns.
 
 use std::path::Path;
@@ -8,6 +8,7 @@ use rusqlite::{Transaction, TransactionBehavior, ffi};
 use super::error::{AtPath, StoreError};
 use super::item::{InsertReport, Item, NewItem, State};
 use super::read::{ITEM_COLUMNS, item_from_row};
+use super::update::ItemUpdate;
 use super::{Store, now_ms};
 
 /// Items per transaction in [`Store::insert_many`]: large enough that the fsync per commit
@@ -122,7 +123,7 @@ impl Store {
     /// [`StoreError::NotInFlight`] if the item is not in flight (a final one keeps its stored
     /// outcome), [`StoreError::NoSuchItem`], or a [`StoreError`] about the file.
     pub fn succeed(&self, queue: &str, key: &str, result: &str) -> Result<(), StoreError> {
-        self.settle(
+        self.update_in_flight(
             queue,
             key,
             "UPDATE items SET state = 'succeeded', result = ?3, updated_at = ?4
@@ -137,7 +138,7 @@ impl Store {
     ///
     /// As [`Store::succeed`].
     pub fn fail(&self, queue: &str, key: &str, error: &str) -> Result<(), StoreError> {
-        self.settle(
+        self.update_in_flight(
             queue,
             key,
             "UPDATE items SET state = 'errored', result = ?3, last_error = ?3, updated_at = ?4
@@ -159,7 +160,7 @@ impl Store {
         not_before: u64,
         last_error: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.settle(
+        self.update_in_flight(
             queue,
             key,
             "UPDATE items SET state = 'pending', not_before = ?3,
@@ -169,25 +170,24 @@ impl Store {
         )
     }
 
-    /// Settles several in-flight items in one transaction, so one disk sync covers them all
-    /// (a group commit). All or none: if any of them cannot be settled, none is.
+    /// Applies an [`ItemUpdate`] to each of several in-flight items in one transaction, so one
+    /// disk sync covers them all (a group commit). All or none: if any of them cannot be
+    /// updated, none is.
     ///
     /// # Errors
     ///
-    /// As [`Store::succeed`], for the first that could not be settled.
-    pub fn settle_many(&self, queue: &str, settlements: &[Settlement]) -> Result<(), StoreError> {
+    /// As [`Store::succeed`], for the first that could not be updated.
+    pub fn update_many(&self, queue: &str, updates: &[ItemUpdate]) -> Result<(), StoreError> {
         self.conn.execute_batch("BEGIN IMMEDIATE").at(&self.path)?;
-        let applied = settlements
-            .iter()
-            .try_for_each(|settlement| match settlement {
-                Settlement::Succeed { key, result } => self.succeed(queue, key, result),
-                Settlement::Fail { key, error } => self.fail(queue, key, error),
-                Settlement::Release {
-                    key,
-                    not_before,
-                    last_error,
-                } => self.release(queue, key, *not_before, last_error.as_deref()),
-            });
+        let applied = updates.iter().try_for_each(|update| match update {
+            ItemUpdate::Succeed { key, result } => self.succeed(queue, key, result),
+            ItemUpdate::Fail { key, error } => self.fail(queue, key, error),
+            ItemUpdate::Release {
+                key,
+                not_before,
+                last_error,
+            } => self.release(queue, key, *not_before, last_error.as_deref()),
+        });
         match applied {
             Ok(()) => self.conn.execute_batch("COMMIT").at(&self.path),
             Err(error) => {
@@ -218,7 +218,7 @@ impl Store {
     }
 
     /// Runs an update of one in-flight item; when it matches none, says why.
-    fn settle(
+    fn update_in_flight(
         &self,
         queue: &str,
         key: &str,
@@ -243,34 +243,6 @@ impl Store {
     fn state_of(&self, queue: &str, key: &str) -> Result<Option<State>, StoreError> {
         Ok(self.get(queue, key)?.map(|item| item.state))
     }
-}
-
-/// What becomes of an in-flight item, for [`Store::settle_many`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Settlement {
-    /// As [`Store::succeed`].
-    Succeed {
-        /// The item.
-        key: String,
-        /// Its result, JSON text.
-        result: String,
-    },
-    /// As [`Store::fail`].
-    Fail {
-        /// The item.
-        key: String,
-        /// Its error, JSON text.
-        error: String,
-    },
-    /// As [`Store::release`].
-    Release {
-        /// The item.
-        key: String,
-        /// Not claimed again before this time (unix ms).
-        not_before: u64,
-        /// Why it failed this time.
-        last_error: Option<String>,
-    },
 }
 
 /// Inserts one chunk, counting what was new and what was there.

@@ -104,6 +104,7 @@ async fn run_batch(args: RunArgs) -> ExitCode {
         backoff: args.backoff,
         max_backoff: args.max_backoff.max(args.backoff),
         skip_invalid: args.skip_invalid,
+        seed: None,
     };
     let batch = match Batch::prepare(&args.input, &state, &options).await {
         Ok(batch) => batch,

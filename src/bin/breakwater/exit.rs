@@ -1,4 +1,5 @@
-//! Exit codes shared by every command, and how a failure is printed on the way out.
+//! Exit codes shared by every command (usage 2, permanent 3, unavailable 4), and the one
+//! line each prints on the way out naming what failed.
 
 use std::process::ExitCode;
 

@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use super::{Rule, Violation, messages};
+use super::violation::{Rule, Violation};
 use crate::catalog::{Catalog, ModelSpec, ThinkingType};
 use crate::mock::signature;
 
@@ -93,4 +93,11 @@ fn blocks(message: &Value) -> &[Value] {
 
 fn kind(block: &Value) -> Option<&str> {
     block.get("type").and_then(Value::as_str)
+}
+
+/// The request's messages (none when the field is not a list).
+pub(super) fn messages(body: &Value) -> &[Value] {
+    body.get("messages")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
 }

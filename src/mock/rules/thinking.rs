@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{Rule, Violation};
+use super::violation::{Rule, Violation};
 use crate::catalog::{Effort, ModelSpec, ThinkingType};
 
 /// What a request asks of thinking: its `thinking.type` and `output_config.effort`, if sent.

@@ -1,4 +1,5 @@
-//! Why a simulator scenario could not be loaded, with the field or file named.
+//! [`SimScenarioError`]: why a simulator scenario could not be loaded, naming the bad setting
+//! by its dotted path, or the file.
 
 use std::path::PathBuf;
 
@@ -39,7 +40,7 @@ pub enum SimScenarioError {
     },
 }
 
-/// A setting that parsed but makes no sense, at `field`.
+/// A setting that parsed but makes no sense.
 pub(super) fn invalid(field: String, reason: impl Into<String>) -> SimScenarioError {
     SimScenarioError::Invalid {
         field,

@@ -1,4 +1,5 @@
-//! One request on its way through a baseline strategy: each attempt made and logged.
+//! One request on its way through a strategy ([`Trip`]): each attempt sent to the simulated
+//! API and logged as an [`AttemptOutcome`], whatever the strategy does between them.
 
 use std::time::Duration;
 

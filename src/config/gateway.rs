@@ -1,4 +1,6 @@
 //! `[gateway]`: who may call the gateway, what it serves, and how long it waits on clients.
+//! Kept with the rest of the configuration (the gateway re-exports it), so that reading
+//! `breakwater.toml` needs nothing from the gateway that serves it.
 
 use std::fmt;
 use std::time::Duration;
@@ -6,6 +8,9 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::client::Secret;
+
+/// The largest request body the gateway accepts, as the API's 32 MB.
+pub const BODY_LIMIT: usize = 32 << 20;
 
 /// The gateway's settings, the `[gateway]` table of `breakwater.toml`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,13 +109,10 @@ impl GatewayConfig {
                 format!("key #{} is \"***\", a redacted placeholder", index + 1),
             ));
         }
-        if self.body_memory.as_u64() < super::BODY_LIMIT as u64 {
+        if self.body_memory.as_u64() < BODY_LIMIT as u64 {
             return Some((
                 "body-memory",
-                format!(
-                    "must hold at least one whole body ({} bytes)",
-                    super::BODY_LIMIT
-                ),
+                format!("must hold at least one whole body ({BODY_LIMIT} bytes)"),
             ));
         }
         for (field, value) in [

@@ -1,4 +1,6 @@
-//! The figures of a simulation: the report's data, as JSON shows it and the renderers read it.
+//! The report's data, as the JSON output serializes it: a [`SimReport`] of one
+//! [`StrategyReport`] per strategy, with its per-model loads and per-second [`Timeline`], and
+//! the recovery rule ([`RECOVERY_WINDOW`], [`RECOVERED_RATE`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;

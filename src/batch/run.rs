@@ -1,0 +1,232 @@
+//! The run loop: claims items ahead in small groups, keeps `concurrency` tries in flight
+//! (paced to `rps`), hands each verdict to the [`Writer`], and judges the queue when nothing
+//! runs: done, waiting for backoffs, or stuck. A stop, a halt or a failing writer winds the
+//! run down with every result already in stored.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::error::BatchError;
+use super::load::invalid_line;
+use super::options::BatchOptions;
+use super::output::write_output;
+use super::prepare::Batch;
+use super::send::send_item;
+use super::writer::{Writer, WriterCommand};
+use crate::runtime::Runtime;
+use crate::store::{BATCH, Counts, Item, ItemUpdate, SharedStore, StoreError, Verdict, now_ms};
+
+/// What a run did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// Whether the state file was new (`false`: a run resumed).
+    pub resumed: bool,
+    /// The queue at the end.
+    pub counts: Counts,
+    /// Requests sent by this run (an item tried three times counts three).
+    pub sent: u64,
+}
+
+impl Batch {
+    /// Runs every unfinished item through `runtime` until each is final, calling `progress`
+    /// with the queue's counts as they change, then writes `out`.
+    ///
+    /// Items are claimed ahead in small groups, and results are stored by one writer that
+    /// commits whatever has commands since its last commit in one transaction: one disk sync
+    /// per group rather than per item. A result counts as stored once committed; a crash
+    /// before that sends the item again on the next run, never writes it twice.
+    ///
+    /// # Errors
+    /// [`BatchError::Store`] if the state file fails mid-run (every result stored so far is
+    /// kept), [`BatchError::Output`] if `out` cannot be written.
+    pub async fn run(
+        &self,
+        runtime: Arc<Runtime>,
+        options: &BatchOptions,
+        out: &Path,
+        progress: impl FnMut(&Counts, u64),
+    ) -> Result<Summary, BatchError> {
+        self.run_until(runtime, options, out, progress, std::future::pending())
+            .await
+    }
+
+    /// As [`Batch::run`], until `stop` resolves: then it starts nothing more, stores every
+    /// result already in, and ends with [`BatchError::Interrupted`]; requests cut short stay
+    /// in flight in the store and are sent again by the next run (items claimed but not yet
+    /// started are put back at once).
+    ///
+    /// # Errors
+    /// As [`Batch::run`], plus [`BatchError::Interrupted`], and [`BatchError::Halted`] when
+    /// the API refuses the key or the runtime stops.
+    pub async fn run_until(
+        &self,
+        runtime: Arc<Runtime>,
+        options: &BatchOptions,
+        out: &Path,
+        mut progress: impl FnMut(&Counts, u64),
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<Summary, BatchError> {
+        let store = &self.store;
+        recover(store).await?;
+        let concurrency = options.concurrency.max(1);
+        let (writer, commands) = Writer::start(store.clone());
+        let (halt, mut halted) = mpsc::unbounded_channel::<String>();
+        let mut running: JoinSet<()> = JoinSet::new();
+        let mut claimed: VecDeque<Item> = VecDeque::new();
+        let mut pacer = options.rps.map(pacer);
+        let mut stop = std::pin::pin!(stop);
+        let mut counts = store.counts(BATCH, now_ms()).await?;
+        let mut sent = 0u64;
+        let mut looked = tokio::time::Instant::now();
+        let ended = loop {
+            if let Ok(why) = halted.try_recv() {
+                break Some(BatchError::Halted(why));
+            }
+            if writer.task.is_finished() {
+                break Some(BatchError::Store(StoreError::Cancelled));
+            }
+            while running.len() < concurrency {
+                if claimed.is_empty() {
+                    let ahead = concurrency.max(8) * 2;
+                    claimed.extend(store.claim(BATCH, now_ms(), ahead).await?);
+                }
+                let Some(item) = claimed.pop_front() else {
+                    break;
+                };
+                if let Some(pacer) = pacer.as_mut() {
+                    pacer.tick().await;
+                }
+                sent += u64::from(invalid_line(&item).is_none());
+                let task = try_item(runtime.clone(), options.clone(), item);
+                running.spawn(report(task, commands.clone(), halt.clone()));
+            }
+            if looked.elapsed() >= Duration::from_secs(1) {
+                counts = store.counts(BATCH, now_ms()).await?;
+                looked = tokio::time::Instant::now();
+            }
+            progress(&counts, sent);
+            if running.is_empty() {
+                // Everything commands has to be stored before the queue can be judged.
+                if writer.flush(&commands).await.is_err() {
+                    break Some(BatchError::Store(StoreError::Cancelled));
+                }
+                counts = store.counts(BATCH, now_ms()).await?;
+                looked = tokio::time::Instant::now();
+                progress(&counts, sent);
+                if counts.is_done() {
+                    break None;
+                }
+                if counts.pending == 0 {
+                    // Held in flight by nothing this run started: it cannot end by itself.
+                    let why = format!("{} item(s) are in flight with no request", counts.in_flight);
+                    break Some(BatchError::Halted(why));
+                }
+                if counts.due == 0 {
+                    let wait = counts.next_due_in().unwrap_or(Duration::from_millis(200));
+                    let wait = wait.clamp(Duration::from_millis(10), Duration::from_secs(1));
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = &mut stop => break Some(BatchError::Interrupted),
+                    }
+                }
+                continue;
+            }
+            tokio::select! {
+                joined = running.join_next() => {
+                    if let Some(Err(failure)) = joined
+                        && failure.is_panic()
+                    {
+                        let why = format!("a request task panicked: {failure}");
+                        break Some(BatchError::Halted(why));
+                    }
+                }
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                () = &mut stop => break Some(BatchError::Interrupted),
+            }
+        };
+        if let Some(error) = ended {
+            return Err(wind_down(running, claimed, writer, commands, error).await);
+        }
+        writer.close(commands).await?;
+        write_output(store, out).await?;
+        Ok(Summary {
+            resumed: self.resumed,
+            counts,
+            sent,
+        })
+    }
+}
+
+/// Ends a run that stopped early with `error`: requests cut short stay in flight (the next
+/// run sends them again), items claimed but never started are put back at once, and every
+/// result already in is stored. The error to report: the writer's own when it failed.
+async fn wind_down(
+    mut running: JoinSet<()>,
+    mut claimed: VecDeque<Item>,
+    writer: Writer,
+    commands: mpsc::UnboundedSender<WriterCommand>,
+    error: BatchError,
+) -> BatchError {
+    running.abort_all();
+    while running.join_next().await.is_some() {}
+    for item in claimed.drain(..) {
+        let release = ItemUpdate::Release {
+            key: item.key,
+            not_before: 0,
+            last_error: None,
+        };
+        let _ = commands.send(WriterCommand::Store(release));
+    }
+    let stored = writer.close(commands).await;
+    match (error, stored) {
+        (BatchError::Store(StoreError::Cancelled), Err(why)) => BatchError::Store(why),
+        (error, _) => error,
+    }
+}
+
+/// Puts back what a previous run left in flight.
+async fn recover(store: &SharedStore) -> Result<(), StoreError> {
+    let recovered = store.call(|store| store.recover(BATCH)).await?;
+    if recovered > 0 {
+        tracing::info!(
+            recovered,
+            "items in flight when the last run stopped are pending again"
+        );
+    }
+    Ok(())
+}
+
+/// A clock that lets `rps` starts a second through.
+fn pacer(rps: f64) -> tokio::time::Interval {
+    let period = Duration::from_secs_f64(1.0 / rps.max(0.001)).max(Duration::from_micros(1));
+    let mut pacer = tokio::time::interval(period);
+    pacer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    pacer
+}
+
+/// One try of `item`, owned, for a task.
+async fn try_item(runtime: Arc<Runtime>, options: BatchOptions, item: Item) -> Verdict {
+    send_item(&runtime, &options, item).await
+}
+
+/// Hands what `task` came to to the writer, and says so when it halts the run.
+async fn report(
+    task: impl std::future::Future<Output = Verdict>,
+    commands: mpsc::UnboundedSender<WriterCommand>,
+    halt: mpsc::UnboundedSender<String>,
+) {
+    match task.await {
+        Verdict::Store(update) => {
+            let _ = commands.send(WriterCommand::Store(update));
+        }
+        Verdict::Halt { release, why } => {
+            let _ = commands.send(WriterCommand::Store(release));
+            let _ = halt.send(why);
+        }
+    }
+}

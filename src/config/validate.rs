@@ -1,0 +1,120 @@
+//! [`Config::validate`]: the whole configuration checked before anything starts, the error
+//! naming the first bad key by its dotted path (`models.NAME.stall-timeout`,
+//! `chains.default[1]`, `gateway.body-memory`).
+
+use super::{Config, ConfigError, DEFAULT_CHAIN};
+use crate::engine::TargetLimits;
+use crate::engine::policy::PolicyError;
+
+impl Config {
+    /// Checks the whole configuration; the error names the first bad key by its dotted path.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`]: no model, a zero `attempt-timeout` or `stall-timeout`, an
+    /// empty chain or one naming an unknown model, a `[chain-spillover]` or `[chain-adapt]`
+    /// key naming no chain, no `chains.default` while more than one model is configured, a
+    /// `[catalog.models.ID]` entry the catalogue refuses, or any error of the policies' own
+    /// `validate`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.models.is_empty() {
+            return Err(ConfigError::invalid(
+                "models",
+                "must configure at least one model, as [models.NAME]",
+            ));
+        }
+        for (model, limits) in &self.models {
+            validate_limits(model, limits)?;
+        }
+        for (name, chain) in &self.chains {
+            self.validate_chain(name, chain)?;
+        }
+        self.validate_chain_names("chain-spillover", self.chain_spillover.keys())?;
+        self.validate_chain_names("chain-adapt", self.chain_adapt.keys())?;
+        self.catalog()?;
+        if self.models.len() > 1 && !self.chains.contains_key(DEFAULT_CHAIN) {
+            let reason = format!(
+                "must be set when more than one model is configured (configured: {})",
+                self.model_list()
+            );
+            return Err(ConfigError::invalid("chains.default", reason));
+        }
+        self.retry
+            .validate()
+            .map_err(|e| ConfigError::within("retry", e))?;
+        self.breaker
+            .validate()
+            .map_err(|e| ConfigError::within("breaker", e))?;
+        self.budget
+            .validate()
+            .map_err(|e| ConfigError::within("budget", e))?;
+        if let Some((field, reason)) = self.gateway.problem() {
+            return Err(ConfigError::invalid(format!("gateway.{field}"), reason));
+        }
+        self.admission
+            .validate()
+            .map_err(|e| ConfigError::within("admission", e))
+    }
+
+    fn validate_chain(&self, name: &str, chain: &[String]) -> Result<(), ConfigError> {
+        if chain.is_empty() {
+            let reason = "must name at least one model";
+            return Err(ConfigError::invalid(format!("chains.{name}"), reason));
+        }
+        for (index, model) in chain.iter().enumerate() {
+            if !self.models.contains_key(model) {
+                let reason = format!(
+                    "{model} is not a configured model (configured: {})",
+                    self.model_list()
+                );
+                return Err(ConfigError::invalid(
+                    format!("chains.{name}[{index}]"),
+                    reason,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Each of `names`, the keys of the per-chain table `table`, must name a chain.
+    fn validate_chain_names<'a>(
+        &self,
+        table: &str,
+        mut names: impl Iterator<Item = &'a String>,
+    ) -> Result<(), ConfigError> {
+        let Some(name) = names.find(|name| !self.chains.contains_key(*name)) else {
+            return Ok(());
+        };
+        let chains: Vec<&str> = self.chains.keys().map(String::as_str).collect();
+        let reason = format!(
+            "{name} is not a configured chain (configured: {})",
+            chains.join(", ")
+        );
+        Err(ConfigError::invalid(format!("{table}.{name}"), reason))
+    }
+
+    fn model_list(&self) -> String {
+        let models: Vec<&str> = self.models.keys().map(String::as_str).collect();
+        models.join(", ")
+    }
+}
+
+pub(super) fn validate_limits(model: &str, limits: &TargetLimits) -> Result<(), ConfigError> {
+    let timeouts = [
+        ("attempt-timeout", limits.attempt_timeout),
+        ("stall-timeout", limits.stall_timeout),
+    ];
+    for (key, timeout) in timeouts {
+        if timeout.is_zero() {
+            let field = format!("models.{model}.{key}");
+            return Err(ConfigError::invalid(field, "must be longer than zero"));
+        }
+    }
+    if let Err(PolicyError::Invalid { field, reason }) = limits.limit.validate() {
+        return Err(ConfigError::invalid(
+            format!("models.{model}.limit.{field}"),
+            reason,
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! [`RuntimeBuilder`]: what a [`Runtime`] starts with (a configuration or a bare chain, a base
+//! URL, credentials, another upstream, a store for deferred requests), and starting it: the
+//! HTTP client with its model catalogue (refreshed from `GET /v1/models` when asked), the
+//! engine's actors, and the deferred requests' pump.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Runtime;
+use super::core::{Core, DynUpstream};
+use super::deferred::Deferred;
+use super::error::RuntimeError;
+use crate::catalog::Catalog;
+use crate::client::{ClaudeClient, ClientConfig, Credentials, DEFAULT_BASE_URL, non_empty_env};
+use crate::config::{Config, ConfigError};
+use crate::engine::Engine;
+
+impl Runtime {
+    /// A builder with the default configuration.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+
+    /// Starts a runtime from a `breakwater.toml` file.
+    ///
+    /// # Errors
+    /// [`RuntimeError`] naming what is wrong, with the file's path.
+    pub async fn from_config(path: impl AsRef<Path>) -> Result<Self, RuntimeError> {
+        Self::builder()
+            .config(Config::load(path.as_ref())?)
+            .start()
+            .await
+    }
+}
+
+/// Builds a [`Runtime`]: `Runtime::builder().chain([...]).start().await`.
+#[derive(Default)]
+pub struct RuntimeBuilder {
+    config: Config,
+    base_url: Option<String>,
+    credentials: Option<Credentials>,
+    upstream: Option<DynUpstream>,
+    store: Option<PathBuf>,
+}
+
+impl RuntimeBuilder {
+    /// Keeps deferred requests ([`Runtime::defer`]) in the SQLite file at `path`, created if
+    /// missing: they survive restarts, and one started with the same file picks them up.
+    /// One process at a time may use a file.
+    #[must_use]
+    pub fn store(mut self, path: impl Into<PathBuf>) -> Self {
+        self.store = Some(path.into());
+        self
+    }
+
+    /// Uses `config` (models, chains, policies); replaces anything set before.
+    #[must_use]
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Serves exactly these models, in this order, as the default chain, with default limits.
+    #[must_use]
+    pub fn chain<S: AsRef<str>>(mut self, models: impl IntoIterator<Item = S>) -> Self {
+        let models: Vec<String> = models.into_iter().map(|m| m.as_ref().to_owned()).collect();
+        let upstream = self.config.upstream.clone();
+        self.config = Config::for_chain(&models);
+        self.config.upstream = upstream;
+        self
+    }
+
+    /// Sends requests to this base URL (wins over the config file and `ANTHROPIC_BASE_URL`).
+    #[must_use]
+    pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = Some(base_url.into());
+        self
+    }
+
+    /// Authenticates with these credentials instead of `ANTHROPIC_API_KEY` /
+    /// `ANTHROPIC_AUTH_TOKEN`.
+    #[must_use]
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// Sends requests to `upstream` instead of the HTTP client.
+    #[must_use]
+    pub fn upstream(mut self, upstream: DynUpstream) -> Self {
+        self.upstream = Some(upstream);
+        self
+    }
+
+    /// Validates the configuration and starts the actors.
+    ///
+    /// # Errors
+    /// [`RuntimeError`] naming what is wrong.
+    pub async fn start(self) -> Result<Runtime, RuntimeError> {
+        self.config.validate()?;
+        let mut http = None;
+        let upstream = if let Some(upstream) = self.upstream {
+            upstream
+        } else {
+            let mut client = client_config(&self.config, self.base_url);
+            client.credentials = self.credentials.or(client.credentials);
+            let client = ClaudeClient::new(&client)?;
+            let catalog = catalog_for(&self.config, &client).await?;
+            let client = client.with_catalog(catalog, self.config.adapt);
+            http = Some(client.clone());
+            Arc::new(client)
+        };
+        let counter = http.clone().filter(|_| self.config.upstream.count_tokens);
+        let engine = Engine::start(Arc::new(upstream), self.config.engine_config()).await?;
+        let core = Arc::new(Core::new(engine, self.config, counter, http));
+        let deferred = match &self.store {
+            Some(path) => Some(Deferred::start(path, core.clone()).await?),
+            None => None,
+        };
+        Ok(Runtime { core, deferred })
+    }
+}
+
+/// The client settings: the base URL from the builder, else the config file when it names
+/// one, else `ANTHROPIC_BASE_URL`, else the public API; credentials from the environment.
+fn client_config(config: &Config, base_url: Option<String>) -> ClientConfig {
+    let mut client = config.upstream.clone();
+    client.credentials = Credentials::from_env();
+    if let Some(base_url) = base_url {
+        client.base_url = base_url;
+    } else if client.base_url == DEFAULT_BASE_URL
+        && let Some(from_env) = non_empty_env("ANTHROPIC_BASE_URL")
+    {
+        client.base_url = from_env;
+    }
+    client
+}
+
+/// How long the catalogue's refresh may wait for `GET /v1/models`.
+const MODELS_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The model catalogue: the built-in one with `[catalog.models]` over it, and, with
+/// `[catalog] refresh`, over what the upstream's `GET /v1/models` says; a refresh that fails
+/// keeps the rest, with a warning.
+async fn catalog_for(config: &Config, client: &ClaudeClient) -> Result<Arc<Catalog>, ConfigError> {
+    let configured = config.catalog()?;
+    if !config.catalog.refresh {
+        return Ok(configured);
+    }
+    let models = match client.list_models(MODELS_TIMEOUT).await {
+        Ok(models) => models,
+        Err(failure) => {
+            tracing::warn!(%failure, "GET /v1/models failed: the model catalogue is not refreshed");
+            return Ok(configured);
+        }
+    };
+    match Catalog::with_learned(&config.catalog.models, &models) {
+        Ok(catalog) => Ok(Arc::new(catalog)),
+        Err(error) => {
+            tracing::warn!(%error, "GET /v1/models contradicts the catalogue: not refreshed");
+            Ok(configured)
+        }
+    }
+}
