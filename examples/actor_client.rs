@@ -43,7 +43,7 @@ impl Actor for Asker {
         let AskerMsg::Ask(prompt) = message;
         let request = MessagesRequest::new("claude-sonnet-5-5", 64).with_user(prompt);
         let request = Arc::new(WireRequest::from(request));
-        let options = RequestOptions::default().with_deadline(Duration::from_secs(10));
+        let options = RequestOptions::default().with_timeout(Duration::from_secs(10));
         // `call!` waits for the reply port; the engine answers by the deadline, so this
         // returns in time. An API failure is an `Err` value here, never an actor failure.
         let reply = call!(dispatcher, |reply| DispatcherMsg::<DynUpstream>::Submit {

@@ -169,7 +169,7 @@ fn exponential(rng: &mut SmallRng, rps: f64) -> Duration {
 
 async fn one(runtime: Arc<Runtime>, request: MessagesRequest, deadline: Duration) -> Done {
     let sent = Instant::now();
-    let options = RequestOptions::default().with_deadline(deadline);
+    let options = RequestOptions::default().with_timeout(deadline);
     match runtime.send_with(request, options).await {
         Ok(answer) => Done {
             latency: sent.elapsed(),

@@ -151,7 +151,7 @@ async fn send_or_defer_defers_when_every_model_is_open_and_answers_when_one_clos
     assert!(matches!(answered, Sent::Answered(_)), "{answered:?}");
 
     isolate_all(&runtime).await;
-    let options = RequestOptions::default().with_deadline(Duration::from_millis(200));
+    let options = RequestOptions::default().with_timeout(Duration::from_millis(200));
     let Sent::Deferred(ticket) = runtime.send_or_defer(request(1), options).await.unwrap() else {
         panic!("with every model open, the request is deferred");
     };

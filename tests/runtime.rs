@@ -79,10 +79,7 @@ async fn a_brownout_moves_traffic_to_the_fallback_and_back_after_recovery() {
     let mut answered = Vec::new();
     while started.elapsed() < ms(2_500) {
         let answer = runtime
-            .send_with(
-                request(),
-                RequestOptions::default().with_deadline(ms(2_000)),
-            )
+            .send_with(request(), RequestOptions::default().with_timeout(ms(2_000)))
             .await;
         let answer = answer.expect("every request is answered, by one model or the other");
         answered.push((started.elapsed(), answer.target.model().to_owned()));

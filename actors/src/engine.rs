@@ -135,7 +135,7 @@ impl<U: Upstream> Engine<U> {
 
     fn timeout(&self, options: &RequestOptions) -> Duration {
         options
-            .deadline
+            .timeout
             .unwrap_or(self.config.admission.default_timeout)
     }
 

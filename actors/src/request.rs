@@ -52,15 +52,18 @@ impl Priority {
     }
 }
 
-/// Per-request settings. `Default` means: normal priority, the engine's default deadline,
+/// Per-request settings. `Default` means: normal priority, the engine's default timeout,
 /// the engine's default chain, fallback allowed.
+///
+/// The request's deadline is the instant of submission plus its `timeout`: a duration here,
+/// an instant (`Job::deadline`) once the engine holds it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RequestOptions {
     /// How much the request matters under pressure.
     pub priority: Priority,
     /// How long the caller will wait, from submission: every request ends, answered or not,
-    /// by then. `None`: the engine's default (`admission.default-timeout`).
-    pub deadline: Option<Duration>,
+    /// by then (its deadline). `None`: the engine's default (`admission.default-timeout`).
+    pub timeout: Option<Duration>,
     /// The targets to try, in order. `None`: the engine's default chain.
     pub chain: Option<Arc<[Target]>>,
     /// Whether a failure may move the request to the next target of its chain.
@@ -88,10 +91,10 @@ impl RequestOptions {
         self
     }
 
-    /// Sets how long the caller will wait.
+    /// Sets how long the caller will wait: the request's deadline is now plus `timeout`.
     #[must_use]
-    pub fn with_deadline(mut self, deadline: Duration) -> Self {
-        self.deadline = Some(deadline);
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
         self
     }
 

@@ -39,7 +39,7 @@ async fn start(fake: Fake, config: EngineConfig) -> (Arc<Fake>, Engine<Fake>) {
 }
 
 fn timeout(ms_: u64) -> RequestOptions {
-    RequestOptions::default().with_deadline(ms(ms_))
+    RequestOptions::default().with_timeout(ms(ms_))
 }
 
 /// Waits for the next breaker transition of `target` to `to`, returning when it happened.
@@ -122,7 +122,7 @@ async fn open_a(engine: &Engine<Fake>) {
                 "x".into(),
                 RequestOptions::default()
                     .with_fallback(false)
-                    .with_deadline(ms(1_000)),
+                    .with_timeout(ms(1_000)),
             )
             .await;
     }
@@ -479,7 +479,7 @@ async fn a_deadline_too_far_to_represent_does_not_crash_the_engine() {
     let answer = engine
         .send(
             "hi".into(),
-            RequestOptions::default().with_deadline(Duration::MAX),
+            RequestOptions::default().with_timeout(Duration::MAX),
         )
         .await;
     assert_eq!(answer.unwrap().target.model(), "a");
@@ -812,7 +812,7 @@ async fn a_target_added_after_start_is_served_with_its_own_breaker() {
     let on_z = || {
         RequestOptions::default()
             .with_chain(vec![z.clone()])
-            .with_deadline(ms(1_000))
+            .with_timeout(ms(1_000))
     };
     let error = engine.send("hi".into(), on_z()).await.unwrap_err();
     assert!(matches!(error, Error::Invalid(_)), "{error}");

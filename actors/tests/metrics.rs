@@ -54,7 +54,7 @@ async fn a_brownout_is_visible_in_attempts_transitions_and_fallbacks() {
         let answer = engine
             .send(
                 "hi".into(),
-                RequestOptions::default().with_deadline(Duration::from_secs(10)),
+                RequestOptions::default().with_timeout(Duration::from_secs(10)),
             )
             .await;
         assert_eq!(answer.unwrap().target.model(), "b");

@@ -36,7 +36,7 @@ pub(super) async fn send_item(runtime: &Runtime, options: &BatchOptions, item: I
     let request_options = RequestOptions::default()
         .with_chain(chain)
         .with_priority(Priority::Normal)
-        .with_deadline(options.deadline);
+        .with_timeout(options.deadline);
     let sent = runtime.send_wire(request, request_options).await;
     decide_item(&item, sent, &options.requeue())
 }

@@ -102,13 +102,13 @@ impl Core {
             None => self.config.default_chain().first().cloned(),
         };
         let Some(model) = model else { return options };
-        let deadline = options
-            .deadline
+        let timeout = options
+            .timeout
             .unwrap_or(self.config.admission.default_timeout);
         let started = tokio::time::Instant::now();
-        let allowed = COUNT_TOKENS_TIMEOUT.min(deadline / 4);
+        let allowed = COUNT_TOKENS_TIMEOUT.min(timeout / 4);
         let counted = counter.count_tokens(model.model(), request, allowed).await;
-        let options = options.with_deadline(deadline.saturating_sub(started.elapsed()));
+        let options = options.with_timeout(timeout.saturating_sub(started.elapsed()));
         match counted {
             Ok(input_tokens) => {
                 options.with_cost(Cost::new(input_tokens, u64::from(request.max_tokens())))

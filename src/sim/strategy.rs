@@ -176,7 +176,7 @@ impl Strategy {
         log: &mut Vec<AttemptOutcome>,
     ) -> Option<String> {
         let arrived = self.upstream.elapsed();
-        let options = RequestOptions::default().with_deadline(self.deadline);
+        let options = RequestOptions::default().with_timeout(self.deadline);
         let (answered_by, attempts) = match runtime.send_wire(self.request.clone(), options).await {
             Ok(answer) => (Some(answer.target.model().to_owned()), answer.attempts),
             Err(error) => (None, error.attempts().to_vec()),

@@ -33,7 +33,7 @@ impl<U: Upstream> DispatcherState<U> {
             .clone()
             .unwrap_or_else(|| self.config.chain.iter().cloned().collect());
         let timeout = options
-            .deadline
+            .timeout
             .unwrap_or(self.config.admission.default_timeout);
         if let Some(error) = self.refusal(&chain, timeout, priority) {
             return reply.fail(error);

@@ -52,7 +52,7 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     let Started { runtime, .. } = &started;
     let retries = report_retries(runtime);
     let request = MessagesRequest::new(args.model.clone(), args.max_tokens).with_user(prompt);
-    let options = RequestOptions::default().with_deadline(args.deadline);
+    let options = RequestOptions::default().with_timeout(args.deadline);
     let outcome = if args.stream {
         streamed(runtime, request, options).await
     } else {

@@ -46,7 +46,7 @@ pub(super) async fn attempt(core: &Core, item: &Item) -> ItemUpdate {
     });
     let mut options = RequestOptions::default()
         .with_priority(Priority::Sheddable)
-        .with_deadline(
+        .with_timeout(
             stored
                 .deadline_ms
                 .map_or(DEFAULT_DEADLINE, Duration::from_millis),

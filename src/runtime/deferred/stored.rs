@@ -55,7 +55,7 @@ impl StoredOptions {
                     .collect()
             }),
             deadline_ms: options
-                .deadline
+                .timeout
                 .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             allow_fallback: options.allow_fallback,
             anthropic_version: request.headers.version.clone(),
