@@ -6,7 +6,7 @@
 //! integers wider than 64 bits), with only what a target needs changed. Re-serializing
 //! through `serde_json::Value` would reorder keys, turn `1e2` into `100.0` and big integers
 //! into floats, and copy the whole body once per attempt. A patched body is the original
-//! [`Bytes`] cut into shared slices around the edits (see [`Chunks`]).
+//! [`Bytes`](bytes::Bytes) cut into shared slices around the edits (see [`Chunks`]).
 //!
 //! The scanner expects a document serde has already accepted; on anything else it returns
 //! [`JsonError`] rather than panicking.

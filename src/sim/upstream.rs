@@ -4,7 +4,7 @@
 //!
 //! Every attempt is decided when it arrives: 404 for an unknown model, 429 over the rate
 //! limit, 529 with no free slot (and the rejection then occupies capacity for the model's
-//! reject cost), else a slot held for a drawn service time and a real [`Message`].
+//! reject cost), else a slot held for a drawn service time and a real [`Message`](crate::api::Message).
 
 mod reply;
 

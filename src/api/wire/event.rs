@@ -101,7 +101,7 @@ impl WireEvent {
     /// JSON data; an unknown one may carry anything.
     ///
     /// # Errors
-    /// [`EventError`] for a known event whose data is not JSON.
+    /// `EventError` for a known event whose data is not JSON.
     pub fn from_frame(frame: Bytes, name: &str, data: Bytes) -> Result<Self, EventError> {
         let name = match name {
             "" | "message" => serde_json::from_slice::<Tagged<'_>>(&data)
