@@ -15,7 +15,7 @@
 //!
 //! Layout, one concern per file: [`BatchOptions`] (`options`), [`BatchError`] (`error`),
 //! [`Batch::prepare`] validating and loading the input (`prepare`, `load`), the run loop
-//! (`run`), one item's try (`send`), the one task storing results (`writer`) and the output
+//! (`run`), one item's try (`send`), the watch for a run stuck on its upstream (`stall`), the one task storing results (`writer`) and the output
 //! file (`output`). What a try comes to is decided by the rule the runtime's deferred
 //! requests share, in the store: a `Verdict` carrying an [`ItemUpdate`](crate::store::ItemUpdate).
 
@@ -27,6 +27,7 @@ mod output;
 mod prepare;
 mod run;
 mod send;
+mod stall;
 mod writer;
 
 pub use error::BatchError;
@@ -34,4 +35,5 @@ pub use input::{Invalid, Problem};
 pub use options::BatchOptions;
 pub use output::status;
 pub use prepare::Batch;
-pub use run::Summary;
+pub use run::{Progress, Summary};
+pub use stall::Stall;

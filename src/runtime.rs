@@ -19,7 +19,7 @@
 //! ```
 //!
 //! Layout: the [`RuntimeBuilder`] starts it (`builder`); the shared `Core` sends (`core`),
-//! on chains resolved at start (`chains`); `typed` reads wire answers as typed ones;
+//! on chains resolved at start (`chains`); `typed` reads wire answers as typed ones; `watch` notes the last failed attempt;
 //! `deferred` keeps requests that can wait in a store.
 
 mod builder;
@@ -28,6 +28,7 @@ mod core;
 mod deferred;
 mod error;
 mod typed;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +55,7 @@ pub use self::core::DynUpstream;
 pub use builder::RuntimeBuilder;
 pub use deferred::{DeferError, Ticket, TicketStatus};
 pub use error::RuntimeError;
+pub use watch::LastFailure;
 
 /// The dispatcher of a [`Runtime`], for ractor applications (see [`DispatcherMsg`]).
 pub type Dispatcher = ActorRef<DispatcherMsg<DynUpstream>>;
@@ -184,6 +186,12 @@ impl Runtime {
     /// Events from now on: breaker transitions, fallbacks, retries, sheds.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.core.engine.subscribe()
+    }
+
+    /// The last attempt that failed, on any model, and when: what a caller that sees no
+    /// progress can name as the cause. `None` until one fails.
+    pub fn last_failure(&self) -> Option<LastFailure> {
+        self.core.failures.last()
     }
 
     /// Every breaker's current state.

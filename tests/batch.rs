@@ -43,12 +43,16 @@ fn write_input(dir: &Path, lines: &[String]) -> PathBuf {
 }
 
 fn batch(dir: &Path, server: &MockServer, extra: &[&str]) -> Command {
+    batch_at(dir, &server.base_url(), extra)
+}
+
+fn batch_at(dir: &Path, base_url: &str, extra: &[&str]) -> Command {
     let mut command = Command::new(BIN);
     command
         .current_dir(dir)
         .args(["batch", "run", "in.jsonl", "--out", "out.jsonl"])
         .args(["--state", "state.sqlite", "--chain", "a,b"])
-        .args(["--base-url", &server.base_url()])
+        .args(["--base-url", base_url])
         .args(["--backoff", "20ms", "--max-backoff", "200ms"])
         .args(extra)
         .env("ANTHROPIC_API_KEY", "test-key")
@@ -347,6 +351,45 @@ async fn a_refused_key_halts_the_run_without_marking_items_errored() {
         "nothing was stored as a result: {report}"
     );
     assert_eq!(report["pending"], 2, "{report}");
+}
+
+/// A base URL where nothing listens: a port bound, then let go.
+fn dead_upstream() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_at_a_dead_upstream_stops_after_max_stall_naming_the_cause_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = (0..30).map(|i| line(&format!("id-{i}"), "hi")).collect();
+    write_input(dir.path(), &lines);
+    let dead = dead_upstream();
+    let started = tokio::time::Instant::now();
+    let run = output(&mut batch_at(dir.path(), &dead, &["--max-stall", "1s"]));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(4), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(15), "{stderr}");
+    assert!(stderr.contains("no progress for"), "{stderr}");
+    assert!(stderr.contains("connect"), "the class is named: {stderr}");
+    let port = dead.rsplit(':').next().unwrap();
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    let report = status(dir.path());
+    assert_eq!(report["errored"], 0, "nothing is marked errored: {report}");
+    assert_eq!(report["succeeded"], 0, "{report}");
+
+    let server = mock("[models.a]\n[models.b]\n").await;
+    let rerun = output(&mut batch(dir.path(), &server, &[]));
+    assert!(
+        rerun.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rerun.stderr)
+    );
+    let results = results(dir.path());
+    assert_eq!(results.len(), 30);
+    assert!(results.iter().all(|r| r["result"]["type"] == "succeeded"));
 }
 
 #[test]

@@ -37,6 +37,11 @@ pub enum BatchError {
     /// (401, 403), or the runtime stopped. No result was stored for the item that showed it.
     #[error("{0}; every result so far is kept: fix it and run the same command to continue")]
     Halted(String),
+    /// No item became final for `max_stall` while attempts kept failing: the upstream is
+    /// down or refusing. Items in flight stay so in the store (the next run sends them
+    /// again); none is marked errored.
+    #[error("{0}; every result so far is kept: run the same command once the upstream answers")]
+    Stalled(super::stall::Stall),
     /// The run was interrupted; every result settled so far is stored.
     #[error("interrupted: every result so far is kept; run the same command to continue")]
     Interrupted,

@@ -21,6 +21,10 @@ pub struct BatchOptions {
     pub max_backoff: Duration,
     /// Store invalid lines as `errored` results instead of refusing to start. Default: false.
     pub skip_invalid: bool,
+    /// How long a run may go without an item becoming final while attempts fail (a dead or
+    /// refusing upstream) before it ends with [`BatchError::Stalled`](super::BatchError);
+    /// `None` never ends it. Default: 5 minutes.
+    pub max_stall: Option<Duration>,
     /// Fixes the jitter of the backoffs, for reproducible runs. Default: none (drawn from
     /// entropy).
     pub seed: Option<u64>,
@@ -35,6 +39,7 @@ impl Default for BatchOptions {
             backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
             skip_invalid: false,
+            max_stall: Some(Duration::from_secs(300)),
             seed: None,
         }
     }

@@ -17,6 +17,7 @@ use super::options::BatchOptions;
 use super::output::write_output;
 use super::prepare::Batch;
 use super::send::send_item;
+use super::stall::{Stall, StallWatch, Watch};
 use super::writer::{Writer, WriterCommand};
 use crate::runtime::Runtime;
 use crate::store::{BATCH, Counts, Item, ItemUpdate, SharedStore, StoreError, Verdict, now_ms};
@@ -34,7 +35,8 @@ pub struct Summary {
 
 impl Batch {
     /// Runs every unfinished item through `runtime` until each is final, calling `progress`
-    /// with the queue's counts as they change, then writes `out`.
+    /// with the queue's counts as they change (and a [`Stall`] when attempts fail and no item
+    /// has become final for a while), then writes `out`.
     ///
     /// Items are claimed ahead in small groups, and results are stored by one writer that
     /// commits whatever has commands since its last commit in one transaction: one disk sync
@@ -49,7 +51,7 @@ impl Batch {
         runtime: Arc<Runtime>,
         options: &BatchOptions,
         out: &Path,
-        progress: impl FnMut(&Counts, u64),
+        progress: impl FnMut(&Progress),
     ) -> Result<Summary, BatchError> {
         self.run_until(runtime, options, out, progress, std::future::pending())
             .await
@@ -61,14 +63,15 @@ impl Batch {
     /// started are put back at once).
     ///
     /// # Errors
-    /// As [`Batch::run`], plus [`BatchError::Interrupted`], and [`BatchError::Halted`] when
-    /// the API refuses the key or the runtime stops.
+    /// As [`Batch::run`], plus [`BatchError::Interrupted`], [`BatchError::Halted`] when
+    /// the API refuses the key or the runtime stops, and [`BatchError::Stalled`] when no item
+    /// became final for `max_stall` while attempts failed.
     pub async fn run_until(
         &self,
         runtime: Arc<Runtime>,
         options: &BatchOptions,
         out: &Path,
-        mut progress: impl FnMut(&Counts, u64),
+        mut progress: impl FnMut(&Progress),
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<Summary, BatchError> {
         let store = &self.store;
@@ -83,6 +86,8 @@ impl Batch {
         let mut counts = store.counts(BATCH, now_ms()).await?;
         let mut sent = 0u64;
         let mut looked = tokio::time::Instant::now();
+        let mut watch = StallWatch::new(options.max_stall, upstream_of(&runtime), looked);
+        let mut stalled = false;
         let ended = loop {
             if let Ok(why) = halted.try_recv() {
                 break Some(BatchError::Halted(why));
@@ -109,7 +114,11 @@ impl Batch {
                 counts = store.counts(BATCH, now_ms()).await?;
                 looked = tokio::time::Instant::now();
             }
-            progress(&counts, sent);
+            let seen = Progress::seen(&mut watch, &runtime, counts, sent, &mut stalled);
+            progress(&seen);
+            if let Some(stall) = seen.give_up {
+                break Some(BatchError::Stalled(stall));
+            }
             if running.is_empty() {
                 // Everything commands has to be stored before the queue can be judged.
                 if writer.flush(&commands).await.is_err() {
@@ -117,9 +126,13 @@ impl Batch {
                 }
                 counts = store.counts(BATCH, now_ms()).await?;
                 looked = tokio::time::Instant::now();
-                progress(&counts, sent);
+                let seen = Progress::seen(&mut watch, &runtime, counts, sent, &mut stalled);
+                progress(&seen);
                 if counts.is_done() {
                     break None;
+                }
+                if let Some(stall) = seen.give_up {
+                    break Some(BatchError::Stalled(stall));
                 }
                 if counts.pending == 0 {
                     // Held in flight by nothing this run started: it cannot end by itself.
@@ -160,6 +173,61 @@ impl Batch {
             sent,
         })
     }
+}
+
+/// What a run shows as it goes.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Progress {
+    /// The queue, as last looked at (at most a second old).
+    pub counts: Counts,
+    /// Requests sent by this run so far.
+    pub sent: u64,
+    /// Set while attempts fail and no item has become final for a while: for how long, and
+    /// the last failure.
+    pub stall: Option<Stall>,
+    /// The stall that ends the run (`max_stall` reached).
+    give_up: Option<Stall>,
+}
+
+impl Progress {
+    /// The run's progress now; logs a stall once as it begins.
+    fn seen(
+        watch: &mut StallWatch,
+        runtime: &Runtime,
+        counts: Counts,
+        sent: u64,
+        stalled: &mut bool,
+    ) -> Progress {
+        let now = tokio::time::Instant::now();
+        let (stall, give_up) = match watch.check(&counts, runtime.last_failure().as_ref(), now) {
+            Watch::Moving => (None, None),
+            Watch::Stalled(stall) => (Some(stall), None),
+            Watch::GiveUp(stall) => (Some(stall.clone()), Some(stall)),
+        };
+        if let Some(stall) = &stall
+            && !*stalled
+        {
+            tracing::warn!(%stall, "the batch is making no progress");
+        }
+        *stalled = stall.is_some();
+        Progress {
+            counts,
+            sent,
+            stall,
+            give_up,
+        }
+    }
+}
+
+/// Where `runtime` sends requests, as `host:port`, to name in a stall's cause.
+fn upstream_of(runtime: &Runtime) -> Option<String> {
+    let url = reqwest::Url::parse(runtime.client()?.base_url()).ok()?;
+    Some(format!(
+        "{}:{}",
+        url.host_str()?,
+        url.port_or_known_default()?
+    ))
 }
 
 /// Ends a run that stopped early with `error`: requests cut short stay in flight (the next

@@ -11,6 +11,7 @@ use super::Runtime;
 use super::core::{Core, DynUpstream};
 use super::deferred::Deferred;
 use super::error::RuntimeError;
+use super::watch::{FailureNote, Watched};
 use crate::catalog::Catalog;
 use crate::client::{ClaudeClient, ClientConfig, Credentials, DEFAULT_BASE_URL, non_empty_env};
 use crate::config::{Config, ConfigError};
@@ -112,8 +113,10 @@ impl RuntimeBuilder {
             Arc::new(client)
         };
         let counter = http.clone().filter(|_| self.config.upstream.count_tokens);
+        let failures = FailureNote::default();
+        let upstream: DynUpstream = Arc::new(Watched::new(upstream, failures.clone()));
         let engine = Engine::start(Arc::new(upstream), self.config.engine_config()).await?;
-        let core = Arc::new(Core::new(engine, self.config, counter, http));
+        let core = Arc::new(Core::new(engine, self.config, counter, http, failures));
         let deferred = match &self.store {
             Some(path) => Some(Deferred::start(path, core.clone()).await?),
             None => None,

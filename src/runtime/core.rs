@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use super::chains;
+use super::watch::FailureNote;
 use crate::api::{WireEvent, WireMessage, WireRequest};
 use crate::catalog::AdaptMode;
 use crate::client::ClaudeClient;
@@ -35,6 +36,8 @@ pub(crate) struct Core {
     pub(super) http: Option<ClaudeClient>,
     /// Every model's chain ([`Core::chain_for_model`]), resolved at start.
     pub(super) chains_by_model: HashMap<String, (Arc<[Target]>, AdaptMode)>,
+    /// The last attempt that failed.
+    pub(super) failures: FailureNote,
 }
 
 impl Core {
@@ -44,6 +47,7 @@ impl Core {
         config: Config,
         counter: Option<ClaudeClient>,
         http: Option<ClaudeClient>,
+        failures: FailureNote,
     ) -> Self {
         let chains_by_model = chains::resolve(&config);
         Core {
@@ -52,6 +56,7 @@ impl Core {
             counter,
             http,
             chains_by_model,
+            failures,
         }
     }
 

@@ -6,8 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use breakwater::batch::{Batch, BatchError, BatchOptions};
-use breakwater::store::Counts;
+use breakwater::batch::{Batch, BatchError, BatchOptions, Progress};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -68,6 +67,11 @@ struct RunArgs {
     /// Write invalid lines as `errored` results instead of refusing to start.
     #[arg(long)]
     skip_invalid: bool,
+    /// How long the run may go without an item finishing while requests fail (the upstream
+    /// down or refusing) before it stops with exit code 4, naming the last failure; every
+    /// result is kept and the same command continues. `0s`: never stop.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    max_stall: Duration,
     #[command(flatten)]
     connection: Connection,
 }
@@ -104,6 +108,7 @@ async fn run_batch(args: RunArgs) -> ExitCode {
         backoff: args.backoff,
         max_backoff: args.max_backoff.max(args.backoff),
         skip_invalid: args.skip_invalid,
+        max_stall: Some(args.max_stall).filter(|stall| !stall.is_zero()),
         seed: None,
     };
     let batch = match Batch::prepare(&args.input, &state, &options).await {
@@ -136,7 +141,7 @@ async fn run_batch(args: RunArgs) -> ExitCode {
             Arc::clone(&started.runtime),
             &options,
             &args.out,
-            move |counts, sent| show(&shown, counts, rate.update(sent)),
+            move |seen: &Progress| show(&shown, seen, rate.update(seen.sent)),
             interrupted,
         )
         .await;
@@ -216,10 +221,16 @@ impl Rate {
     }
 }
 
-fn show(bar: &ProgressBar, counts: &Counts, rate: f64) {
+fn show(bar: &ProgressBar, seen: &Progress, rate: f64) {
+    let counts = &seen.counts;
     bar.set_position(counts.succeeded + counts.errored);
+    let stall = seen
+        .stall
+        .as_ref()
+        .map(|stall| format!(" · {stall}"))
+        .unwrap_or_default();
     bar.set_message(format!(
-        "done {} · failed {} · pending {} (in flight {}) · {rate:.1} req/s",
+        "done {} · failed {} · pending {} (in flight {}) · {rate:.1} req/s{stall}",
         counts.succeeded, counts.errored, counts.pending, counts.in_flight
     ));
 }
