@@ -94,6 +94,11 @@ impl ClaudeClient {
         self
     }
 
+    /// The model catalogue requests are adapted by.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
     /// The URL requests are posted to.
     pub fn messages_url(&self) -> &str {
         &self.messages_url

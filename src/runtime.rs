@@ -224,6 +224,14 @@ impl Runtime {
         self.core.serve_alone(model).await
     }
 
+    /// Whether the upstream is known to serve `model`, so that serving it alone is worth a
+    /// target: the model catalogue knows it, or the upstream's `GET /v1/models` listed it at
+    /// start (`[catalog] refresh`). Always true without such a list (an upstream other than
+    /// the HTTP client, a refresh off or failed).
+    pub fn confirms_model(&self, model: &str) -> bool {
+        self.core.confirms(model)
+    }
+
     /// As [`Runtime::serve_alone`], unless `max_added` models are served alone already: then
     /// it adds nothing and answers `false` (one step, so concurrent calls never add more).
     ///

@@ -739,7 +739,16 @@ async fn a_drain_cuts_what_outlasts_the_grace_period() {
 
 #[tokio::test]
 async fn concurrent_requests_for_unlisted_models_never_exceed_the_cap() {
-    let server = mock("[models.p]\n[default-model]\nservice-time = \"1ms\"\n").await;
+    // The made-up names are the mock's own models, so its GET /v1/models confirms them.
+    let models = (0..8)
+        .map(|n| format!("[models.made-up-{n}]"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    let server = mock(&format!(
+        "[models.p]\n{models}[default-model]\nservice-time = \"1ms\"\n"
+    ))
+    .await;
     let running = gateway_with(&server.base_url(), &["p"], |config| {
         config.gateway.max_unlisted = 2;
     })
@@ -765,5 +774,45 @@ async fn concurrent_requests_for_unlisted_models_never_exceed_the_cap() {
         6,
         "{statuses:?}"
     );
+    assert_eq!(running.runtime.engine().added_targets(), 2);
+}
+
+#[tokio::test]
+async fn made_up_models_get_404_at_once_and_take_no_slot_from_known_ones() {
+    let server =
+        mock("[models.p]\n[models.known]\n[default-model]\nservice-time = \"1ms\"\n").await;
+    let running = gateway_with(&server.base_url(), &["p"], |_| {}).await;
+    for n in 0..20 {
+        let response = post(
+            &running.base,
+            body(&format!("made-up-{n}"), false).to_string(),
+        )
+        .await;
+        assert_eq!(response.status(), 404);
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["type"], "error");
+        assert_eq!(error["error"]["type"], "not_found_error");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not known"),
+            "{error}"
+        );
+    }
+    assert_eq!(running.runtime.engine().added_targets(), 0);
+    assert_eq!(
+        server
+            .stats()
+            .models
+            .get("made-up-0")
+            .map_or(0, |m| m.requests),
+        0
+    );
+    // Listed by the upstream's GET /v1/models at start; and known to the catalogue.
+    for model in ["known", "claude-haiku-5-5"] {
+        let response = post(&running.base, body(model, false).to_string()).await;
+        assert_eq!(response.status(), 200, "{model}");
+    }
     assert_eq!(running.runtime.engine().added_targets(), 2);
 }

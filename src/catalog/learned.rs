@@ -27,6 +27,13 @@ pub struct ModelInfo {
     capabilities: Option<Capabilities>,
 }
 
+impl ModelInfo {
+    /// The model's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct Capabilities {
     #[serde(default)]

@@ -26,7 +26,9 @@ pub struct GatewayConfig {
     /// gateway's user only. Default: none.
     pub keys: Vec<ClientKey>,
     /// Whether a model that heads no chain and is in none is served alone, with its own
-    /// breaker, retries and default limits, rather than refused with 404. Default: true.
+    /// breaker, retries and default limits, rather than refused with 404. Only a model the
+    /// upstream confirms (the catalogue knows it, or `GET /v1/models` listed it at start)
+    /// is; any other gets 404 at once. Default: true.
     pub serve_unlisted: bool,
     /// The most such models served, so that callers naming arbitrary models cannot make the
     /// gateway spawn without bound; once served, a model stays served while the gateway

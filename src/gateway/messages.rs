@@ -158,7 +158,7 @@ fn caller_key(headers: &HeaderMap) -> Option<Credentials> {
 }
 
 /// The chain a request for `model` runs on (see [`Runtime::chain_for_model`]); a model in no chain is
-/// served alone when `serve-unlisted` allows, else 404.
+/// served alone when `serve-unlisted` allows and the upstream confirms the model, else 404.
 async fn chain(
     gateway: &Gateway,
     model: &str,
@@ -186,6 +186,13 @@ async fn chain(
             "is not served by this gateway (configured: {}; gateway.serve-unlisted is off)",
             configured.join(", ")
         ));
+    }
+    if !runtime.confirms_model(model) {
+        // Checked before a slot is taken: made-up names must not use up `max-unlisted`.
+        return refuse(
+            "is not known to the upstream (neither the model catalogue nor its GET /v1/models lists it)"
+                .into(),
+        );
     }
     let max = gateway.config.max_unlisted as usize;
     match runtime.serve_alone_within(model, max).await {

@@ -3,6 +3,7 @@
 //! HTTP client with its model catalogue (refreshed from `GET /v1/models` when asked), the
 //! engine's actors, and the deferred requests' pump.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,13 +102,15 @@ impl RuntimeBuilder {
     pub async fn start(self) -> Result<Runtime, RuntimeError> {
         self.config.validate()?;
         let mut http = None;
+        let mut listed = None;
         let upstream = if let Some(upstream) = self.upstream {
             upstream
         } else {
             let mut client = client_config(&self.config, self.base_url);
             client.credentials = self.credentials.or(client.credentials);
             let client = ClaudeClient::new(&client)?;
-            let catalog = catalog_for(&self.config, &client).await?;
+            let catalog;
+            (catalog, listed) = catalog_for(&self.config, &client).await?;
             let client = client.with_catalog(catalog, self.config.adapt);
             http = Some(client.clone());
             Arc::new(client)
@@ -116,7 +119,8 @@ impl RuntimeBuilder {
         let failures = FailureNote::default();
         let upstream: DynUpstream = Arc::new(Watched::new(upstream, failures.clone()));
         let engine = Engine::start(Arc::new(upstream), self.config.engine_config()).await?;
-        let core = Arc::new(Core::new(engine, self.config, counter, http, failures));
+        let core =
+            Arc::new(Core::new(engine, self.config, counter, http, failures).listing(listed));
         let deferred = match &self.store {
             Some(path) => Some(Deferred::start(path, core.clone()).await?),
             None => None,
@@ -145,24 +149,29 @@ const MODELS_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The model catalogue: the built-in one with `[catalog.models]` over it, and, with
 /// `[catalog] refresh`, over what the upstream's `GET /v1/models` says; a refresh that fails
-/// keeps the rest, with a warning.
-async fn catalog_for(config: &Config, client: &ClaudeClient) -> Result<Arc<Catalog>, ConfigError> {
+/// keeps the rest, with a warning. Beside it, the ids `GET /v1/models` listed (none without
+/// a refresh, or when it failed).
+async fn catalog_for(
+    config: &Config,
+    client: &ClaudeClient,
+) -> Result<(Arc<Catalog>, Option<HashSet<String>>), ConfigError> {
     let configured = config.catalog()?;
     if !config.catalog.refresh {
-        return Ok(configured);
+        return Ok((configured, None));
     }
     let models = match client.list_models(MODELS_TIMEOUT).await {
         Ok(models) => models,
         Err(failure) => {
             tracing::warn!(%failure, "GET /v1/models failed: the model catalogue is not refreshed");
-            return Ok(configured);
+            return Ok((configured, None));
         }
     };
+    let listed = Some(models.iter().map(|model| model.id().to_owned()).collect());
     match Catalog::with_learned(&config.catalog.models, &models) {
-        Ok(catalog) => Ok(Arc::new(catalog)),
+        Ok(catalog) => Ok((Arc::new(catalog), listed)),
         Err(error) => {
             tracing::warn!(%error, "GET /v1/models contradicts the catalogue: not refreshed");
-            Ok(configured)
+            Ok((configured, listed))
         }
     }
 }

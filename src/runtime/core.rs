@@ -3,7 +3,7 @@
 //! every model's chain resolved at start. Each request gets its span (see
 //! [`crate::telemetry`]) and, with `upstream.count-tokens`, its counted input tokens as cost.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +38,9 @@ pub(crate) struct Core {
     pub(super) chains_by_model: HashMap<String, (Arc<[Target]>, AdaptMode)>,
     /// The last attempt that failed.
     pub(super) failures: FailureNote,
+    /// The model ids the upstream's `GET /v1/models` listed at start; `None` when it was
+    /// not read (`[catalog] refresh` off, or it failed).
+    listed: Option<HashSet<String>>,
 }
 
 impl Core {
@@ -57,7 +60,25 @@ impl Core {
             http,
             chains_by_model,
             failures,
+            listed: None,
         }
+    }
+
+    /// The same core, knowing the model ids the upstream listed at start.
+    pub(super) fn listing(mut self, listed: Option<HashSet<String>>) -> Self {
+        self.listed = listed;
+        self
+    }
+
+    /// Whether the upstream is known to serve `model`: the catalogue knows it, or the
+    /// upstream's `GET /v1/models` listed it at start. With no listing to ask (an upstream
+    /// other than the HTTP client, a refresh off or failed), every model is confirmed, as
+    /// before: refusing would lock out real models the catalogue does not know yet.
+    pub(crate) fn confirms(&self, model: &str) -> bool {
+        let (Some(http), Some(listed)) = (&self.http, &self.listed) else {
+            return true;
+        };
+        http.catalog().get(model).is_some() || listed.contains(model)
     }
 
     /// Sends `request` with a priority, a deadline, a chain, or fallback forbidden.
