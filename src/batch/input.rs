@@ -228,11 +228,10 @@ fn custom_id_problem(id: &str) -> Option<String> {
     if id.is_empty() {
         return Some("is empty".into());
     }
-    if id.len() > MAX_CUSTOM_ID {
-        return Some(format!(
-            "is {} characters; at most {MAX_CUSTOM_ID}",
-            id.len()
-        ));
+    // Characters, as the message says: a non-ASCII id is several bytes a character.
+    let length = id.chars().count();
+    if length > MAX_CUSTOM_ID {
+        return Some(format!("is {length} characters; at most {MAX_CUSTOM_ID}"));
     }
     let bad = id
         .chars()
@@ -309,6 +308,18 @@ mod tests {
         assert_eq!(
             found[1],
             "line 2: duplicate custom_id \"has space\" (first on line 1)"
+        );
+    }
+
+    #[test]
+    fn a_custom_id_length_is_counted_in_characters() {
+        let accented = "é".repeat(40);
+        let problem = custom_id_problem(&accented).expect("é is refused");
+        assert!(problem.contains("'é'"), "{problem}");
+        let long = "é".repeat(65);
+        assert_eq!(
+            custom_id_problem(&long).as_deref(),
+            Some("is 65 characters; at most 64")
         );
     }
 
