@@ -23,6 +23,7 @@
 
 mod actor;
 mod admit;
+mod left;
 mod park;
 mod route;
 mod state;
@@ -83,8 +84,8 @@ pub(crate) enum Signal<U: Upstream> {
     Submit(Box<Submission<U>>),
     /// An attempt failed; the worker recorded it on the job.
     Failed { job: Job<U>, failure: Failure },
-    /// A scheduled retry is due.
-    Retry(Job<U>),
+    /// The retry delay of the job with this id is over.
+    Retry(u64),
     /// The target's breaker admits the job (as a probe if it set `job.probe`).
     Admitted(Job<U>),
     /// The target's breaker refuses the job now.
@@ -95,6 +96,8 @@ pub(crate) enum Signal<U: Upstream> {
     Transition { target: Target, to: StateKind },
     /// A parked job's deadline is due.
     Expire(u64),
+    /// A caller went away: drop every job nobody waits for, wherever the engine holds it.
+    Left,
 }
 
 /// A request as the [`Engine`](crate::Engine) handle submits it.
