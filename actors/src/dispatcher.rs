@@ -12,6 +12,9 @@
 //! A ractor application talks to the engine through [`DispatcherMsg`]: send
 //! [`DispatcherMsg::Submit`] with an [`RpcReplyPort`] and await the reply, exactly one of an
 //! [`Answer`](crate::Answer) or an [`Error`](crate::Error), by the request's deadline.
+//! Dropping the reply's receiver abandons the request, but the engine notices that only at
+//! its next step (a retry, a release, a slot at the worker); the [`Engine`](crate::Engine)
+//! handle's `send` and `stream` also cancel at once, attempt in flight included.
 //!
 //! ```ignore
 //! let answer = ractor::call!(dispatcher, |reply| DispatcherMsg::Submit {
