@@ -80,6 +80,10 @@ pub struct Runtime {
 impl Runtime {
     /// Sends `request` on the default chain, with default options.
     ///
+    /// Dropping the future cancels the request, as every `send` and `stream` method's does
+    /// (see [`Engine::send`]): the attempt in flight and its upstream call are dropped, its
+    /// slots freed, and no further attempt is made.
+    ///
     /// # Errors
     /// Every way a request can end without an answer; see [`Error`].
     pub async fn send(&self, request: MessagesRequest) -> Result<Answer<Message>, Error> {
@@ -132,6 +136,10 @@ impl Runtime {
     /// retried or falls back invisibly. The answer's `value.head` holds the events so far,
     /// `value.tail` the rest; a failure after content ends the tail with an error, never
     /// silently.
+    ///
+    /// Dropping the future before it resolves cancels the request (see [`Runtime::send`]);
+    /// once it has resolved, the stream is the caller's, and dropping it drops the upstream
+    /// stream.
     ///
     /// # Errors
     /// As [`Runtime::send`].

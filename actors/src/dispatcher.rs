@@ -12,6 +12,9 @@
 //! A ractor application talks to the engine through [`DispatcherMsg`]: send
 //! [`DispatcherMsg::Submit`] with an [`RpcReplyPort`] and await the reply, exactly one of an
 //! [`Answer`](crate::Answer) or an [`Error`](crate::Error), by the request's deadline.
+//! Dropping the reply's receiver abandons the request, but the engine notices that only at
+//! its next step (a retry, a release, a slot at the worker); the [`Engine`](crate::Engine)
+//! handle's `send` and `stream` also cancel at once, attempt in flight included.
 //!
 //! ```ignore
 //! let answer = ractor::call!(dispatcher, |reply| DispatcherMsg::Submit {
@@ -23,6 +26,7 @@
 
 mod actor;
 mod admit;
+mod left;
 mod park;
 mod route;
 mod state;
@@ -83,8 +87,8 @@ pub(crate) enum Signal<U: Upstream> {
     Submit(Box<Submission<U>>),
     /// An attempt failed; the worker recorded it on the job.
     Failed { job: Job<U>, failure: Failure },
-    /// A scheduled retry is due.
-    Retry(Job<U>),
+    /// The retry delay of the job with this id is over.
+    Retry(u64),
     /// The target's breaker admits the job (as a probe if it set `job.probe`).
     Admitted(Job<U>),
     /// The target's breaker refuses the job now.
@@ -95,6 +99,8 @@ pub(crate) enum Signal<U: Upstream> {
     Transition { target: Target, to: StateKind },
     /// A parked job's deadline is due.
     Expire(u64),
+    /// A caller went away: drop every job nobody waits for, wherever the engine holds it.
+    Left,
 }
 
 /// A request as the [`Engine`](crate::Engine) handle submits it.

@@ -9,6 +9,7 @@ use ractor::{Actor, ActorRef, RpcReplyPort};
 use tokio::sync::broadcast;
 
 use crate::board::{Board, BreakerStatus, Event};
+use crate::caller::Waiting;
 use crate::config::EngineConfig;
 use crate::directory::Directory;
 use crate::dispatcher::{DispatcherMsg, Signal, Submission};
@@ -88,6 +89,10 @@ impl<U: Upstream> Engine<U> {
     /// Sends `request` and waits for the whole answer. Each attempt's span is a child of the
     /// caller's current span (see [`crate::trace`]).
     ///
+    /// Dropping the future cancels the request: its attempt in flight is aborted (the
+    /// upstream call with it), its worker and admission slots are freed at once, and no
+    /// further attempt is made (no retry, no fallback, nothing released from the parking lot).
+    ///
     /// # Errors
     /// Every way a request can end without an answer; see [`Error`].
     pub async fn send(
@@ -111,6 +116,10 @@ impl<U: Upstream> Engine<U> {
 
     /// Sends `request` for a streamed answer, and waits until the stream commits: failures
     /// before its first content event are retried or rerouted like any other.
+    ///
+    /// Dropping the future before it resolves cancels the request as for [`Engine::send`].
+    /// Once it has resolved, the committed stream is the caller's: dropping it drops the
+    /// upstream stream.
     ///
     /// # Errors
     /// As [`Engine::send`].
@@ -151,9 +160,10 @@ impl<U: Upstream> Engine<U> {
         if dispatcher.cast(message(tx.into())).is_err() {
             return Err(self.gone());
         }
-        match tokio::time::timeout(timeout.saturating_add(LAST_RESORT), rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(self.gone()),
+        let mut waiting = Waiting::new(rx, dispatcher);
+        match tokio::time::timeout(timeout.saturating_add(LAST_RESORT), waiting.answer()).await {
+            Ok(Some(result)) => result,
+            Ok(None) => Err(self.gone()),
             Err(_) => Err(Error::DeadlineExceeded {
                 attempts: Vec::new(),
             }),

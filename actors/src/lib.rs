@@ -24,6 +24,7 @@
 
 mod board;
 mod breaker;
+mod caller;
 mod config;
 mod directory;
 mod dispatcher;

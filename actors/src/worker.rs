@@ -10,12 +10,15 @@
 mod attempt;
 mod ledger;
 mod report;
+mod sweep;
+mod tell;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::board::{Board, Load};
@@ -45,6 +48,8 @@ pub(crate) enum WorkerMsg<U: Upstream> {
     Wake,
     /// The target's breaker closed: ramp the adaptive limit up again from its start.
     SlowStart,
+    /// A caller went away: drop the jobs nobody waits for, aborting their attempts.
+    Sweep,
 }
 
 pub(crate) struct WorkerActor<U>(PhantomData<fn() -> U>);
@@ -68,6 +73,9 @@ pub(crate) struct WorkerState<U: Upstream> {
     args: WorkerArgs<U>,
     queue: VecDeque<u64>,
     in_flight: u32,
+    /// The running attempts' tasks, by job id: an attempt is counted in `in_flight` while
+    /// it is here.
+    running: HashMap<u64, AbortHandle>,
     wake_at: Option<Instant>,
     /// The cap, the pacing, a 429 pause and the rate-limit account.
     gate: Gate,
@@ -91,6 +99,7 @@ impl<U: Upstream> Actor for WorkerActor<U> {
             args,
             queue: VecDeque::new(),
             in_flight: 0,
+            running: HashMap::new(),
             wake_at: None,
             in_flight_cost: Cost::default(),
         };
@@ -113,6 +122,7 @@ impl<U: Upstream> Actor for WorkerActor<U> {
             } => state.finish(id, outcome, started),
             WorkerMsg::Wake => state.wake_at = None,
             WorkerMsg::SlowStart => state.gate.slow_start(),
+            WorkerMsg::Sweep => state.sweep(),
         }
         state.pump(&myself);
         state.publish_load(Instant::now());
@@ -211,7 +221,7 @@ impl<U: Upstream> WorkerState<U> {
         self.args.ledger.insert(job);
         self.in_flight += 1;
         let myself = myself.clone();
-        attempt::spawn(run, span, move |outcome| {
+        let task = attempt::spawn(run, span, move |outcome| {
             // A worker that is gone had its jobs handed back by the supervisor.
             let _ = myself.cast(WorkerMsg::Done {
                 id,
@@ -219,6 +229,7 @@ impl<U: Upstream> WorkerState<U> {
                 started: now,
             });
         });
+        self.running.insert(id, task);
     }
 
     /// Mirrors the worker's load on the board, for spillover decisions and readers.
@@ -233,6 +244,10 @@ impl<U: Upstream> WorkerState<U> {
     }
 
     fn finish(&mut self, id: u64, outcome: Outcome<Delivery<U>>, started: Instant) {
+        // An attempt swept away after it ended has been counted out already.
+        if self.running.remove(&id).is_none() {
+            return;
+        }
         let now = Instant::now();
         let class = outcome.as_ref().err().map(Failure::class);
         self.gate.adapt(class, self.in_flight, now - started);
@@ -278,17 +293,5 @@ impl<U: Upstream> WorkerState<U> {
         }
         self.wake_at = Some(at);
         myself.send_after(at - now, || WorkerMsg::Wake);
-    }
-
-    fn tell_breaker(&self, message: BreakerMsg<U>) {
-        if let Some(breaker) = self.args.directory.breaker(&self.args.target) {
-            let _ = breaker.cast(message);
-        }
-    }
-
-    fn hand_back(&self, job: Job<U>, failure: Failure) {
-        if let Some(dispatcher) = self.args.directory.dispatcher() {
-            let _ = dispatcher.cast(Signal::Failed { job, failure }.into());
-        }
     }
 }

@@ -73,11 +73,12 @@ fn signal_to<U: Upstream>(
     match signal {
         Signal::Submit(s) => state.submit(me, s.request, &s.options, s.reply, s.span),
         Signal::Failed { job, failure } => state.failed(me, job, failure),
-        Signal::Retry(job) => state.route(me, job),
+        Signal::Retry(id) => state.retry_due(me, id),
         Signal::Admitted(job) => state.dispatch(me, job),
         Signal::Refused(job) => state.refused(me, job),
         Signal::Spill(job) => state.spill(me, job),
         Signal::Transition { target, to } => state.release(me, &target, to),
         Signal::Expire(id) => state.expire(id),
+        Signal::Left => state.left(),
     }
 }

@@ -51,6 +51,13 @@ impl<U: Upstream> DispatcherState<U> {
         }
     }
 
+    /// `id`'s retry delay is over: route it again, unless its caller left meanwhile.
+    pub(super) fn retry_due(&mut self, me: &DispatcherRef<U>, id: u64) {
+        if let Some(job) = self.delayed.remove(&id) {
+            self.route(me, job);
+        }
+    }
+
     /// The throttle turned `job` away from its target: on to the next, or an error.
     fn turn_away(&mut self, me: &DispatcherRef<U>, job: Job<U>) {
         let (target, priority) = (job.target().clone(), job.priority);
@@ -178,7 +185,9 @@ impl<U: Upstream> DispatcherState<U> {
                     class,
                     delay,
                 });
-                me.send_after(delay, move || Signal::Retry(job).into());
+                let id = job.id;
+                self.delayed.insert(id, job);
+                me.send_after(delay, move || Signal::Retry(id).into());
             }
             InPlace::BudgetSpent => {
                 metrics::counter!("breakwater_retry_budget_exhausted_total", "target" => target.to_string()).increment(1);

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
+use tokio::task::AbortHandle;
 use tracing::{Instrument, Span};
 
 use crate::job::Delivery;
@@ -24,12 +25,13 @@ pub(super) struct Run<U: Upstream> {
     pub(super) timeout: Duration,
 }
 
-/// Runs the attempt as its own task, in `span`, and hands its outcome to `done`.
+/// Runs the attempt as its own task, in `span`, and hands its outcome to `done`. Aborting
+/// the task drops the attempt, and the upstream call with it; `done` is then never called.
 pub(super) fn spawn<U: Upstream>(
     run: Run<U>,
     span: Span,
     done: impl FnOnce(Outcome<Delivery<U>>) + Send + 'static,
-) {
+) -> AbortHandle {
     let attempt = attempt(
         run.upstream,
         run.target,
@@ -38,7 +40,7 @@ pub(super) fn spawn<U: Upstream>(
         run.stall,
     );
     let timeout = run.timeout;
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let outcome = bounded(attempt, timeout).instrument(span.clone()).await;
         trace::ended(&span, outcome.as_ref().err());
         // Let go of the span before the outcome moves on, so that it has ended (or waits
@@ -46,6 +48,7 @@ pub(super) fn spawn<U: Upstream>(
         drop(span);
         done(outcome);
     });
+    task.abort_handle()
 }
 
 /// Runs `attempt` for at most `timeout`, turning a panic into a server error: whatever the

@@ -38,6 +38,18 @@ impl<U: Upstream> Ledger<U> {
         self.with(|jobs| jobs.remove(&id))
     }
 
+    /// Removes and returns every job whose caller left.
+    pub(super) fn take_abandoned(&self) -> Vec<Job<U>> {
+        self.with(|jobs| {
+            let ids: Vec<u64> = jobs
+                .iter()
+                .filter(|(_, job)| job.is_abandoned())
+                .map(|(&id, _)| id)
+                .collect();
+            ids.iter().filter_map(|id| jobs.remove(id)).collect()
+        })
+    }
+
     /// What the job `id` is expected to spend, if it is held and its cost is known.
     pub(super) fn cost(&self, id: u64) -> Option<Cost> {
         self.with(|jobs| jobs.get(&id).and_then(|job| job.cost))

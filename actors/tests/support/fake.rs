@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use breakwater_actors::{
@@ -56,6 +57,24 @@ pub struct Fake {
     scripts: Mutex<HashMap<String, VecDeque<Step>>>,
     defaults: Mutex<HashMap<String, Step>>,
     calls: Mutex<Vec<(String, Instant)>>,
+    /// Calls whose future is alive: started, and neither finished nor dropped.
+    live: AtomicUsize,
+}
+
+/// Counts a call as live until its future finishes or is dropped.
+struct Live<'a>(&'a AtomicUsize);
+
+impl<'a> Live<'a> {
+    fn new(live: &'a AtomicUsize) -> Self {
+        live.fetch_add(1, Ordering::SeqCst);
+        Self(live)
+    }
+}
+
+impl Drop for Live<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Fake {
@@ -88,6 +107,11 @@ impl Fake {
     /// Every call so far: the model and when it started.
     pub fn calls(&self) -> Vec<(String, Instant)> {
         self.calls.lock().unwrap().clone()
+    }
+
+    /// How many calls are running now: started, neither finished nor dropped.
+    pub fn live(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
     }
 
     /// How many calls went to `model`.
@@ -146,6 +170,7 @@ impl Upstream for Fake {
         request: &'a String,
     ) -> BoxFuture<'a, Outcome<String>> {
         Box::pin(async move {
+            let _live = Live::new(&self.live);
             match self.next(target.model()) {
                 Step::Ok(after) => {
                     tokio::time::sleep(after).await;
@@ -174,6 +199,7 @@ impl Upstream for Fake {
     ) -> BoxFuture<'a, Outcome<EventStream<Ev>>> {
         Box::pin(async move {
             let text = format!("{} answered {request}", target.model());
+            let _live = Live::new(&self.live);
             match self.next(target.model()) {
                 Step::Ok(after) | Step::OkLimited(after, _) => {
                     tokio::time::sleep(after).await;
