@@ -85,6 +85,9 @@ pub enum GiveUp {
     ChainExhausted,
     /// The next retry could not start before the deadline.
     Deadline,
+    /// Our own resources ran out ([`Class::Local`]): every retry and fallback would meet the
+    /// same shortage, so the caller is told at once.
+    Local,
 }
 
 impl GiveUp {
@@ -97,6 +100,7 @@ impl GiveUp {
             GiveUp::AttemptsExhausted => "attempts_exhausted",
             GiveUp::ChainExhausted => "chain_exhausted",
             GiveUp::Deadline => "deadline",
+            GiveUp::Local => "local",
         }
     }
 }
@@ -142,6 +146,9 @@ impl RetryPolicy {
         deadline: Option<Instant>,
     ) -> Decision {
         let class = failure.class();
+        if class == Class::Local {
+            return Decision::GiveUp(GiveUp::Local);
+        }
         if class == Class::Unsuitable {
             // Never retried where it cannot go; at the chain's end, what was tried failed.
             return if attempts.can_fall_back {
@@ -272,6 +279,19 @@ mod tests {
             decide(&off, &hung, at(1, 1, true)),
             Decision::RetryAfter(Duration::from_millis(500))
         );
+    }
+
+    #[test]
+    fn a_local_fault_gives_up_at_once_wherever_the_request_stands() {
+        let policy = exact();
+        let local = Failure::new(Class::Local, "too many open files (os error 24)");
+        for attempts in [at(1, 1, true), at(1, 1, false), at(3, 2, true)] {
+            assert_eq!(
+                decide(&policy, &local, attempts),
+                Decision::GiveUp(GiveUp::Local),
+                "{attempts:?}"
+            );
+        }
     }
 
     fn overloaded() -> Failure {
