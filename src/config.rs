@@ -26,6 +26,7 @@ mod validate;
 
 pub use error::ConfigError;
 pub use gateway::{ClientKey, GatewayConfig};
+pub use validate::ConfigWarning;
 
 /// The name of the chain used by requests that name none.
 pub const DEFAULT_CHAIN: &str = "default";
@@ -384,5 +385,24 @@ mod tests {
         };
         let error = validate_limits("m", &limits).unwrap_err();
         assert_eq!(error.field(), Some("models.m.stall-timeout"));
+    }
+
+    #[test]
+    fn an_attempt_timeout_as_long_as_the_deadline_is_warned_about_by_key() {
+        let mut config = Config::for_chain(&models(&["a", "b"]));
+        assert_eq!(
+            config.warnings(),
+            [],
+            "the defaults leave time to fall back"
+        );
+        config.models.insert(
+            "b".into(),
+            TargetLimits {
+                attempt_timeout: Duration::from_secs(60),
+                ..TargetLimits::default()
+            },
+        );
+        let keys: Vec<String> = config.warnings().into_iter().map(|w| w.key).collect();
+        assert_eq!(keys, ["models.b.attempt-timeout"]);
     }
 }

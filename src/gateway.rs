@@ -25,6 +25,7 @@
 
 mod auth;
 mod body;
+mod cut;
 mod error;
 mod forward;
 mod messages;
@@ -42,7 +43,7 @@ use crate::api::ErrorType;
 use error::error;
 
 pub use crate::config::gateway::{BODY_LIMIT, ClientKey, GatewayConfig};
-pub use serve::{Drained, serve};
+pub use serve::{Drained, FAREWELL, serve};
 pub use state::Gateway;
 
 impl Gateway {

@@ -720,7 +720,7 @@ async fn a_drain_finishes_requests_in_flight_and_refuses_new_connections() {
 }
 
 #[tokio::test]
-async fn a_drain_cuts_what_outlasts_the_grace_period() {
+async fn a_request_cut_at_the_end_of_the_grace_period_gets_a_shutdown_error() {
     let server = mock("[models.p]\nservice-time = \"5s\"\n").await;
     let mut running = gateway_with(&server.base_url(), &["p"], |config| {
         config.gateway.grace = Duration::from_millis(200);
@@ -729,12 +729,44 @@ async fn a_drain_cuts_what_outlasts_the_grace_period() {
     let in_flight = started_then_stopped(&mut running).await;
     let drained = (&mut running.served).await.unwrap().unwrap();
     assert!(!drained.clean);
+    assert_eq!(drained.cut, 1, "{drained:?}");
     assert!(drained.took < Duration::from_secs(2), "{drained:?}");
     let cut = tokio::time::timeout(Duration::from_secs(2), in_flight)
         .await
         .expect("the request was cut, not left to run")
-        .unwrap();
-    assert!(cut.is_err(), "the connection was closed: {cut:?}");
+        .unwrap()
+        .expect("the cut request was answered");
+    assert_eq!(cut.status(), 503);
+    let answer: Value = cut.json().await.unwrap();
+    assert_eq!(answer["type"], "error");
+    assert_eq!(answer["error"]["type"], "api_error");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("shutting down"), "{message}");
+}
+
+#[tokio::test]
+async fn a_stream_cut_at_the_end_of_the_grace_period_ends_with_an_error_event() {
+    let server = mock("[models.p]\nservice-time = \"1ms\"\nstream-pause = \"300ms\"\n").await;
+    let mut running = gateway_with(&server.base_url(), &["p"], |config| {
+        config.gateway.grace = Duration::from_millis(200);
+    })
+    .await;
+    let response = post(&running.base, body("p", true).to_string()).await;
+    assert_eq!(response.status(), 200);
+    running.stop.take().unwrap().send(()).unwrap();
+    let text = tokio::time::timeout(Duration::from_secs(3), response.text())
+        .await
+        .expect("the stream was ended, not left to run")
+        .expect("the stream ended cleanly");
+    assert!(text.contains("event: message_start"), "{text}");
+    assert!(!text.contains("message_stop"), "{text}");
+    assert!(
+        text.trim_end().ends_with('}') && text.contains("event: error\ndata: {\"type\":\"error\""),
+        "{text}"
+    );
+    assert!(text.contains("shutting down"), "{text}");
+    let drained = (&mut running.served).await.unwrap().unwrap();
+    assert_eq!(drained.cut, 1, "{drained:?}");
 }
 
 #[tokio::test]

@@ -21,7 +21,14 @@ pub struct TargetLimits {
     /// Least time between two attempt starts (pacing); zero for none. Default: 0s.
     #[serde(with = "humantime_serde")]
     pub min_interval: Duration,
-    /// Longest one attempt may take (never past the request's deadline). Default: 60s.
+    /// Longest one attempt may take (never past the request's deadline): a whole answer, or
+    /// a stream until its first content event (its time to first content). Default: 20s.
+    ///
+    /// Why 20 s: well inside the default deadline (`admission.default-timeout`, 60 s), so an
+    /// upstream that accepts and never answers costs one attempt and the request still has
+    /// two more targets' worth of time (a timeout falls back at once, see
+    /// `retry.fall-back-on-timeout`); far above a stream's usual time to first content. A
+    /// non-streamed answer longer than this needs a larger value (and deadline), or a stream.
     #[serde(with = "humantime_serde")]
     pub attempt_timeout: Duration,
     /// Longest a stream may go without an event before it commits. Default: 30s.
@@ -42,7 +49,7 @@ impl Default for TargetLimits {
         Self {
             concurrency: NonZeroU32::new(64).expect("64 is not zero"),
             min_interval: Duration::ZERO,
-            attempt_timeout: Duration::from_secs(60),
+            attempt_timeout: Duration::from_secs(20),
             stall_timeout: Duration::from_secs(30),
             rate_limit_pause: Duration::from_secs(1),
             adaptive: true,

@@ -3,8 +3,8 @@
 
 use crate::engine::Class;
 
-/// Classifies a transport error: a timeout as [`Class::Timeout`], anything else as
-/// [`Class::Connect`].
+/// Classifies a transport error: a timeout as [`Class::Timeout`], our own resources failing
+/// (see [`local_cause`]) as [`Class::Local`], anything else as [`Class::Connect`].
 ///
 /// The message is built from the error with its URL stripped (reqwest's `without_url`) and
 /// from its sources, none of which carries a header, so neither the URL nor the key can leak.
@@ -12,6 +12,8 @@ pub(super) fn transport(error: reqwest::Error) -> (Class, String) {
     let error = error.without_url();
     let class = if error.is_timeout() {
         Class::Timeout
+    } else if local_cause(&error).is_some() {
+        Class::Local
     } else {
         Class::Connect
     };
@@ -27,4 +29,60 @@ pub(super) fn transport(error: reqwest::Error) -> (Class, String) {
         return (class, format!("connection failed: {message}"));
     }
     (class, message)
+}
+
+/// The OS errors that say this process (or host) ran out of something, not that the upstream
+/// refused: `ENOMEM` (12), `ENFILE` (23) and `EMFILE` (24), the same numbers on Linux and the
+/// BSDs. A refusal, a reset or an unreachable host is the remote's, and stays
+/// [`Class::Connect`].
+const LOCAL_OS_ERRORS: [i32; 3] = [12, 23, 24];
+
+/// The first `io::Error` in `error`'s source chain that is a local resource fault, if any.
+pub(super) fn local_cause<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a std::io::Error> {
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io
+                .raw_os_error()
+                .is_some_and(|code| LOCAL_OS_ERRORS.contains(&code))
+        {
+            return Some(io);
+        }
+        next = cause.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connector's error around an OS error, as hyper-util wraps one.
+    #[derive(Debug, thiserror::Error)]
+    #[error("tcp connect error")]
+    struct Wrapped(#[source] std::io::Error);
+
+    #[test]
+    fn emfile_and_enfile_deep_in_the_chain_are_local_faults() {
+        for code in [24, 23] {
+            let error = Wrapped(std::io::Error::from_raw_os_error(code));
+            let cause = local_cause(&error).expect("a local fault");
+            assert_eq!(cause.raw_os_error(), Some(code));
+        }
+    }
+
+    #[test]
+    fn a_refusal_or_a_reset_is_the_remotes() {
+        for kind in [
+            std::io::ErrorKind::ConnectionRefused,
+            std::io::ErrorKind::ConnectionReset,
+        ] {
+            let error = Wrapped(std::io::Error::from(kind));
+            assert!(local_cause(&error).is_none(), "{kind:?}");
+        }
+        let refused = Wrapped(std::io::Error::from_raw_os_error(111));
+        assert!(local_cause(&refused).is_none());
+    }
 }

@@ -2,11 +2,48 @@
 //! naming the first bad key by its dotted path (`models.NAME.stall-timeout`,
 //! `chains.default[1]`, `gateway.body-memory`).
 
+use std::fmt;
+
 use super::{Config, ConfigError, DEFAULT_CHAIN};
 use crate::engine::TargetLimits;
 use crate::engine::policy::PolicyError;
 
+/// A setting that works, but hardly as meant: its dotted key and why. Logged at start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// The dotted path of the setting, as `models.NAME.attempt-timeout`.
+    pub key: String,
+    /// What it does that was probably not meant.
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.reason)
+    }
+}
+
 impl Config {
+    /// Settings that are valid but defeat their purpose: an `attempt-timeout` as long as the
+    /// default deadline (`admission.default-timeout`) leaves a model that accepts and never
+    /// answers no time to fall back, so the request ends after one attempt.
+    pub fn warnings(&self) -> Vec<ConfigWarning> {
+        let deadline = self.admission.default_timeout;
+        self.models
+            .iter()
+            .filter(|(_, limits)| limits.attempt_timeout >= deadline)
+            .map(|(model, limits)| ConfigWarning {
+                key: format!("models.{model}.attempt-timeout"),
+                reason: format!(
+                    "{:?} is not shorter than admission.default-timeout ({deadline:?}): a model \
+                     that accepts and never answers uses the whole deadline, with no time left \
+                     to fall back",
+                    limits.attempt_timeout
+                ),
+            })
+            .collect()
+    }
+
     /// Checks the whole configuration; the error names the first bad key by its dotted path.
     ///
     /// # Errors

@@ -17,19 +17,30 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_io_timeout::TimeoutStream;
 
+use super::cut::{self, Cut};
 use crate::config::GatewayConfig;
+
+/// How long the answers cut at the end of the grace period have to reach their clients
+/// before their connections are closed.
+pub const FAREWELL: Duration = Duration::from_secs(1);
 
 /// How a [`serve`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Drained {
     /// Whether every in-flight connection finished within the grace period.
     pub clean: bool,
+    /// Requests cut when the grace period ended: each was answered with a 503 `api_error`
+    /// saying the gateway is shutting down, or, a stream already under way, with an SSE
+    /// `error` event.
+    pub cut: usize,
     /// How long the drain took.
     pub took: Duration,
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves; then stops accepting, lets the
-/// connections in flight finish for up to `config.grace`, and cuts what is left.
+/// connections in flight finish for up to `config.grace`, and cuts what is left: each request
+/// still running is answered with a shutdown error (see [`Drained::cut`]), and a connection
+/// that has not taken that answer within [`FAREWELL`] is closed.
 ///
 /// # Errors
 /// None today: a failed accept (out of file descriptors, say) is logged and retried after a
@@ -40,6 +51,11 @@ pub async fn serve(
     config: &GatewayConfig,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<Drained> {
+    let cut = Cut::new();
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        cut.clone(),
+        cut::answer_or_cut,
+    ));
     let graceful = GracefulShutdown::new();
     let mut connections = tokio::task::JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -78,11 +94,17 @@ pub async fn serve(
     let clean = tokio::time::timeout(config.grace, graceful.shutdown())
         .await
         .is_ok();
-    // What outlasted the grace period is cut.
+    if !clean {
+        // What outlasted the grace period is answered with an error, then closed.
+        cut.now();
+        let answered = async { while connections.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(FAREWELL, answered).await;
+    }
     connections.abort_all();
     while connections.join_next().await.is_some() {}
     Ok(Drained {
         clean,
+        cut: cut.count(),
         took: started.elapsed(),
     })
 }

@@ -101,6 +101,9 @@ impl RuntimeBuilder {
     /// [`RuntimeError`] naming what is wrong.
     pub async fn start(self) -> Result<Runtime, RuntimeError> {
         self.config.validate()?;
+        for warning in self.config.warnings() {
+            tracing::warn!(key = %warning.key, "{}", warning.reason);
+        }
         let mut http = None;
         let mut listed = None;
         let upstream = if let Some(upstream) = self.upstream {

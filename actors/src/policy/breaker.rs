@@ -380,10 +380,14 @@ mod tests {
     }
 
     #[test]
-    fn rate_limits_and_invalid_requests_never_open_nor_reset_the_count() {
+    fn rate_limits_invalid_requests_and_local_faults_never_open_nor_reset_the_count() {
         let t0 = Instant::now();
         let mut b = CircuitBreaker::new(exact(), 0);
-        let neutral = [Some(Class::RateLimited), Some(Class::Invalid)];
+        let neutral = [
+            Some(Class::RateLimited),
+            Some(Class::Invalid),
+            Some(Class::Local),
+        ];
         for _ in 0..100 {
             assert_eq!(feed(&mut b, &neutral, t0), None);
         }
@@ -391,6 +395,7 @@ mod tests {
             OVERLOADED,
             OVERLOADED,
             Some(Class::RateLimited),
+            Some(Class::Local),
             OVERLOADED,
             OVERLOADED,
         ];

@@ -6,7 +6,9 @@
 //! times with jittered backoff and then handed to the next target: a browned-out model often
 //! answers the second try, but a caller should not wait out a long outage on it. A 429 is about
 //! our own quota, so by default it moves to the next target at once rather than waiting; a 429
-//! without `retry-after` is a spend limit that no retry will lift. No delay is ever shorter
+//! without `retry-after` is a spend limit that no retry will lift. A timeout moves on at once too:
+//! a model that accepted and never answered would most likely cost the caller another whole
+//! attempt timeout. No delay is ever shorter
 //! than what the upstream asked for, and no retry is scheduled past the caller's deadline.
 
 use std::num::NonZeroU32;
@@ -34,6 +36,11 @@ pub struct RetryPolicy {
     /// or not enabled model), which the next one may well do. At the end of the chain it is
     /// permanent as ever. Default: true.
     pub fall_back_on_not_found: bool,
+    /// Move to the next target at once when an attempt times out, instead of retrying the
+    /// same target: a model that accepted and never answered in `attempt-timeout` will most
+    /// likely do so again, and each retry in place costs the caller a whole attempt timeout
+    /// of its deadline. At the end of the chain a timeout is retried in place. Default: true.
+    pub fall_back_on_timeout: bool,
     /// The delays between retries on one target. Default: see [`BackoffConfig`].
     pub backoff: BackoffConfig,
 }
@@ -45,6 +52,7 @@ impl Default for RetryPolicy {
             max_attempts: NonZeroU32::new(6).expect("6 is not zero"),
             fall_back_on_rate_limit: true,
             fall_back_on_not_found: true,
+            fall_back_on_timeout: true,
             backoff: BackoffConfig::default(),
         }
     }
@@ -77,6 +85,9 @@ pub enum GiveUp {
     ChainExhausted,
     /// The next retry could not start before the deadline.
     Deadline,
+    /// Our own resources ran out ([`Class::Local`]): every retry and fallback would meet the
+    /// same shortage, so the caller is told at once.
+    Local,
 }
 
 impl GiveUp {
@@ -89,6 +100,7 @@ impl GiveUp {
             GiveUp::AttemptsExhausted => "attempts_exhausted",
             GiveUp::ChainExhausted => "chain_exhausted",
             GiveUp::Deadline => "deadline",
+            GiveUp::Local => "local",
         }
     }
 }
@@ -134,6 +146,9 @@ impl RetryPolicy {
         deadline: Option<Instant>,
     ) -> Decision {
         let class = failure.class();
+        if class == Class::Local {
+            return Decision::GiveUp(GiveUp::Local);
+        }
         if class == Class::Unsuitable {
             // Never retried where it cannot go; at the chain's end, what was tried failed.
             return if attempts.can_fall_back {
@@ -156,7 +171,12 @@ impl RetryPolicy {
             return Decision::GiveUp(GiveUp::AttemptsExhausted);
         }
         let may_fall_back = attempts.can_fall_back && self.falls_back_on(class);
-        if class == Class::RateLimited && may_fall_back {
+        let moves_on = match class {
+            Class::RateLimited => true,
+            Class::Timeout => self.fall_back_on_timeout,
+            _ => false,
+        };
+        if moves_on && may_fall_back {
             return Decision::FallBack;
         }
         let retries_left = attempts.on_target <= self.max_retries_per_target;
@@ -240,6 +260,38 @@ mod tests {
             off.decide(&gone, at(1, 1, true), &mut backoff, now, None),
             Decision::GiveUp(GiveUp::Permanent)
         );
+    }
+
+    #[test]
+    fn a_timeout_falls_back_at_once_and_is_retried_in_place_at_the_end_of_the_chain() {
+        let policy = exact();
+        let hung = Failure::new(Class::Timeout, "no answer within 20000ms");
+        assert_eq!(decide(&policy, &hung, at(1, 1, true)), Decision::FallBack);
+        assert_eq!(
+            decide(&policy, &hung, at(1, 1, false)),
+            Decision::RetryAfter(Duration::from_millis(500))
+        );
+        let off = RetryPolicy {
+            fall_back_on_timeout: false,
+            ..exact()
+        };
+        assert_eq!(
+            decide(&off, &hung, at(1, 1, true)),
+            Decision::RetryAfter(Duration::from_millis(500))
+        );
+    }
+
+    #[test]
+    fn a_local_fault_gives_up_at_once_wherever_the_request_stands() {
+        let policy = exact();
+        let local = Failure::new(Class::Local, "too many open files (os error 24)");
+        for attempts in [at(1, 1, true), at(1, 1, false), at(3, 2, true)] {
+            assert_eq!(
+                decide(&policy, &local, attempts),
+                Decision::GiveUp(GiveUp::Local),
+                "{attempts:?}"
+            );
+        }
     }
 
     fn overloaded() -> Failure {

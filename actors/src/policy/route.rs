@@ -271,6 +271,7 @@ mod tests {
             (GiveUp::QuotaSpent, Ending::Exhausted),
             (GiveUp::AttemptsExhausted, Ending::Exhausted),
             (GiveUp::ChainExhausted, Ending::Exhausted),
+            (GiveUp::Local, Ending::Exhausted),
         ];
         for (reason, expected) in cases {
             assert_eq!(ending(reason), expected, "{reason:?}");

@@ -21,6 +21,11 @@ pub enum Class {
     Timeout,
     /// The connection was refused, reset or dropped before a response arrived.
     Connect,
+    /// Our own resources failed the attempt before it reached the upstream (out of file
+    /// descriptors, `EMFILE`/`ENFILE`, or out of memory for a socket): the caller is told at
+    /// once, without a retry or a fallback that would meet the same shortage, and no breaker
+    /// hears of it, as the model is not at fault.
+    Local,
     /// The request itself is wrong (400, 401, 403, 404, 413, other 4xx): never retried.
     Invalid,
     /// This target cannot take this request, though another may (the upstream found the
@@ -31,12 +36,13 @@ pub enum Class {
 
 impl Class {
     /// Every class, in declaration order.
-    pub const ALL: [Class; 7] = [
+    pub const ALL: [Class; 8] = [
         Class::Overloaded,
         Class::RateLimited,
         Class::ServerError,
         Class::Timeout,
         Class::Connect,
+        Class::Local,
         Class::Invalid,
         Class::Unsuitable,
     ];
@@ -75,6 +81,7 @@ impl Class {
             Class::ServerError => "server_error",
             Class::Timeout => "timeout",
             Class::Connect => "connect",
+            Class::Local => "local",
             Class::Invalid => "invalid",
             Class::Unsuitable => "unsuitable",
         }
@@ -262,6 +269,7 @@ mod tests {
                 Class::Connect
             ]
         );
+        assert!(!Class::Local.counts_toward_breaker() && !Class::Local.is_rejection());
         assert!(!Class::Invalid.is_transient());
         assert!(Class::RateLimited.is_transient());
     }

@@ -1,4 +1,4 @@
-//! Exit codes shared by every command (usage 2, permanent 3, unavailable 4), and the one
+//! Exit codes shared by every command (usage 2, permanent 3, unavailable 4, cut 5), and the one
 //! line each prints on the way out naming what failed.
 
 use std::process::ExitCode;
@@ -12,6 +12,9 @@ pub(crate) const PERMANENT: u8 = 3;
 /// A retryable failure (overloaded, rate limited, server, timeout, connect) that could not
 /// be overcome.
 pub(crate) const UNAVAILABLE: u8 = 4;
+/// `serve` stopped, but requests still running when its grace period ended were cut (each
+/// answered with a shutdown error).
+pub(crate) const CUT: u8 = 5;
 
 /// Prints a usage or configuration error.
 pub(crate) fn usage(message: &str) -> ExitCode {

@@ -79,12 +79,13 @@ pub(crate) async fn run(args: Args) -> ExitCode {
             eprintln!("drained in {:.1?}; stopped", drained.took);
             ExitCode::SUCCESS
         }
-        Ok(_) => {
+        Ok(drained) => {
             eprintln!(
-                "the grace period of {:?} ended with requests in flight; they were cut",
-                config.grace
+                "the grace period of {:?} ended with requests in flight: {} cut with a shutdown \
+                 error, {left} left in the engine",
+                config.grace, drained.cut
             );
-            ExitCode::SUCCESS
+            ExitCode::from(exit::CUT)
         }
         Err(error) => {
             eprintln!("error: the gateway stopped: {error}");
