@@ -14,7 +14,7 @@ use super::state::Gateway;
 use crate::api::{ErrorBody, ErrorType, RequestHeaders, WireRequest};
 use crate::catalog::AdaptMode;
 use crate::client::{Credentials, Secret};
-use crate::engine::{Answer, Error, RequestOptions, Target};
+use crate::engine::{Answer, Class, Error, RequestOptions, Target};
 use crate::runtime::Runtime;
 
 /// How long a forwarded `count_tokens` may take.
@@ -306,8 +306,18 @@ fn failed_body(failure: &Error) -> Response {
             }
             error_body(status, body)
         }
-        Error::Exhausted { retry_after, .. } => {
-            let mut response = error(529, ErrorType::Overloaded, failure.to_string());
+        Error::Exhausted {
+            retry_after, last, ..
+        } => {
+            // The gateway's own shortage (out of file descriptors, memory) is not the model's
+            // overload: a 503 says so, and no breaker heard of it.
+            let local = last.as_ref().is_some_and(|l| l.class() == Class::Local);
+            let (status, kind) = if local {
+                (503, ErrorType::Api)
+            } else {
+                (529, ErrorType::Overloaded)
+            };
+            let mut response = error(status, kind, failure.to_string());
             let seconds = retry_after
                 .unwrap_or(Duration::from_secs(1))
                 .as_secs()
@@ -323,5 +333,27 @@ fn failed_body(failure: &Error) -> Response {
         Error::DeadlineExceeded { .. } => error(504, ErrorType::Timeout, failure.to_string()),
         Error::Invalid(message) => error(400, ErrorType::InvalidRequest, message.clone()),
         _ => error(500, ErrorType::Api, failure.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Failure;
+
+    fn exhausted(class: Class) -> Error {
+        Error::Exhausted {
+            last: Some(Failure::new(class, "why")),
+            attempts: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn the_gateways_own_shortage_is_a_503_and_an_overload_a_529() {
+        let local = failed_body(&exhausted(Class::Local));
+        assert_eq!(local.status(), 503);
+        assert!(local.headers().contains_key(header::RETRY_AFTER));
+        assert_eq!(failed_body(&exhausted(Class::Overloaded)).status(), 529);
     }
 }
