@@ -52,6 +52,8 @@ pub struct ClaudeClient {
     read_timeout: Duration,
     /// Whether requests carry credentials of this client's own (see `forward`).
     authenticated: bool,
+    /// The configured `anthropic-beta` flags; a request's own add to them.
+    betas: Arc<[String]>,
     catalog: Arc<Catalog>,
     adapt: AdaptMode,
 }
@@ -80,6 +82,7 @@ impl ClaudeClient {
             request_timeout: config.request_timeout,
             read_timeout: config.read_timeout,
             authenticated: config.credentials.is_some(),
+            betas: config.betas.iter().cloned().collect(),
             catalog: Catalog::builtin(),
             adapt: AdaptMode::default(),
         })

@@ -328,6 +328,41 @@ async fn anthropic_version_and_beta_are_forwarded_per_request() {
 }
 
 #[tokio::test]
+async fn a_callers_betas_add_to_the_gateways_and_every_copy_of_the_header_counts() {
+    let echo = axum::Router::new().route(
+        "/v1/messages",
+        axum::routing::post(|headers: axum::http::HeaderMap| async move {
+            let betas: Vec<&str> = headers
+                .get_all("anthropic-beta")
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect();
+            axum::Json(message_json("p", &betas.join(" | ")))
+        }),
+    );
+    let running = gateway_with(&upstream(echo).await, &["p"], |config| {
+        config.upstream.betas = vec!["gateway-beta".to_owned()];
+    })
+    .await;
+    let message: Value = reqwest::Client::new()
+        .post(format!("{}/v1/messages", running.base))
+        .header("content-type", "application/json")
+        .header("anthropic-beta", "tools-2024")
+        .header("anthropic-beta", "files-api,gateway-beta")
+        .body(body("p", false).to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        message["content"][0]["text"], "gateway-beta,tools-2024,files-api",
+        "one header: the gateway's flags, then each of the caller's copies, each flag once"
+    );
+}
+
+#[tokio::test]
 async fn count_tokens_is_forwarded_to_the_upstream() {
     let server = mock("[models.p]\n").await;
     let base = gateway(&server, &["p"]).await;

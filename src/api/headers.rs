@@ -138,6 +138,25 @@ pub fn rate_limit_headers(limits: &RateLimits, now_unix: Duration) -> Vec<(Strin
     headers
 }
 
+/// The `anthropic-beta` flags an attempt carries: the configured ones, then each flag of
+/// `requested` (the caller's header values, each comma-separated) not already there. A
+/// caller's betas add to the gateway's `--beta`, never replace them; empty flags are
+/// dropped, and a flag given twice is sent once.
+pub fn merge_betas<'a>(
+    configured: &[String],
+    requested: impl IntoIterator<Item = &'a str>,
+) -> String {
+    let mut flags: Vec<&str> = Vec::new();
+    let given = requested.into_iter().flat_map(|value| value.split(','));
+    for flag in configured.iter().map(String::as_str).chain(given) {
+        let flag = flag.trim();
+        if !flag.is_empty() && !flags.contains(&flag) {
+            flags.push(flag);
+        }
+    }
+    flags.join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,5 +326,16 @@ mod tests {
             );
         }
         assert_eq!(ResponseMeta::from_headers(&map, NOW).limits, limits);
+    }
+
+    #[test]
+    fn a_callers_betas_add_to_the_configured_ones_each_flag_once() {
+        let configured = vec!["files-api-2025-04-14".to_owned()];
+        assert_eq!(
+            merge_betas(&configured, ["a-1, files-api-2025-04-14", "b-2", " ,a-1"]),
+            "files-api-2025-04-14,a-1,b-2"
+        );
+        assert_eq!(merge_betas(&[], ["x"]), "x");
+        assert_eq!(merge_betas(&configured, []), "files-api-2025-04-14");
     }
 }

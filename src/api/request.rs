@@ -62,7 +62,7 @@ pub struct MessagesRequest {
 pub struct RequestHeaders {
     /// `anthropic-version`, replacing the configured one.
     pub version: Option<String>,
-    /// `anthropic-beta` (comma-separated flags), replacing the configured ones.
+    /// `anthropic-beta` (comma-separated flags), added to the configured ones.
     pub beta: Option<String>,
     /// The caller's own key, sent only by a client that has none of its own (a gateway
     /// without a key and without `require-keys` passes its callers' keys through). Its

@@ -28,7 +28,7 @@ impl ClaudeClient {
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::CONTENT_LENGTH, body.len())
             .body(http_body(body));
-        builder = with_headers(builder, request.headers(), self.authenticated);
+        builder = with_headers(builder, request.headers(), self.authenticated, &self.betas);
         let sent = if stream {
             builder = builder.header(header::ACCEPT, "text/event-stream");
             // Only until the head: the body is bounded per event (`read_timeout`).
@@ -114,12 +114,14 @@ impl ClaudeClient {
     }
 }
 
-/// `builder` with the request's own `anthropic-version` / `anthropic-beta`, which replace
-/// the client's configured ones, and, for a client without credentials, the caller's key.
+/// `builder` with the request's own `anthropic-version` (which replaces the configured one)
+/// and `anthropic-beta` (whose flags add to the configured `betas`), and, for a client
+/// without credentials, the caller's key.
 pub(super) fn with_headers(
     mut builder: reqwest::RequestBuilder,
     headers: &api::RequestHeaders,
     authenticated: bool,
+    betas: &[String],
 ) -> reqwest::RequestBuilder {
     if !authenticated {
         builder = match &headers.credentials {
@@ -132,7 +134,7 @@ pub(super) fn with_headers(
         builder = builder.header("anthropic-version", version);
     }
     if let Some(beta) = &headers.beta {
-        builder = builder.header("anthropic-beta", beta);
+        builder = builder.header("anthropic-beta", api::merge_betas(betas, [beta.as_str()]));
     }
     builder
 }

@@ -98,7 +98,7 @@ impl ClaudeClient {
             .header(header::CONTENT_TYPE, "application/json")
             .body(body)
             .timeout(timeout);
-        let response = match with_headers(builder, headers, self.authenticated)
+        let response = match with_headers(builder, headers, self.authenticated, &self.betas)
             .send()
             .await
         {

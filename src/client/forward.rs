@@ -2,8 +2,9 @@
 //! to come) to the upstream as it came, its body streamed both ways and never held whole.
 //!
 //! The caller (the gateway) decides which of its caller's headers go on; this client adds
-//! its own: its credentials, which replace any key the request carries, and its configured
-//! `anthropic-version` / `anthropic-beta` when the request names none. Without credentials
+//! its own: its credentials, which replace any key the request carries, its configured
+//! `anthropic-version` when the request names none, and its configured `anthropic-beta`
+//! flags, which the request's (every copy of the header) add to. Without credentials
 //! of its own, a key the request carries goes on as it came.
 
 use std::error::Error as StdError;
@@ -51,6 +52,17 @@ impl ClaudeClient {
         let url = reqwest::Url::parse(&format!("{}{path}", self.base_url()))
             .map_err(|_| Failure::new(Class::Invalid, "the path cannot be forwarded"))?;
         let mut headers = head.headers;
+        let requested: Vec<String> = headers
+            .get_all("anthropic-beta")
+            .iter()
+            .filter_map(|value| value.to_str().ok().map(str::to_owned))
+            .collect();
+        if !requested.is_empty() {
+            let merged = crate::api::merge_betas(&self.betas, requested.iter().map(String::as_str));
+            if let Ok(value) = http::HeaderValue::from_str(&merged) {
+                headers.insert("anthropic-beta", value);
+            }
+        }
         if self.authenticated {
             headers.remove("x-api-key");
             headers.remove(header::AUTHORIZATION);

@@ -134,9 +134,15 @@ fn forwarded(headers: &HeaderMap, gateway: &Gateway) -> RequestHeaders {
             .client()
             .is_some_and(|client| !client.has_credentials());
     let credentials = passes_keys.then(|| caller_key(headers)).flatten();
+    // Every copy of the header: an SDK may send one per flag.
+    let betas: Vec<&str> = headers
+        .get_all("anthropic-beta")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
     RequestHeaders {
         version: text("anthropic-version"),
-        beta: text("anthropic-beta"),
+        beta: (!betas.is_empty()).then(|| betas.join(",")),
         credentials,
     }
 }
