@@ -63,9 +63,17 @@ impl Gateway {
             .merge(api)
             .route("/metrics", get(status::metrics))
             .route("/healthz", get(status::healthz))
+            .method_not_allowed_fallback(method_not_allowed)
             .fallback(not_found)
             .with_state(gateway)
     }
+}
+
+/// A route the gateway serves, asked with a method it does not take: an Anthropic-shaped
+/// 405, as SDKs parse every error body.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let message = format!("{method} is not allowed on {}", uri.path());
+    error(405, ErrorType::InvalidRequest, message)
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {

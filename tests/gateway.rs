@@ -363,6 +363,25 @@ async fn a_callers_betas_add_to_the_gateways_and_every_copy_of_the_header_counts
 }
 
 #[tokio::test]
+async fn a_wrong_method_gets_an_anthropic_shaped_405() {
+    let server = mock("[models.p]\n").await;
+    let base = gateway(&server, &["p"]).await;
+    let response = reqwest::Client::new()
+        .get(format!("{base}/v1/messages"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    let body: Value = response.json().await.expect("a JSON error body");
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert_eq!(
+        body["error"]["message"],
+        "GET is not allowed on /v1/messages"
+    );
+}
+
+#[tokio::test]
 async fn count_tokens_is_forwarded_to_the_upstream() {
     let server = mock("[models.p]\n").await;
     let base = gateway(&server, &["p"]).await;
