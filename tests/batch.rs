@@ -208,6 +208,7 @@ async fn each_kind_of_bad_line_is_reported_with_its_number_and_nothing_is_sent()
         "line 5: params: missing field `model`",
         "line 6: params: missing field `max_tokens`",
         "line 7: params: missing field `messages`",
+        "--skip-invalid cannot skip them",
     ] {
         assert!(stderr.contains(expected), "{expected:?} not in:\n{stderr}");
     }

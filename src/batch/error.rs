@@ -65,7 +65,8 @@ fn skip_hint(skippable: bool) -> &'static str {
     if skippable {
         " (fix them, or pass --skip-invalid to write them as errored results)"
     } else {
-        ""
+        " (fix them: some have no custom_id of their own to write an errored result under, \
+         or repeat one, so --skip-invalid cannot skip them)"
     }
 }
 
