@@ -7,37 +7,10 @@
 #[allow(dead_code, unreachable_pub)]
 mod fake;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use breakwater_actors::policy::Jitter;
-use breakwater_actors::{Engine, EngineConfig, RequestOptions, Target};
-use fake::{Fake, Step, ok, overloaded};
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn config(chain: &[&str]) -> EngineConfig {
-    let mut config = EngineConfig::new(chain.iter().map(|model| Target::new(*model)));
-    config.retry.backoff.jitter = Jitter::None;
-    config.breaker.open_jitter = 0.0;
-    config.seed = Some(7);
-    config.throttle = None;
-    config
-}
-
-async fn start(fake: Fake, config: EngineConfig) -> (Arc<Fake>, Engine<Fake>) {
-    let fake = Arc::new(fake);
-    let engine = Engine::start(fake.clone(), config)
-        .await
-        .expect("engine starts");
-    (fake, engine)
-}
-
-fn timeout(ms_: u64) -> RequestOptions {
-    RequestOptions::default().with_timeout(ms(ms_))
-}
+use breakwater_actors::{Engine, Target};
+use fake::{Fake, Step, config, ms, ok, overloaded, start, timeout};
 
 /// Sends a request and gives up on it (drops the future) after `after`.
 async fn leave_after(engine: &Engine<Fake>, after: Duration, streaming: bool) {

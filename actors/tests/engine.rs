@@ -8,39 +8,12 @@ mod fake;
 use std::sync::Arc;
 use std::time::Duration;
 
-use breakwater_actors::policy::{Jitter, StateKind, ThrottleConfig};
+use breakwater_actors::policy::{StateKind, ThrottleConfig};
 use breakwater_actors::{
     Class, Engine, EngineConfig, Error, Event, Failure, Priority, RequestOptions, Target,
 };
-use fake::{Fake, Step, failing, ok, ok_limited, overloaded};
+use fake::{Fake, Step, config, failing, ms, ok, ok_limited, overloaded, start, timeout};
 use tokio::time::Instant;
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// Exact timings: no jitter anywhere, a fixed seed.
-fn config(chain: &[&str]) -> EngineConfig {
-    let mut config = EngineConfig::new(chain.iter().map(|model| Target::new(*model)));
-    config.retry.backoff.jitter = Jitter::None;
-    config.breaker.open_jitter = 0.0;
-    config.seed = Some(7);
-    // These tests script breakers exactly; the client-side throttle has its own tests below.
-    config.throttle = None;
-    config
-}
-
-async fn start(fake: Fake, config: EngineConfig) -> (Arc<Fake>, Engine<Fake>) {
-    let fake = Arc::new(fake);
-    let engine = Engine::start(fake.clone(), config)
-        .await
-        .expect("engine starts");
-    (fake, engine)
-}
-
-fn timeout(ms_: u64) -> RequestOptions {
-    RequestOptions::default().with_timeout(ms(ms_))
-}
 
 /// Waits for the next breaker transition of `target` to `to`, returning when it happened.
 async fn transition(

@@ -222,3 +222,40 @@ impl Upstream for Fake {
         })
     }
 }
+
+/// A duration of `n` milliseconds.
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Exact timings: no jitter anywhere, a fixed seed. The client-side throttle is off: these
+/// tests script breakers exactly, and the throttle has its own tests.
+pub fn config(chain: &[&str]) -> breakwater_actors::EngineConfig {
+    let mut config = breakwater_actors::EngineConfig::new(
+        chain
+            .iter()
+            .map(|model| breakwater_actors::Target::new(*model)),
+    );
+    config.retry.backoff.jitter = breakwater_actors::policy::Jitter::None;
+    config.breaker.open_jitter = 0.0;
+    config.seed = Some(7);
+    config.throttle = None;
+    config
+}
+
+/// Starts an engine on `fake`; the fake stays reachable for its counters.
+pub async fn start(
+    fake: Fake,
+    config: breakwater_actors::EngineConfig,
+) -> (std::sync::Arc<Fake>, breakwater_actors::Engine<Fake>) {
+    let fake = std::sync::Arc::new(fake);
+    let engine = breakwater_actors::Engine::start(fake.clone(), config)
+        .await
+        .expect("engine starts");
+    (fake, engine)
+}
+
+/// Options with a timeout of `n` milliseconds.
+pub fn timeout(n: u64) -> breakwater_actors::RequestOptions {
+    breakwater_actors::RequestOptions::default().with_timeout(ms(n))
+}
