@@ -13,7 +13,7 @@ use dashmap::DashMap;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use crate::policy::breaker::{StateKind, Transition, TransitionReason};
+use crate::policy::breaker::{BreakerState, StateKind, Transition, TransitionReason};
 use crate::policy::throttle::{Stakes, Verdict};
 use crate::policy::{Throttle, ThrottleConfig};
 use crate::request::Priority;
@@ -28,6 +28,21 @@ pub struct BreakerStatus {
     pub open_until: Option<Instant>,
     /// When it entered this state.
     pub since: Instant,
+}
+
+impl BreakerStatus {
+    /// The breaker state this status shows (an open one with no end shown is open until
+    /// `now`, so that it half-opens at once).
+    pub(crate) fn breaker_state(&self, now: Instant) -> BreakerState {
+        match self.state {
+            StateKind::Closed => BreakerState::Closed,
+            StateKind::HalfOpen => BreakerState::HalfOpen,
+            StateKind::Isolated => BreakerState::Isolated,
+            StateKind::Open => BreakerState::Open {
+                until: self.open_until.unwrap_or(now),
+            },
+        }
+    }
 }
 
 /// How busy a target's worker is, as it last published.

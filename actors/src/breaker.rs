@@ -11,6 +11,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 
 use crate::board::Board;
+use crate::chaos::{self, Site};
 use crate::directory::Directory;
 use crate::dispatcher::Signal;
 use crate::job::Job;
@@ -67,16 +68,31 @@ impl<U: Upstream> Actor for BreakerActor<U> {
 
     async fn pre_start(
         &self,
-        _: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         args: BreakerArgs<U>,
     ) -> Result<Self::State, ActorProcessingErr> {
-        args.board.register(&args.target, Instant::now());
-        Ok(BreakerState {
-            breaker: CircuitBreaker::new(args.config, args.seed),
+        let now = Instant::now();
+        let Some(last) = args.board.status(&args.target) else {
+            args.board.register(&args.target, now);
+            return Ok(BreakerState {
+                breaker: CircuitBreaker::new(args.config, args.seed),
+                target: args.target,
+                board: args.board,
+                directory: args.directory,
+            });
+        };
+        // A restart: take over in the state the crashed breaker last published, so that an
+        // open circuit stays open (and half-opens on time) rather than the board showing it
+        // open for ever while this one admits everything.
+        let resumed = last.breaker_state(now);
+        let state = BreakerState {
+            breaker: CircuitBreaker::resume(args.config, args.seed, resumed),
             target: args.target,
             board: args.board,
             directory: args.directory,
-        })
+        };
+        state.resumed(&myself, now);
+        Ok(state)
     }
 
     async fn handle(
@@ -85,6 +101,7 @@ impl<U: Upstream> Actor for BreakerActor<U> {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        chaos::strike(Site::Breaker).await;
         let now = Instant::now();
         let transition = match message {
             BreakerMsg::Record {
@@ -158,6 +175,19 @@ impl<U: Upstream> BreakerState<U> {
         self.signal(Signal::Transition {
             target: self.target.clone(),
             to: transition.to,
+        });
+    }
+
+    /// Republishes the state taken over after a restart, sets the timer the crashed breaker's
+    /// death cancelled, and tells the dispatcher, whose parked jobs may have waited on it.
+    fn resumed(&self, myself: &ActorRef<BreakerMsg<U>>, now: Instant) {
+        tracing::info!(target = %self.target, state = self.breaker.state().kind().as_label(), "breaker restarted in its last published state");
+        if let Some(until) = self.breaker.open_until() {
+            schedule_tick(myself, until, now);
+        }
+        self.signal(Signal::Transition {
+            target: self.target.clone(),
+            to: self.breaker.state().kind(),
         });
     }
 

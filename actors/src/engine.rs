@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, RpcReplyPort};
 use tokio::sync::broadcast;
 
@@ -24,6 +25,11 @@ use crate::upstream::{Committed, Target, Upstream};
 /// The engine answers by the deadline itself; this is the last resort for an engine that
 /// failed, so that no caller ever waits much past its deadline.
 const LAST_RESORT: Duration = Duration::from_millis(50);
+
+/// How long adding a target may take: spawning its two actors takes microseconds, so a
+/// supervisor that has not answered by then is stuck, and the caller is told so rather
+/// than left waiting.
+const ADD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Numbers engines, so that their actors' registered names are unique in the process.
 static NEXT_ENGINE: AtomicU64 = AtomicU64::new(1);
@@ -248,10 +254,18 @@ impl<U: Upstream> Engine<U> {
         if self.stopping.load(Ordering::Relaxed) {
             return Err(Error::Shutdown);
         }
-        match ractor::call!(self.supervisor, SupervisorMsg::Add, target, limit) {
-            Ok(Ok(added)) => Ok(added),
-            Ok(Err(message)) => Err(Error::Internal(message)),
-            Err(_) => Err(self.gone()),
+        let asked = self.supervisor.call(
+            |reply| SupervisorMsg::Add(target.clone(), limit, reply),
+            Some(ADD_TIMEOUT),
+        );
+        match asked.await {
+            Ok(CallResult::Success(Ok(added))) => Ok(added),
+            Ok(CallResult::Success(Err(message))) => Err(Error::Internal(message)),
+            Ok(CallResult::Timeout) => Err(Error::Internal(format!(
+                "the engine did not add {target} within {}ms",
+                ADD_TIMEOUT.as_millis()
+            ))),
+            Ok(CallResult::SenderError) | Err(_) => Err(self.gone()),
         }
     }
 

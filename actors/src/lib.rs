@@ -25,6 +25,7 @@
 mod board;
 mod breaker;
 mod caller;
+pub mod chaos;
 mod config;
 mod directory;
 mod dispatcher;

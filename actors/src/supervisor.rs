@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use crate::board::Board;
 use crate::breaker::{BreakerActor, BreakerArgs};
+use crate::chaos::{self, Site};
 use crate::config::EngineConfig;
 use crate::directory::Directory;
 use crate::dispatcher::{DispatcherActor, DispatcherArgs};
@@ -130,6 +131,7 @@ impl<U: Upstream> Actor for SupervisorActor<U> {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        chaos::strike(Site::Supervisor).await;
         match message {
             SupervisorMsg::Restart(role) => {
                 if let Err(error) = state.spawn(&myself, role.clone()).await {

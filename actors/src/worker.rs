@@ -8,29 +8,30 @@
 //! that if the worker crashes, the supervisor hands every job it held back to the dispatcher.
 
 mod attempt;
+mod expire;
 mod ledger;
 mod report;
 mod sweep;
 mod tell;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::board::{Board, Load};
 use crate::breaker::BreakerMsg;
+use crate::chaos::{self, Site};
 use crate::config::TargetLimits;
 use crate::directory::Directory;
 use crate::dispatcher::Signal;
 use crate::job::{Delivery, Job};
 use crate::policy::route::{self, Spill};
 use crate::policy::{Cost, Gate, Start};
-use crate::upstream::{Class, Failure, Outcome, Target, Upstream};
-use attempt::Run;
+use crate::upstream::{Failure, Outcome, Target, Upstream};
+use attempt::{Run, Task};
 
 pub(crate) use ledger::Ledger;
 
@@ -75,7 +76,10 @@ pub(crate) struct WorkerState<U: Upstream> {
     in_flight: u32,
     /// The running attempts' tasks, by job id: an attempt is counted in `in_flight` while
     /// it is here.
-    running: HashMap<u64, AbortHandle>,
+    running: HashMap<u64, Task>,
+    /// The queued jobs by deadline, so that one whose deadline passes while it waits for
+    /// the gate is handed back then, not when the gate next opens.
+    deadlines: BTreeSet<(Instant, u64)>,
     wake_at: Option<Instant>,
     /// The cap, the pacing, a 429 pause and the rate-limit account.
     gate: Gate,
@@ -100,6 +104,7 @@ impl<U: Upstream> Actor for WorkerActor<U> {
             queue: VecDeque::new(),
             in_flight: 0,
             running: HashMap::new(),
+            deadlines: BTreeSet::new(),
             wake_at: None,
             in_flight_cost: Cost::default(),
         };
@@ -113,6 +118,7 @@ impl<U: Upstream> Actor for WorkerActor<U> {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        chaos::strike(Site::Worker).await;
         match message {
             WorkerMsg::Run(job) => state.take(job),
             WorkerMsg::Done {
@@ -124,6 +130,7 @@ impl<U: Upstream> Actor for WorkerActor<U> {
             WorkerMsg::SlowStart => state.gate.slow_start(),
             WorkerMsg::Sweep => state.sweep(),
         }
+        state.expire(&myself);
         state.pump(&myself);
         state.publish_load(Instant::now());
         Ok(())
@@ -147,6 +154,7 @@ impl<U: Upstream> WorkerState<U> {
             }
         }
         self.queue.push_back(job.id);
+        self.deadlines.insert((job.deadline, job.id));
         self.args.ledger.insert(job);
     }
 
@@ -183,6 +191,7 @@ impl<U: Upstream> WorkerState<U> {
         let Some(mut job) = self.args.ledger.remove(id) else {
             return;
         };
+        self.deadlines.remove(&(job.deadline, id));
         // A probe that will not run must give its slot back, or the breaker stays half-open
         // with no slot to probe with.
         let runs = !job.is_abandoned() && job.deadline > now;
@@ -193,11 +202,7 @@ impl<U: Upstream> WorkerState<U> {
             return;
         }
         if job.deadline <= now {
-            let failure = Failure::new(
-                Class::Timeout,
-                "the deadline passed while the request waited for a slot",
-            );
-            self.hand_back(job, failure);
+            self.hand_back(job, expire::waited_too_long());
             return;
         }
         let timeout = self
@@ -285,13 +290,5 @@ impl<U: Upstream> WorkerState<U> {
                 self.hand_back(job, failure);
             }
         }
-    }
-
-    fn wake(&mut self, myself: &ActorRef<WorkerMsg<U>>, at: Instant, now: Instant) {
-        if self.wake_at.is_some_and(|scheduled| scheduled <= at) {
-            return;
-        }
-        self.wake_at = Some(at);
-        myself.send_after(at - now, || WorkerMsg::Wake);
     }
 }

@@ -8,6 +8,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use super::state::DispatcherState;
 use super::{DispatcherArgs, DispatcherMsg, DispatcherRef, Internal, Signal};
 use crate::breaker::BreakerMsg;
+use crate::chaos::{self, Site};
 use crate::job::ReplyPort;
 use crate::upstream::Upstream;
 
@@ -38,6 +39,7 @@ impl<U: Upstream> Actor for DispatcherActor<U> {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        chaos::strike(Site::Dispatcher).await;
         match message {
             DispatcherMsg::Submit {
                 request,

@@ -44,10 +44,22 @@ impl<U: Upstream> DispatcherState<U> {
                     Verdict::TurnAway => self.turn_away(me, job),
                 }
             }
-            Arrival::AskBreaker => {
-                self.tell_breaker(&job.target().clone(), BreakerMsg::Admit(Box::new(job)));
-            }
+            Arrival::AskBreaker => self.ask_breaker(me, job),
             Arrival::PassOver => self.pass_over(me, job, None),
+        }
+    }
+
+    /// Asks `job`'s half-open breaker whether it may go as a probe. A breaker that is gone
+    /// or restarting cannot answer: its target is passed over as unavailable, as a worker
+    /// that cannot take a job is, rather than the job being lost with the message.
+    fn ask_breaker(&mut self, me: &DispatcherRef<U>, job: Job<U>) {
+        let Some(breaker) = self.directory.breaker(job.target()) else {
+            return self.pass_over(me, job, None);
+        };
+        if let Err(ractor::MessagingErr::SendErr(BreakerMsg::Admit(job))) =
+            breaker.cast(BreakerMsg::Admit(Box::new(job)))
+        {
+            self.pass_over(me, *job, None);
         }
     }
 

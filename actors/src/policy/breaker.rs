@@ -80,6 +80,17 @@ impl CircuitBreaker {
         }
     }
 
+    /// A breaker taking over from one that crashed, in `state`, the state that one last
+    /// published: open until the same time, half-open with no probe out, isolated, or
+    /// closed. The rest of its history (the window, the run of failures, the failed rounds
+    /// that lengthen the next open interval) went with it.
+    pub fn resume(config: BreakerConfig, seed: u64, state: BreakerState) -> Self {
+        Self {
+            state,
+            ..Self::new(config, seed)
+        }
+    }
+
     /// The breaker's shape.
     pub fn config(&self) -> &BreakerConfig {
         &self.config

@@ -25,13 +25,25 @@ pub(super) struct Run<U: Upstream> {
     pub(super) timeout: Duration,
 }
 
-/// Runs the attempt as its own task, in `span`, and hands its outcome to `done`. Aborting
-/// the task drops the attempt, and the upstream call with it; `done` is then never called.
+/// A running attempt's task, owned by its worker: dropping it aborts the task, so that an
+/// attempt never outlives the worker that counts it (a worker that crashes takes its
+/// attempts with it, and the supervisor hands their jobs back).
+pub(super) struct Task(AbortHandle);
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs the attempt as its own task, in `span`, and hands its outcome to `done`. Dropping
+/// the [`Task`] aborts it, which drops the attempt and the upstream call with it; `done` is
+/// then never called.
 pub(super) fn spawn<U: Upstream>(
     run: Run<U>,
     span: Span,
     done: impl FnOnce(Outcome<Delivery<U>>) + Send + 'static,
-) -> AbortHandle {
+) -> Task {
     let attempt = attempt(
         run.upstream,
         run.target,
@@ -48,7 +60,7 @@ pub(super) fn spawn<U: Upstream>(
         drop(span);
         done(outcome);
     });
-    task.abort_handle()
+    Task(task.abort_handle())
 }
 
 /// Runs `attempt` for at most `timeout`, turning a panic into a server error: whatever the

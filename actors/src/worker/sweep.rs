@@ -15,13 +15,14 @@ impl<U: Upstream> WorkerState<U> {
             return;
         }
         for job in abandoned {
-            if let Some(task) = self.running.remove(&job.id) {
-                task.abort();
+            if self.running.remove(&job.id).is_some() {
+                // The removed task aborts as it drops.
                 self.in_flight = self.in_flight.saturating_sub(1);
                 self.in_flight_cost = self.in_flight_cost.minus(job.cost.unwrap_or_default());
                 tracing::debug!(target = %self.args.target, job = job.id, "caller left: attempt cancelled");
             } else {
                 self.queue.retain(|&id| id != job.id);
+                self.deadlines.remove(&(job.deadline, job.id));
             }
             // A probe that will not report must give its slot back, or the breaker stays
             // half-open with no slot to probe with.
