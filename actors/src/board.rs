@@ -194,6 +194,15 @@ impl Board {
         self.loads.insert(target.clone(), load);
     }
 
+    /// `target`'s worker crashed and its jobs went back to the dispatcher: nothing runs or
+    /// waits there until its successor publishes its own load.
+    pub(crate) fn clear_load(&self, target: &Target) {
+        if let Some(mut load) = self.loads.get_mut(target) {
+            load.in_flight = 0;
+            load.queued = 0;
+        }
+    }
+
     /// The chance that the client-side throttle turns away a request to `target` now
     /// (0 with no throttle configured).
     pub fn reject_probability(&self, target: &Target, now: Instant) -> f64 {

@@ -36,6 +36,9 @@ pub(crate) enum BreakerMsg<U: Upstream> {
     Isolate,
     /// Force the circuit closed, forgetting history.
     Reset,
+    /// The state the actor holds, for the chaos tests, which check the board against it.
+    #[cfg(feature = "chaos")]
+    Inspect(ractor::RpcReplyPort<StateKind>),
 }
 
 pub(crate) struct BreakerActor<U>(PhantomData<fn() -> U>);
@@ -124,6 +127,11 @@ impl<U: Upstream> Actor for BreakerActor<U> {
             BreakerMsg::Tick => state.breaker.poll(now),
             BreakerMsg::Isolate => state.breaker.isolate(now),
             BreakerMsg::Reset => state.breaker.reset(now),
+            #[cfg(feature = "chaos")]
+            BreakerMsg::Inspect(reply) => {
+                let _ = reply.send(state.breaker.state().kind());
+                None
+            }
         };
         if let Some(transition) = transition {
             state.transitioned(&myself, &transition, now);

@@ -274,6 +274,14 @@ impl<U: Upstream> Engine<U> {
         self.board.snapshot()
     }
 
+    /// The state `target`'s breaker actor holds, asked of the actor rather than read off the
+    /// board: for the chaos tests, which check that the two agree. `None` while it restarts.
+    #[cfg(feature = "chaos")]
+    pub async fn breaker_truth(&self, target: &Target) -> Option<crate::policy::StateKind> {
+        let breaker = self.directory.breaker(target)?;
+        ractor::call_t!(breaker, crate::breaker::BreakerMsg::Inspect, 1_000).ok()
+    }
+
     /// The shared breaker board.
     pub fn board(&self) -> &Arc<Board> {
         &self.board

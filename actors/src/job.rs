@@ -4,6 +4,7 @@
 //! is an immediate error for its caller, never a hang.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ractor::RpcReplyPort;
 use tokio::sync::watch;
@@ -80,16 +81,25 @@ pub(crate) struct Job<U: Upstream> {
 }
 
 /// How many requests the engine holds. Every job holds a [`Ticket`], so the count is right
-/// however a job ends: answered, failed, abandoned, or lost with an actor.
+/// however a job ends: answered, failed, abandoned, or lost with an actor. It also numbers
+/// the jobs, engine-wide: workers key the jobs they hold by id, so ids must stay unique
+/// across dispatcher restarts.
 pub(crate) struct Outstanding {
     total: watch::Sender<u32>,
+    ids: AtomicU64,
 }
 
 impl Outstanding {
     pub(crate) fn new() -> Self {
         Self {
             total: watch::Sender::new(0),
+            ids: AtomicU64::new(0),
         }
+    }
+
+    /// A job id never issued before by this engine.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.ids.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     pub(crate) fn total(&self) -> u32 {

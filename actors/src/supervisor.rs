@@ -268,6 +268,7 @@ impl<U: Upstream> SupervisorState<U> {
             if let Some(ledger) = self.ledgers.get(target) {
                 ledger.hand_back(target, &self.args.directory);
             }
+            self.args.board.clear_load(target);
         }
         match self.restarts.crashed(Instant::now()) {
             Restart::After(delay) => {

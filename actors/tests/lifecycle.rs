@@ -197,3 +197,27 @@ async fn adding_a_target_to_a_stuck_supervisor_fails_in_time() {
     assert!(error.to_string().contains("did not add x"), "{error}");
     assert_eq!(Instant::now(), t0 + ms(5_000));
 }
+
+#[tokio::test(start_paused = true)]
+async fn job_ids_stay_unique_across_a_dispatcher_restart() {
+    // Found by the chaos test: a restarted dispatcher numbered its jobs from 1 again, and a
+    // worker holding an older job 1 lost track of one of the two.
+    let fake = Fake::new().script("a", [Step::Hang]);
+    let (fake, engine) = start(fake, config(&["a"])).await;
+    let engine = Arc::new(engine);
+    let hung = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.send("hung".into(), timeout(2_000)).await })
+    };
+    tokio::time::sleep(ms(10)).await;
+    kill(&engine, "dispatcher");
+    tokio::time::sleep(ms(100)).await;
+    let answer = engine.send("next".into(), timeout(1_000)).await;
+    assert_eq!(answer.unwrap().value, "a answered next");
+    assert!(hung.await.unwrap().is_err(), "its dispatcher crashed");
+    tokio::time::sleep(ms(5_000)).await;
+    let load = engine.board().load(&Target::new("a")).unwrap();
+    assert_eq!((load.in_flight, load.queued), (0, 0), "{load:?}");
+    assert_eq!(fake.live(), 0);
+    assert_eq!(engine.outstanding(), 0);
+}

@@ -39,12 +39,12 @@ impl<U: Upstream> DispatcherState<U> {
             return reply.fail(error);
         }
         let now = Instant::now();
-        self.next_id += 1;
+        let id = self.outstanding.next_id();
         let spillover = options
             .spillover
             .unwrap_or_else(|| self.config.spillover_for(&chain));
         let job = Job {
-            id: self.next_id,
+            id,
             request,
             chain,
             allow_fallback: options.allow_fallback.unwrap_or(true),
@@ -57,11 +57,7 @@ impl<U: Upstream> DispatcherState<U> {
             position: 0,
             on_target: 0,
             attempts: Vec::new(),
-            backoff: self
-                .config
-                .retry
-                .backoff
-                .build(self.seed.wrapping_add(self.next_id)),
+            backoff: self.config.retry.backoff.build(self.seed.wrapping_add(id)),
             probe: false,
             last: None,
             cost: options.cost,

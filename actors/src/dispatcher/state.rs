@@ -24,7 +24,6 @@ pub(crate) struct DispatcherState<U: Upstream> {
     pub(super) parked: ParkingLot<Job<U>>,
     /// Jobs waiting out a retry delay, by id.
     pub(super) delayed: HashMap<u64, Job<U>>,
-    pub(super) next_id: u64,
     pub(super) seed: u64,
     /// Draws for the client-side throttle.
     pub(super) rng: SmallRng,
@@ -47,7 +46,6 @@ impl<U: Upstream> DispatcherState<U> {
             outstanding: args.outstanding,
             budgets,
             delayed: HashMap::new(),
-            next_id: 0,
             seed: args.seed,
             rng: SmallRng::seed_from_u64(args.seed ^ 0x7468_726f_7474_6c65),
             draining: false,
