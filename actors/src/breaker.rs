@@ -20,11 +20,13 @@ use crate::upstream::{Class, Target, Upstream};
 
 /// What a breaker actor is told.
 pub(crate) enum BreakerMsg<U: Upstream> {
-    /// An attempt ended: `class` is `None` on success.
+    /// An attempt ended: `class` is `None` on success. `absorbing`: whether the target's
+    /// adaptive limit can still shrink to a brownout (see `CircuitBreaker::set_absorbing`).
     Record {
         class: Option<Class>,
         retry_after: Option<Duration>,
         probe: bool,
+        absorbing: Option<u32>,
     },
     /// A granted probe will not run (its caller left before it started).
     ReleaseProbe,
@@ -111,7 +113,9 @@ impl<U: Upstream> Actor for BreakerActor<U> {
                 class,
                 retry_after,
                 probe,
+                absorbing,
             } => {
+                state.breaker.set_absorbing(absorbing);
                 let until = state.breaker.open_until();
                 let transition = state.breaker.record(class, retry_after, probe, now);
                 if transition.is_none() && state.breaker.open_until() > until {

@@ -255,7 +255,7 @@ impl<U: Upstream> WorkerState<U> {
         }
         let now = Instant::now();
         let class = outcome.as_ref().err().map(Failure::class);
-        self.gate.adapt(class, self.in_flight, now - started);
+        self.gate.adapt(class, self.in_flight, started, now);
         self.in_flight = self.in_flight.saturating_sub(1);
         let Some(mut job) = self.args.ledger.remove(id) else {
             return;
@@ -279,6 +279,7 @@ impl<U: Upstream> WorkerState<U> {
             class: failure.map(Failure::class),
             retry_after: failure.and_then(Failure::retry_after),
             probe: job.probe,
+            absorbing: self.gate.absorbing(),
         });
         job.record(failure, now);
         match outcome {

@@ -42,6 +42,10 @@ fn one_slot(chain: &[&str]) -> breakwater_actors::EngineConfig {
 async fn open_a(fake: Fake) -> (Arc<Fake>, Arc<Engine<Fake>>, Instant) {
     let mut config = config(&["a", "b"]);
     config.breaker.consecutive_failures = NonZeroU32::MIN;
+    // No adaptive limit to take the 529 in (actors/tests/capacity.rs).
+    for (_, limits) in &mut config.targets {
+        limits.adaptive = false;
+    }
     let (fake, engine) = start(fake.script("a", [overloaded(10)]), config).await;
     let answer = engine.send("hi".into(), timeout(10_000)).await.unwrap();
     assert_eq!(

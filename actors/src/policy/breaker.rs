@@ -20,6 +20,7 @@ use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
 use super::budget::SlidingWindow;
+use super::gate::absorbs;
 use crate::upstream::Class;
 
 mod config;
@@ -32,8 +33,10 @@ pub use state::{Admission, BreakerState, StateKind, Transition, TransitionReason
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Verdict {
     Healthy,
-    /// A health failure, and how long the upstream asked us to stay away (zero if it did not).
-    Unhealthy(Duration),
+    /// A health failure, how long the upstream asked us to stay away (zero if it did not),
+    /// and whether it is a shortage of capacity the adaptive limit answers (a 529, a
+    /// timeout) rather than a sign the target is down.
+    Unhealthy(Duration, bool),
     Neutral,
 }
 
@@ -42,7 +45,9 @@ impl Verdict {
         let retry_after = retry_after.unwrap_or_default();
         match class {
             None => Verdict::Healthy,
-            Some(class) if class.counts_toward_breaker() => Verdict::Unhealthy(retry_after),
+            Some(class) if class.counts_toward_breaker() => {
+                Verdict::Unhealthy(retry_after, absorbs(class))
+            }
             Some(_) => Verdict::Neutral,
         }
     }
@@ -63,6 +68,9 @@ pub struct CircuitBreaker {
     // requests in flight, so they hold their slots across transitions.
     probes_out: u32,
     probe_successes: u32,
+    /// Whether the target's adaptive limit can still shrink to what a browned-out target
+    /// serves; see [`set_absorbing`](Self::set_absorbing).
+    absorbing: Option<u32>,
 }
 
 impl CircuitBreaker {
@@ -77,6 +85,7 @@ impl CircuitBreaker {
             rounds: 0,
             probes_out: 0,
             probe_successes: 0,
+            absorbing: None,
         }
     }
 
@@ -142,6 +151,16 @@ impl CircuitBreaker {
         (admission, transition)
     }
 
+    /// Says whether the target's adaptive limit can still absorb a brownout (it adapts and is
+    /// above its floor). While it can, and the target answered some of its calls in the
+    /// window, overloads and timeouts shrink the limit and do not open the breaker: the
+    /// breaker is for a target that is down, the limit for one serving less. A target that
+    /// answers nothing in the window, a limit at its floor that still meets overloads, and
+    /// failures the limit does not answer (connect failures, 5xx) open it as before.
+    pub fn set_absorbing(&mut self, absorbing: Option<u32>) {
+        self.absorbing = absorbing;
+    }
+
     /// Frees the slot of a probe whose caller went away without an outcome.
     pub fn release_probe(&mut self) {
         self.probes_out = self.probes_out.saturating_sub(1);
@@ -165,7 +184,7 @@ impl CircuitBreaker {
         }
         match (self.state, Verdict::of(class, retry_after)) {
             (BreakerState::Closed, verdict) => self.record_closed(verdict, now),
-            (BreakerState::Open { .. }, Verdict::Unhealthy(retry_after)) => {
+            (BreakerState::Open { .. }, Verdict::Unhealthy(retry_after, _)) => {
                 self.extend_open(deadline(now, retry_after));
                 None
             }
@@ -205,20 +224,27 @@ impl CircuitBreaker {
                 self.window.record(now, 1, 0);
                 None
             }
-            Verdict::Unhealthy(retry_after) => {
+            Verdict::Unhealthy(retry_after, shortage) => {
                 self.consecutive = self.consecutive.saturating_add(1);
                 self.window.record(now, 1, 1);
-                let reason = self.trip_reason(now)?;
+                let reason = self.trip_reason(shortage, now)?;
                 Some(self.open(reason, retry_after, now))
             }
         }
     }
 
-    fn trip_reason(&self, now: Instant) -> Option<TransitionReason> {
+    fn trip_reason(&self, shortage: bool, now: Instant) -> Option<TransitionReason> {
+        let (calls, failures) = self.window.totals(now);
+        if shortage
+            && self.absorbing.is_some_and(|limit| {
+                self.consecutive < limit.max(self.config.consecutive_failures.get())
+            })
+        {
+            return None;
+        }
         if self.consecutive >= self.config.consecutive_failures.get() {
             return Some(TransitionReason::ConsecutiveFailures);
         }
-        let (calls, failures) = self.window.totals(now);
         let judged = calls > 0 && calls >= u64::from(self.config.min_calls);
         // Dividing (rather than multiplying the ratio) keeps 3 of 10 equal to a ratio of 0.3.
         let tripped = judged && failures as f64 / calls as f64 >= self.config.failure_ratio;
@@ -237,7 +263,7 @@ impl CircuitBreaker {
                 let reason = TransitionReason::ProbesSucceeded;
                 Some(self.enter(BreakerState::Closed, now, reason))
             }
-            Verdict::Unhealthy(retry_after) => {
+            Verdict::Unhealthy(retry_after, _) => {
                 self.rounds = self.rounds.saturating_add(1);
                 Some(self.open(TransitionReason::ProbeFailed, retry_after, now))
             }
@@ -349,6 +375,51 @@ mod tests {
             )
         );
         b.open_until().expect("open") - now
+    }
+
+    #[test]
+    fn overloads_a_limit_above_its_floor_absorbs_open_only_after_a_whole_limit_of_them() {
+        let t0 = Instant::now();
+        let mut b = CircuitBreaker::new(exact(), 0);
+        b.set_absorbing(Some(12));
+        let mut calls = vec![OK; 20];
+        calls.extend([OVERLOADED; 5]);
+        assert_eq!(
+            feed(&mut b, &calls, t0),
+            None,
+            "a burst of five at a limit of 12"
+        );
+        let (index, t) = feed(&mut b, &[OVERLOADED; 10], t0).expect("opens");
+        assert_eq!(
+            (index, t.reason),
+            (6, TransitionReason::ConsecutiveFailures),
+            "at the twelfth in a row: every attempt of a whole limit failed"
+        );
+    }
+
+    #[test]
+    fn a_failure_ratio_a_limit_absorbs_does_not_open() {
+        let t0 = Instant::now();
+        let mut b = CircuitBreaker::new(exact(), 0);
+        b.set_absorbing(Some(3));
+        // Two in three fail, never three in a row: a brownout the limit is shrinking to.
+        let calls: Vec<_> = [OK, OVERLOADED, OVERLOADED].repeat(10);
+        assert_eq!(feed(&mut b, &calls, t0), None);
+        b.set_absorbing(None);
+        let (_, t) = feed(&mut b, &[OVERLOADED], t0).expect("at its floor, it opens");
+        assert_eq!(t.reason, TransitionReason::FailureRatio);
+    }
+
+    #[test]
+    fn failures_a_limit_does_not_answer_open_as_before_whatever_the_limit() {
+        let t0 = Instant::now();
+        let mut b = CircuitBreaker::new(exact(), 0);
+        b.set_absorbing(Some(40));
+        let (index, t) = feed(&mut b, &[Some(Class::Connect); 5], t0).expect("opens");
+        assert_eq!(
+            (index, t.reason),
+            (4, TransitionReason::ConsecutiveFailures)
+        );
     }
 
     #[test]

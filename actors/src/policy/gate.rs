@@ -115,18 +115,32 @@ impl Gate {
         self.next_start = now + self.config.min_interval;
     }
 
-    /// An attempt that ran with `in_flight` attempts (itself included) ended after `latency`,
-    /// failed with `class` or succeeded: what it says of the capacity feeds the adaptive limit.
-    pub fn adapt(&mut self, class: Option<Class>, in_flight: u32, latency: Duration) {
+    /// An attempt that ran with `in_flight` attempts (itself included), started at
+    /// `started`, ended at `now`, failed with `class` or succeeded: what it says of the
+    /// capacity feeds the adaptive limit.
+    pub fn adapt(&mut self, class: Option<Class>, in_flight: u32, started: Instant, now: Instant) {
         let Some(limit) = &mut self.limit else { return };
         let signal = match class {
             None => (self.config.limit)
                 .unwrap_or_default()
-                .success(in_flight, latency),
-            Some(Class::Overloaded | Class::Timeout) => CapacitySignal::Overload,
+                .success(in_flight, now.saturating_duration_since(started)),
+            Some(class) if absorbs(class) => CapacitySignal::Overload,
             Some(_) => CapacitySignal::Neutral,
         };
-        limit.record(signal);
+        match signal {
+            CapacitySignal::Overload => limit.overloaded(started, now),
+            signal => limit.record(signal),
+        }
+    }
+
+    /// Whether the adaptive limit can still take in a brownout: it adapts, and is above its
+    /// floor. While it can, the target's breaker leaves overloads to it (see
+    /// [`CircuitBreaker::set_absorbing`](super::CircuitBreaker::set_absorbing)).
+    pub fn absorbing(&self) -> Option<u32> {
+        self.limit
+            .as_ref()
+            .filter(|l| l.above_floor())
+            .map(AdaptiveLimit::limit)
     }
 
     /// Takes in the rate limits an answer announced at `now`, with `in_flight` attempts
@@ -162,6 +176,12 @@ impl Gate {
             limit.restart();
         }
     }
+}
+
+/// Whether a failure of `class` is one the adaptive limit answers (a 529, a timeout): a
+/// sign the target is short of capacity, not that it is down or that we erred.
+pub fn absorbs(class: Class) -> bool {
+    matches!(class, Class::Overloaded | Class::Timeout)
 }
 
 #[cfg(test)]
@@ -283,9 +303,9 @@ mod tests {
             now,
         );
         assert_eq!(gate.cap(), 4);
-        gate.adapt(Some(Class::Overloaded), 4, ms(10));
+        gate.adapt(Some(Class::Overloaded), 4, now, now + ms(10));
         assert_eq!(gate.cap(), 3, "4 x 0.8, rounded down");
-        gate.adapt(Some(Class::Invalid), 3, ms(10));
+        gate.adapt(Some(Class::Invalid), 3, now + ms(10), now + ms(20));
         assert_eq!(gate.cap(), 3, "an invalid request says nothing of capacity");
     }
 }

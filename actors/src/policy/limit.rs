@@ -12,6 +12,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 use super::PolicyError;
 
@@ -122,6 +123,9 @@ pub struct AdaptiveLimit {
     limit: f64,
     /// While below this, each success adds one (slow start); above it, one per window.
     threshold: f64,
+    /// When the limit was last cut: overloads of attempts started before then were in
+    /// flight when it was cut, and say nothing new.
+    cut_at: Option<Instant>,
 }
 
 impl AdaptiveLimit {
@@ -131,6 +135,7 @@ impl AdaptiveLimit {
             config,
             limit: 0.0,
             threshold: 0.0,
+            cut_at: None,
         };
         limit.restart_from(config.initial);
         limit
@@ -144,6 +149,24 @@ impl AdaptiveLimit {
     /// Whether the limit is still ramping up exponentially.
     pub fn in_slow_start(&self) -> bool {
         self.limit < self.threshold
+    }
+
+    /// Whether the limit is above its floor, so it can shrink further to what a browned-out
+    /// target still serves.
+    pub fn above_floor(&self) -> bool {
+        self.limit() > self.config.min.get()
+    }
+
+    /// An overload of an attempt that started at `started`, seen at `now`. The limit is cut
+    /// once per round trip, as TCP cuts its window once per loss event: the overloads of
+    /// attempts that were already in flight when it was last cut report the same excess, and
+    /// cutting for each would drop a burst of 529s to a fraction of what the target serves.
+    pub fn overloaded(&mut self, started: Instant, now: Instant) {
+        if self.cut_at.is_some_and(|cut| started < cut) {
+            return;
+        }
+        self.record(CapacitySignal::Overload);
+        self.cut_at = Some(now);
     }
 
     /// Back to slow start from `recovery`, when the target's breaker closes.
@@ -218,6 +241,31 @@ mod tests {
         limit.record(CapacitySignal::Overload);
         assert_eq!(limit.limit(), 5, "8 x 0.7 = 5.6");
         assert!(!limit.in_slow_start());
+    }
+
+    #[test]
+    fn a_burst_of_overloads_cuts_the_limit_once_per_round_trip() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut limit = AdaptiveLimit::new(config(1, 64, 20));
+        limit.overloaded(t0, t0 + ms(300));
+        assert_eq!(limit.limit(), 14, "20 x 0.7");
+        for i in 1..=5 {
+            // Started before the cut: the same excess, already answered.
+            limit.overloaded(t0 + ms(i), t0 + ms(300 + i));
+        }
+        assert_eq!(limit.limit(), 14);
+        limit.overloaded(t0 + ms(400), t0 + ms(700));
+        assert_eq!(
+            limit.limit(),
+            9,
+            "a new round trip's overload cuts again: 14 x 0.7"
+        );
+        assert!(limit.above_floor());
+        for i in 0..10 {
+            limit.overloaded(t0 + ms(1_000 * (i + 1)), t0 + ms(1_000 * (i + 1) + 1));
+        }
+        assert!(!limit.above_floor(), "at its floor of 1");
     }
 
     #[test]

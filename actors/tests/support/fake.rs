@@ -99,6 +99,16 @@ impl Fake {
         self
     }
 
+    /// Appends `steps` to `model`'s script while the engine runs.
+    pub fn push(&self, model: &str, steps: impl IntoIterator<Item = Step>) {
+        self.scripts
+            .lock()
+            .unwrap()
+            .entry(model.into())
+            .or_default()
+            .extend(steps);
+    }
+
     /// Replaces `model`'s default while the engine runs.
     pub fn set_default(&self, model: &str, step: Step) {
         self.defaults.lock().unwrap().insert(model.into(), step);
