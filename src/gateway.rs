@@ -18,11 +18,13 @@
 //!
 //! Callers authenticate with a key from `[gateway] keys` when `require-keys` is on, on every
 //! `/v1/` route; such a key never goes upstream. Upstream requests carry the gateway's own
-//! key, which replaces any a caller sent. [`serve`] runs the router with client timeouts and
-//! a graceful drain.
+//! key, which replaces any a caller sent. [`serve`] runs the router with client timeouts, a
+//! cap on open connections (529 `overloaded_error` past `max-connections`), Anthropic-shaped
+//! answers to heads hyper cannot parse (400, 414, 431), and a graceful drain.
 //!
 //! [`Runtime`]: crate::runtime::Runtime
 
+mod admit;
 mod auth;
 mod body;
 mod cut;
@@ -30,6 +32,7 @@ mod error;
 mod forward;
 mod messages;
 mod serve;
+mod shape;
 mod state;
 mod status;
 
@@ -42,8 +45,11 @@ use axum::routing::{any, get, post};
 use crate::api::ErrorType;
 use error::error;
 
-pub use crate::config::gateway::{BODY_LIMIT, ClientKey, GatewayConfig};
-pub use serve::{Drained, FAREWELL, serve};
+pub use crate::config::gateway::{
+    BODY_LIMIT, ClientKey, DEFAULT_MAX_CONNECTIONS, FD_RESERVE, GatewayConfig,
+};
+pub use serve::{Drained, FAREWELL, raise_fd_limit, serve};
+pub use shape::{HEAD_LIMIT, MAX_HEADERS, URI_LIMIT};
 pub use state::Gateway;
 
 impl Gateway {

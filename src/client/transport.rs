@@ -37,16 +37,30 @@ pub(super) fn transport(error: reqwest::Error) -> (Class, String) {
 /// [`Class::Connect`].
 const LOCAL_OS_ERRORS: [i32; 3] = [12, 23, 24];
 
-/// The first `io::Error` in `error`'s source chain that is a local resource fault, if any.
+/// Whether `io` is a local fault: one of [`LOCAL_OS_ERRORS`], or an address error that only
+/// this host can cause on a connect: `EADDRNOTAVAIL` (no local address or ephemeral port to
+/// connect from, as when the ephemeral ports run out: 99 on Linux, 49 on macOS) and
+/// `EADDRINUSE` (the local address and port taken: 98 and 48). These two are matched by
+/// their `ErrorKind`, which the standard library maps from each platform's own numbers.
+fn is_local(io: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    io.raw_os_error()
+        .is_some_and(|code| LOCAL_OS_ERRORS.contains(&code))
+        || matches!(
+            io.kind(),
+            ErrorKind::AddrNotAvailable | ErrorKind::AddrInUse
+        )
+}
+
+/// The first `io::Error` in `error`'s source chain that is a local resource fault (see
+/// [`is_local`]), if any.
 pub(super) fn local_cause<'a>(
     error: &'a (dyn std::error::Error + 'static),
 ) -> Option<&'a std::io::Error> {
     let mut next = Some(error);
     while let Some(cause) = next {
         if let Some(io) = cause.downcast_ref::<std::io::Error>()
-            && io
-                .raw_os_error()
-                .is_some_and(|code| LOCAL_OS_ERRORS.contains(&code))
+            && is_local(io)
         {
             return Some(io);
         }
@@ -84,5 +98,31 @@ mod tests {
         }
         let refused = Wrapped(std::io::Error::from_raw_os_error(111));
         assert!(local_cause(&refused).is_none());
+        let unreachable = Wrapped(std::io::Error::from(std::io::ErrorKind::HostUnreachable));
+        assert!(local_cause(&unreachable).is_none());
+    }
+
+    /// No local address or port to connect from (the ephemeral ports ran out) is this host's
+    /// fault, as the platform numbers it: `EADDRNOTAVAIL`, and `EADDRINUSE` on a connect.
+    #[test]
+    fn no_address_or_port_to_connect_from_is_a_local_fault() {
+        #[cfg(target_os = "linux")]
+        let codes = [99, 98];
+        #[cfg(target_os = "macos")]
+        let codes = [49, 48];
+        #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+        let codes: [i32; 0] = [];
+        for code in codes {
+            let error = Wrapped(std::io::Error::from_raw_os_error(code));
+            let cause = local_cause(&error).expect("a local fault");
+            assert_eq!(cause.raw_os_error(), Some(code));
+        }
+        for kind in [
+            std::io::ErrorKind::AddrNotAvailable,
+            std::io::ErrorKind::AddrInUse,
+        ] {
+            let error = Wrapped(std::io::Error::from(kind));
+            assert!(local_cause(&error).is_some(), "{kind:?}");
+        }
     }
 }

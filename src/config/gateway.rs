@@ -12,6 +12,19 @@ use crate::client::Secret;
 /// The largest request body the gateway accepts, as the API's 32 MB.
 pub const BODY_LIMIT: usize = 32 << 20;
 
+/// The default `max-connections`. HTTP/1.1 carries one request at a time per connection, so
+/// 1024 connections carry as many requests as the engine admits at once by default
+/// (`admission.max-outstanding`); and twice 1024 (each connection may hold an upstream one), plus
+/// [`FD_RESERVE`], fits in 4096 open files, the lowest hard limit of common systems (Linux's
+/// own default; systemd's is 524288, macOS's 10240 or more), to which `serve` raises its
+/// soft limit.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 1024;
+
+/// File descriptors kept for what is not a served connection: the connections being refused
+/// (64 at most), the listener, the store's database, logs, the standard streams, DNS and TLS
+/// files.
+pub const FD_RESERVE: u64 = 128;
+
 /// The gateway's settings, the `[gateway]` table of `breakwater.toml`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -34,6 +47,13 @@ pub struct GatewayConfig {
     /// gateway spawn without bound; once served, a model stays served while the gateway
     /// runs. Default: 16.
     pub max_unlisted: u32,
+    /// The most client connections open at once. Past it, a new connection is answered 529
+    /// `overloaded_error` with `retry-after` and closed, rather than taken into unbounded
+    /// work (counted in `breakwater_gateway_connections_refused_total`). Each connection
+    /// holds a file descriptor, and may hold an upstream connection too: `serve` warns when
+    /// twice this, plus [`FD_RESERVE`], does not fit in the process's open-file limit.
+    /// Default: 1024 (see [`DEFAULT_MAX_CONNECTIONS`]).
+    pub max_connections: u32,
     /// Longest a client may take to send a request's head (line and headers). Default: 30s.
     #[serde(with = "humantime_serde")]
     pub header_timeout: Duration,
@@ -80,6 +100,7 @@ impl Default for GatewayConfig {
             keys: Vec::new(),
             serve_unlisted: true,
             max_unlisted: 16,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
@@ -130,7 +151,28 @@ impl GatewayConfig {
         if self.forward_body_limit.as_u64() == 0 {
             return Some(("forward-body-limit", "must be greater than zero".into()));
         }
+        if self.max_connections == 0 {
+            return Some(("max-connections", "must be greater than zero".into()));
+        }
         None
+    }
+
+    /// Why `max-connections` may not fit in `fd_limit` open files (the soft `RLIMIT_NOFILE`),
+    /// if it may not: each client connection takes a descriptor and may hold an upstream
+    /// connection too, and [`FD_RESERVE`] are kept for the rest. Past the limit, accepting
+    /// or connecting fails with `EMFILE` (the gateway pauses its accepts; a request's
+    /// upstream connect fails as a local fault, 503).
+    pub fn fd_problem(&self, fd_limit: u64) -> Option<String> {
+        let needed = 2 * u64::from(self.max_connections) + FD_RESERVE;
+        (needed > fd_limit).then(|| {
+            format!(
+                "{} connections may need {needed} open files (one per client connection, one \
+                 per upstream connection, {FD_RESERVE} for the rest), more than the open-file \
+                 limit of {fd_limit}: raise the limit (ulimit -n, LimitNOFILE=) or lower \
+                 gateway.max-connections",
+                self.max_connections
+            )
+        })
     }
 
     /// Whether `presented` is one of the configured keys, compared in constant time.
@@ -207,5 +249,27 @@ mod tests {
         };
         assert_eq!(config.problem().unwrap().0, "keys");
         assert!(GatewayConfig::default().problem().is_none());
+    }
+
+    #[test]
+    fn zero_max_connections_is_refused() {
+        let config = GatewayConfig {
+            max_connections: 0,
+            ..GatewayConfig::default()
+        };
+        assert_eq!(config.problem().unwrap().0, "max-connections");
+    }
+
+    #[test]
+    fn max_connections_that_cannot_fit_in_the_fd_limit_are_warned_about() {
+        let config = GatewayConfig::default();
+        assert_eq!(config.fd_problem(4096), None, "the default fits in 4096");
+        assert_eq!(config.fd_problem(2 * 1024 + FD_RESERVE), None);
+        let problem = config
+            .fd_problem(1024)
+            .expect("1024 connections need more than 1024");
+        assert!(problem.contains("1024 connections"), "{problem}");
+        assert!(problem.contains("2176 open files"), "{problem}");
+        assert!(problem.contains("limit of 1024"), "{problem}");
     }
 }

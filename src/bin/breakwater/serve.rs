@@ -22,11 +22,20 @@ pub(crate) struct Args {
     /// gateway.grace, 30s).
     #[arg(long, value_parser = humantime::parse_duration)]
     grace: Option<Duration>,
+    /// The most client connections open at once; past it a new one gets 529 and is closed
+    /// (default: the config's gateway.max-connections, 1024).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: Option<u32>,
     #[command(flatten)]
     connection: Connection,
 }
 
 pub(crate) async fn run(args: Args) -> ExitCode {
+    // Before anything opens a file: a descriptor per connection needs room.
+    match gateway::raise_fd_limit() {
+        Ok((before, now)) => tracing::info!(before, now, "open-file limit (RLIMIT_NOFILE)"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit; keeping it"),
+    }
     let metrics = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
         Ok(handle) => Some(handle),
         Err(error) => {
@@ -49,6 +58,9 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     if let Some(grace) = args.grace {
         config.grace = grace;
     }
+    if let Some(max) = args.max_connections {
+        config.max_connections = max;
+    }
     if let Some(handle) = metrics {
         let upkeep = handle.clone();
         tokio::spawn(async move {
@@ -66,12 +78,22 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         .iter()
         .map(ToString::to_string)
         .collect();
-    println!("breakwater gateway listening on http://{address}");
-    println!("default chain: {}", chain.join(" -> "));
+    // One write: a reader that takes the first line and closes the pipe cannot make a later
+    // line fail (a failed print panics).
+    let mut banner = format!(
+        "breakwater gateway listening on http://{address}\ndefault chain: {}\nat most {} \
+         client connections\n",
+        chain.join(" -> "),
+        config.max_connections
+    );
     if config.require_keys {
-        println!("clients must present one of the configured gateway.keys");
+        banner.push_str("clients must present one of the configured gateway.keys\n");
     }
-    println!("try: ANTHROPIC_BASE_URL=http://{address} with any Anthropic SDK");
+    banner.push_str("try: ANTHROPIC_BASE_URL=http://");
+    banner.push_str(&address.to_string());
+    banner.push_str(" with any Anthropic SDK\n");
+    print!("{banner}");
+    let _ = std::io::Write::flush(&mut std::io::stdout());
     let drained = gateway::serve(listener, gateway.router(), &config, stop_signal()).await;
     let left = runtime.shutdown(Duration::from_secs(1)).await;
     match drained {
