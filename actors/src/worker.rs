@@ -29,7 +29,7 @@ use crate::directory::Directory;
 use crate::dispatcher::Signal;
 use crate::job::{Delivery, Job};
 use crate::policy::route::{self, Spill};
-use crate::policy::{Cost, Gate, Start};
+use crate::policy::{Gate, Start};
 use crate::upstream::{Failure, Outcome, Target, Upstream};
 use attempt::{Run, Task};
 
@@ -83,8 +83,6 @@ pub(crate) struct WorkerState<U: Upstream> {
     wake_at: Option<Instant>,
     /// The cap, the pacing, a 429 pause and the rate-limit account.
     gate: Gate,
-    /// What the running attempts are expected to spend of the rate limits.
-    in_flight_cost: Cost,
 }
 
 impl<U: Upstream> Actor for WorkerActor<U> {
@@ -106,7 +104,6 @@ impl<U: Upstream> Actor for WorkerActor<U> {
             running: HashMap::new(),
             deadlines: BTreeSet::new(),
             wake_at: None,
-            in_flight_cost: Cost::default(),
         };
         state.publish_load(now);
         Ok(state)
@@ -222,7 +219,6 @@ impl<U: Upstream> WorkerState<U> {
         };
         let cost = job.cost.unwrap_or_default();
         self.gate.started(cost, now);
-        self.in_flight_cost = self.in_flight_cost.plus(cost);
         self.args.ledger.insert(job);
         self.in_flight += 1;
         let myself = myself.clone();
@@ -260,15 +256,11 @@ impl<U: Upstream> WorkerState<U> {
         let Some(mut job) = self.args.ledger.remove(id) else {
             return;
         };
-        let cost = job.cost.unwrap_or_default();
-        self.in_flight_cost = self.in_flight_cost.minus(cost);
         let limits = match &outcome {
             Ok(reply) => &reply.limits,
             Err(failure) => failure.limits(),
         };
-        let in_flight = u64::from(self.in_flight);
-        self.gate
-            .observe(limits, now, in_flight, self.in_flight_cost);
+        self.gate.observe(limits, started, now);
         let failure = outcome.as_ref().err();
         let accepted = !failure.is_some_and(|f| f.class().is_rejection());
         self.args

@@ -6,6 +6,7 @@
 //! before the quota refills only earn more 429s. The pause lasts what the upstream asked
 //! (`retry-after`), else until its request window resets, else a configured default.
 
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -46,9 +47,15 @@ pub struct Gate {
     config: GateConfig,
     limit: Option<AdaptiveLimit>,
     bucket: RateBucket,
+    /// Recent starts and their costs, oldest first: an answer's announcement did not count
+    /// the attempts started after its own.
+    starts: VecDeque<(Instant, Cost)>,
     next_start: Instant,
     paused_until: Option<Instant>,
 }
+
+/// How long, and how many, starts are remembered: longer than any attempt runs.
+const STARTS_KEPT: (Duration, usize) = (Duration::from_secs(900), 65_536);
 
 impl Gate {
     /// An open gate at `now`.
@@ -66,6 +73,7 @@ impl Gate {
             config,
             limit,
             bucket: RateBucket::new(),
+            starts: VecDeque::new(),
             next_start: now,
             paused_until: None,
         }
@@ -113,6 +121,16 @@ impl Gate {
     pub fn started(&mut self, cost: Cost, now: Instant) {
         self.bucket.spend(cost, now);
         self.next_start = now + self.config.min_interval;
+        let (age, count) = STARTS_KEPT;
+        while self.starts.len() >= count
+            || self
+                .starts
+                .front()
+                .is_some_and(|(at, _)| now.saturating_duration_since(*at) > age)
+        {
+            self.starts.pop_front();
+        }
+        self.starts.push_back((now, cost));
     }
 
     /// An attempt that ran with `in_flight` attempts (itself included), started at
@@ -143,12 +161,16 @@ impl Gate {
             .map(AdaptiveLimit::limit)
     }
 
-    /// Takes in the rate limits an answer announced at `now`, with `in_flight` attempts
-    /// started before it, expected to spend `in_flight_cost`.
-    pub fn observe(&mut self, limits: &RateLimits, now: Instant, in_flight: u64, cost: Cost) {
-        if !limits.is_empty() {
-            self.bucket.observe(limits, now, in_flight, cost);
+    /// Takes in the rate limits announced at `now` in the answer to an attempt that started
+    /// at `started`: the upstream counted its windows when that attempt arrived, so the
+    /// attempts started after it are spent from the announcement.
+    pub fn observe(&mut self, limits: &RateLimits, started: Instant, now: Instant) {
+        if limits.is_empty() {
+            return;
         }
+        let after = self.starts.partition_point(|(at, _)| *at <= started);
+        let since: Vec<(Instant, Cost)> = self.starts.range(after..).copied().collect();
+        self.bucket.observe(limits, started, now, &since);
     }
 
     /// Pauses the gate after `failure`, if it is a 429 (see the module docs), and says for
@@ -162,7 +184,7 @@ impl Gate {
             .or(failure.limits().requests.reset_in)
             .unwrap_or(self.config.rate_limit_pause);
         let until = now + wait;
-        self.bucket.exhaust(until);
+        self.bucket.exhaust(now, until);
         self.paused_until = Some(
             self.paused_until
                 .map_or(until, |current| current.max(until)),

@@ -5,10 +5,13 @@
 //! keeps that account can hold a request back until the window refills instead of sending it
 //! only to meet a 429, which costs a round trip and, at scale, feeds the overload.
 //!
-//! The [`RateBucket`] keeps, per window, what is left and when it refills, as last announced;
-//! every start spends from it, and every response replaces it with the fresher announcement,
-//! less what is still in flight (the upstream has not counted those yet). A window that was
-//! never announced never holds anything back.
+//! The [`RateBucket`] keeps each window as the API does, a token bucket: it holds up to its
+//! announced limit and refills continuously, at the rate that makes it full at the announced
+//! reset (a bucket announced full keeps the rate learned before, else a per-minute limit's).
+//! Every start spends from it. Every response replaces it with the fresher announcement, as
+//! of when the answered attempt reached the upstream (which counts a request when it
+//! arrives), with the starts since replayed on it: what the upstream had not counted yet,
+//! and no more. A window that was never announced never holds anything back.
 
 use std::time::Duration;
 
@@ -54,37 +57,125 @@ impl Cost {
     }
 }
 
-/// One window's account.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A per-minute limit's refill rate per second, for a window announced full (whose rate its
+/// announcement cannot tell): the API's rate limits are per minute.
+const PER_MINUTE: f64 = 60.0;
+
+/// One window's account: a token bucket, as the API keeps it. It holds up to its announced
+/// limit and refills continuously, at the rate that makes it full at the announced reset
+/// (`(limit - remaining) / reset`). A window announced without its limit keeps the older,
+/// simpler reading: what is left now, all of it again at the reset.
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct Account {
-    remaining: u64,
-    refills_at: Instant,
+    /// What is left as of `as_of`; below zero when more was spent than was left.
+    level: f64,
+    /// Until then the level stays as it is (after a 429: nothing refills before its wait).
+    as_of: Instant,
+    /// The most it holds, if announced.
+    capacity: Option<f64>,
+    /// How much it refills per second (0 without a `capacity`).
+    rate: f64,
+    /// When it is full again, as announced.
+    full_at: Instant,
 }
 
 impl Account {
-    fn from(window: &Window, now: Instant, spent_since: u64) -> Option<Self> {
-        let remaining = window.remaining?;
-        let refills_at = now + window.reset_in.unwrap_or(Duration::ZERO);
-        Some(Self {
-            remaining: remaining.saturating_sub(spent_since),
-            refills_at,
-        })
+    /// The account a response announced at `now` for an attempt that reached the upstream at
+    /// `anchor` (it counted the window then), replaying `since`: the attempts started after
+    /// it, which the upstream had not counted yet, each with what it spends, in order.
+    /// `previous` is the account this one replaces: a window announced full cannot tell its
+    /// refill rate, so the rate learned before stands (else a per-minute limit's).
+    fn from(
+        window: &Window,
+        previous: Option<&Self>,
+        anchor: Instant,
+        now: Instant,
+        since: impl Iterator<Item = (Instant, u64)>,
+    ) -> Option<Self> {
+        let remaining = window.remaining? as f64;
+        let reset = window.reset_in.unwrap_or(Duration::ZERO);
+        let capacity = window.limit.map(|limit| limit as f64);
+        let known = previous.filter(|p| p.capacity.is_some()).map(|p| p.rate);
+        let rate = match capacity {
+            Some(capacity) if capacity > remaining && !reset.is_zero() => {
+                (capacity - remaining) / reset.as_secs_f64()
+            }
+            Some(capacity) => known.unwrap_or(capacity / PER_MINUTE),
+            None => 0.0,
+        };
+        let mut account = Self {
+            level: remaining,
+            as_of: anchor.min(now),
+            capacity,
+            rate,
+            full_at: now + reset,
+        };
+        for (at, amount) in since {
+            account.spend(amount, at.min(now));
+        }
+        account.level = account.level_at(now);
+        account.as_of = account.as_of.max(now);
+        Some(account)
     }
 
-    /// When `amount` may be spent: now, or when the window refills.
+    /// What is left at `at`.
+    fn level_at(&self, at: Instant) -> f64 {
+        match self.capacity {
+            None if at >= self.full_at => f64::INFINITY,
+            None => self.level,
+            Some(_) if at <= self.as_of => self.level,
+            Some(capacity) => {
+                let refilled = self.rate * (at - self.as_of).as_secs_f64();
+                (self.level + refilled).min(capacity)
+            }
+        }
+    }
+
+    /// When `amount` may be spent: `None` for now. A request larger than the whole window
+    /// waits only until the window is full: the upstream judges it then.
     fn ready_at(&self, amount: u64, now: Instant) -> Option<Instant> {
-        (now < self.refills_at && amount > self.remaining).then_some(self.refills_at)
+        let need = self
+            .capacity
+            .map_or(amount as f64, |capacity| (amount as f64).min(capacity));
+        let level = self.level_at(now);
+        if level >= need {
+            return None;
+        }
+        let from = now.max(self.as_of);
+        if self.rate <= 0.0 {
+            return Some(self.full_at.max(from));
+        }
+        let wait = (need - self.level_at(from)) / self.rate;
+        Some(from + Duration::try_from_secs_f64(wait).unwrap_or(Duration::MAX / 4))
     }
 
     fn spend(&mut self, amount: u64, now: Instant) {
-        if now < self.refills_at {
-            self.remaining = self.remaining.saturating_sub(amount);
+        let at = now.max(self.as_of);
+        if self.level_at(at).is_infinite() {
+            return;
         }
+        self.level = self.level_at(at) - amount as f64;
+        self.as_of = at;
+    }
+
+    /// A 429: nothing is left until `until`, then the account refills at its rate.
+    fn exhaust(&mut self, now: Instant, until: Instant) {
+        let level = self.level_at(now);
+        self.level = if level.is_finite() {
+            level.min(0.0)
+        } else {
+            0.0
+        };
+        self.as_of = until.max(self.as_of);
+        self.full_at = self.full_at.max(until);
     }
 }
 
+/// What an attempt spends of one window, from its cost.
+type Amount = fn(&Cost) -> u64;
+
 /// A target's rate-limit account, kept current from its responses; see the module docs.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct RateBucket {
     requests: Option<Account>,
     tokens: Option<Account>,
@@ -98,39 +189,44 @@ impl RateBucket {
         Self::default()
     }
 
-    /// Takes in the limits a response announced at `now`. `in_flight` attempts started
-    /// before it are not counted in it yet, and `in_flight_cost` is what they are expected
-    /// to spend.
+    /// Takes in the limits announced at `now` in the answer to an attempt started at
+    /// `anchor`; `since` are the attempts started after it (when, and what each is expected
+    /// to spend), in order: the upstream had not counted them.
     pub fn observe(
         &mut self,
         limits: &RateLimits,
+        anchor: Instant,
         now: Instant,
-        in_flight: u64,
-        in_flight_cost: Cost,
+        since: &[(Instant, Cost)],
     ) {
-        let in_flight_tokens = in_flight_cost.input_tokens;
-        if let Some(account) = Account::from(&limits.requests, now, in_flight) {
-            self.requests = Some(account);
-        }
-        if let Some(account) = Account::from(&limits.tokens, now, in_flight_tokens) {
-            self.tokens = Some(account);
-        }
-        if let Some(account) = Account::from(&limits.input_tokens, now, in_flight_tokens) {
-            self.input_tokens = Some(account);
-        }
-        let output = in_flight_cost.output_tokens;
-        if let Some(account) = Account::from(&limits.output_tokens, now, output) {
-            self.output_tokens = Some(account);
+        let windows: [(&mut Option<Account>, &Window, Amount); 4] = [
+            (&mut self.requests, &limits.requests, |_| 1),
+            (&mut self.tokens, &limits.tokens, |c| c.input_tokens),
+            (&mut self.input_tokens, &limits.input_tokens, |c| {
+                c.input_tokens
+            }),
+            (&mut self.output_tokens, &limits.output_tokens, |c| {
+                c.output_tokens
+            }),
+        ];
+        for (account, window, amount) in windows {
+            let starts = since.iter().map(|(at, cost)| (*at, amount(cost)));
+            if let Some(fresh) = Account::from(window, account.as_ref(), anchor, now, starts) {
+                *account = Some(fresh);
+            }
         }
     }
 
     /// Empties the request window until `until`: what a 429 says.
-    pub fn exhaust(&mut self, until: Instant) {
-        let refills_at = self.requests.map_or(until, |a| a.refills_at.max(until));
-        self.requests = Some(Account {
-            remaining: 0,
-            refills_at,
+    pub fn exhaust(&mut self, now: Instant, until: Instant) {
+        let account = self.requests.get_or_insert(Account {
+            level: 0.0,
+            as_of: until,
+            capacity: None,
+            rate: 0.0,
+            full_at: until,
         });
+        account.exhaust(now, until);
     }
 
     /// When an attempt costing `cost` may start: `None` for now, else the instant the
@@ -171,19 +267,27 @@ impl RateBucket {
 mod tests {
     use super::*;
 
-    fn window(remaining: u64, reset_ms: u64) -> Window {
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn window(limit: u64, remaining: u64, reset_ms: u64) -> Window {
         Window {
-            limit: Some(50),
+            limit: Some(limit),
             remaining: Some(remaining),
-            reset_in: Some(Duration::from_millis(reset_ms)),
+            reset_in: Some(ms(reset_ms)),
         }
     }
 
-    fn requests(remaining: u64, reset_ms: u64) -> RateLimits {
+    fn requests(limit: u64, remaining: u64, reset_ms: u64) -> RateLimits {
         RateLimits {
-            requests: window(remaining, reset_ms),
+            requests: window(limit, remaining, reset_ms),
             ..RateLimits::default()
         }
+    }
+
+    fn nothing() -> &'static [(Instant, Cost)] {
+        &[]
     }
 
     #[tokio::test(start_paused = true)]
@@ -193,35 +297,94 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_last_request_of_a_window_waits_for_its_reset() {
+    async fn an_empty_window_refills_continuously_at_the_rate_that_fills_it_by_its_reset() {
         let now = Instant::now();
         let mut bucket = RateBucket::new();
-        bucket.observe(&requests(2, 800), now, 0, Cost::default());
+        // 60 a minute, 2 left, full in 58 s: one a second.
+        bucket.observe(&requests(60, 2, 58_000), now, now, nothing());
         let cost = Cost::default();
-        assert_eq!(bucket.ready_at(cost, now), None);
         bucket.spend(cost, now);
-        assert_eq!(bucket.ready_at(cost, now), None);
         bucket.spend(cost, now);
         assert_eq!(
             bucket.ready_at(cost, now),
-            Some(now + Duration::from_millis(800))
+            Some(now + ms(1_000)),
+            "one refilled"
         );
-        // Once the window has refilled, the stale account holds nothing back.
+        assert_eq!(bucket.ready_at(cost, now + ms(1_000)), None);
+        bucket.spend(cost, now + ms(1_000));
         assert_eq!(
-            bucket.ready_at(cost, now + Duration::from_millis(800)),
-            None
+            bucket.ready_at(cost, now + ms(1_000)),
+            Some(now + ms(2_000)),
+            "the next one a second later, not at the reset 58 s away"
         );
     }
 
     #[tokio::test(start_paused = true)]
-    async fn attempts_in_flight_are_counted_against_an_announcement() {
+    async fn a_full_window_refills_at_its_limit_per_minute() {
         let now = Instant::now();
         let mut bucket = RateBucket::new();
-        bucket.observe(&requests(3, 1_000), now, 3, Cost::default());
+        bucket.observe(&requests(120, 120, 0), now, now, nothing());
+        for _ in 0..120 {
+            bucket.spend(Cost::default(), now);
+        }
+        assert_eq!(bucket.ready_at(Cost::default(), now), Some(now + ms(500)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_attempts_started_after_the_answered_one_are_spent_from_its_announcement() {
+        let t0 = Instant::now();
+        let mut bucket = RateBucket::new();
+        // The answered attempt arrived at t0, with 3 left of 60 a minute (one a second);
+        // 3 attempts started in the 1.5 s before its answer, while 1.5 refilled.
+        let since = [
+            (t0 + ms(100), Cost::default()),
+            (t0 + ms(200), Cost::default()),
+            (t0 + ms(300), Cost::default()),
+        ];
+        bucket.observe(&requests(60, 3, 57_000), t0, t0 + ms(1_500), &since);
         assert_eq!(
-            bucket.ready_at(Cost::default(), now),
-            Some(now + Duration::from_secs(1))
+            bucket.ready_at(Cost::default(), t0 + ms(1_500)),
+            None,
+            "1.5 left"
         );
+        bucket.spend(Cost::default(), t0 + ms(1_500));
+        assert_eq!(
+            bucket.ready_at(Cost::default(), t0 + ms(1_500)),
+            Some(t0 + ms(2_000)),
+            "0.5 left: the next one waits for the other half"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refills_during_the_replay_never_exceed_the_capacity() {
+        let t0 = Instant::now();
+        let mut bucket = RateBucket::new();
+        // At most 10, 5 left at t0, full in 500 ms: 10 a second. Ten start at once at
+        // t0 + 2 s, when it held 10, not the 25 two seconds of refill would add up to.
+        let since = [(t0 + ms(2_000), Cost::default()); 10];
+        bucket.observe(&requests(10, 5, 500), t0, t0 + ms(2_000), &since);
+        assert_eq!(
+            bucket.ready_at(Cost::default(), t0 + ms(2_000)),
+            Some(t0 + ms(2_100))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_window_announced_without_its_limit_refills_all_at_once_at_its_reset() {
+        let now = Instant::now();
+        let mut bucket = RateBucket::new();
+        let limits = RateLimits {
+            requests: Window {
+                limit: None,
+                remaining: Some(1),
+                reset_in: Some(ms(800)),
+            },
+            ..RateLimits::default()
+        };
+        bucket.observe(&limits, now, now, nothing());
+        bucket.spend(Cost::default(), now);
+        assert_eq!(bucket.ready_at(Cost::default(), now), Some(now + ms(800)));
+        assert_eq!(bucket.ready_at(Cost::default(), now + ms(800)), None);
     }
 
     #[tokio::test(start_paused = true)]
@@ -229,51 +392,78 @@ mod tests {
         let now = Instant::now();
         let mut bucket = RateBucket::new();
         let limits = RateLimits {
-            requests: window(40, 1_000),
-            input_tokens: window(1_500, 3_000),
+            requests: window(1_000, 400, 1_000),
+            // 6,000 a minute: 100 a second.
+            input_tokens: window(6_000, 1_500, 45_000),
             ..RateLimits::default()
         };
-        bucket.observe(&limits, now, 0, Cost::default());
+        bucket.observe(&limits, now, now, nothing());
         assert_eq!(bucket.ready_at(Cost::new(1_000, 0), now), None);
         bucket.spend(Cost::new(1_000, 0), now);
         assert_eq!(
             bucket.ready_at(Cost::new(1_000, 0), now),
-            Some(now + Duration::from_secs(3))
+            Some(now + ms(5_000)),
+            "500 left: 500 more at 100 a second"
         );
-        // A small request still fits in what is left.
-        assert_eq!(bucket.ready_at(Cost::new(400, 0), now), None);
+        assert_eq!(
+            bucket.ready_at(Cost::new(400, 0), now),
+            None,
+            "a small one fits"
+        );
     }
 
     #[tokio::test(start_paused = true)]
-    async fn max_tokens_wait_for_the_output_window_less_what_is_in_flight() {
+    async fn a_request_larger_than_the_whole_window_waits_only_until_it_is_full() {
         let now = Instant::now();
         let mut bucket = RateBucket::new();
         let limits = RateLimits {
-            output_tokens: window(8_000, 2_000),
+            input_tokens: window(6_000, 5_000, 10_000),
             ..RateLimits::default()
         };
-        // 4,096 output tokens are reserved by an attempt the announcement has not counted.
-        bucket.observe(&limits, now, 1, Cost::new(0, 4_096));
+        bucket.observe(&limits, now, now, nothing());
         assert_eq!(
-            bucket.ready_at(Cost::new(0, 4_096), now),
-            Some(now + Duration::from_secs(2))
+            bucket.ready_at(Cost::new(50_000, 0), now),
+            Some(now + ms(10_000))
         );
-        assert_eq!(bucket.ready_at(Cost::new(0, 3_904), now), None);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_429_empties_the_request_window_until_its_retry_after() {
+    async fn max_tokens_wait_for_the_output_window_less_what_started_since() {
         let now = Instant::now();
         let mut bucket = RateBucket::new();
-        bucket.observe(&requests(30, 500), now, 0, Cost::default());
-        bucket.exhaust(now + Duration::from_secs(2));
+        let limits = RateLimits {
+            output_tokens: window(60_000, 8_000, 52_000),
+            ..RateLimits::default()
+        };
+        // 4,096 output tokens are reserved by an attempt the announcement has not counted.
+        bucket.observe(&limits, now, now, &[(now, Cost::new(0, 4_096))]);
+        assert_eq!(bucket.ready_at(Cost::new(0, 3_904), now), None);
+        assert!(bucket.ready_at(Cost::new(0, 4_096), now).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_empties_the_request_window_until_its_retry_after_then_it_refills() {
+        let now = Instant::now();
+        let mut bucket = RateBucket::new();
+        bucket.observe(&requests(60, 30, 30_000), now, now, nothing());
+        bucket.exhaust(now, now + ms(2_000));
         assert_eq!(
             bucket.ready_at(Cost::default(), now),
-            Some(now + Duration::from_secs(2))
+            Some(now + ms(3_000)),
+            "nothing until the retry-after, then one a second"
         );
-        // A later response with room in a new window lifts it.
-        let later = now + Duration::from_secs(2);
-        bucket.observe(&requests(49, 1_000), later, 0, Cost::default());
+        // A later response with room lifts it.
+        let later = now + ms(2_000);
+        bucket.observe(&requests(60, 49, 11_000), later, later, nothing());
         assert_eq!(bucket.ready_at(Cost::default(), later), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_with_no_account_holds_back_until_its_retry_after() {
+        let now = Instant::now();
+        let mut bucket = RateBucket::new();
+        bucket.exhaust(now, now + ms(2_000));
+        assert_eq!(bucket.ready_at(Cost::default(), now), Some(now + ms(2_000)));
+        assert_eq!(bucket.ready_at(Cost::default(), now + ms(2_000)), None);
     }
 }

@@ -18,7 +18,6 @@ impl<U: Upstream> WorkerState<U> {
             if self.running.remove(&job.id).is_some() {
                 // The removed task aborts as it drops.
                 self.in_flight = self.in_flight.saturating_sub(1);
-                self.in_flight_cost = self.in_flight_cost.minus(job.cost.unwrap_or_default());
                 tracing::debug!(target = %self.args.target, job = job.id, "caller left: attempt cancelled");
             } else {
                 self.queue.retain(|&id| id != job.id);
