@@ -38,8 +38,12 @@ pub struct TargetLimits {
     #[serde(with = "humantime_serde")]
     pub rate_limit_pause: Duration,
     /// Adapt the limit to what the target can still serve (AIMD with slow start, never above
-    /// `concurrency`) instead of holding it at `concurrency`. Default: false.
+    /// `concurrency`) instead of holding it at `concurrency`. Default: true.
     pub adaptive: bool,
+    /// Learn a request rate from 429s that announce no rate limits (as Amazon Bedrock and
+    /// Google Vertex AI send them), and space starts at it: AIMD on the rate, see
+    /// [`RateLearner`](crate::policy::RateLearner). Default: true.
+    pub learn_rate: bool,
     /// The adaptive limit's settings, used when `adaptive` is on. Default: see [`LimitConfig`].
     pub limit: LimitConfig,
 }
@@ -53,6 +57,7 @@ impl Default for TargetLimits {
             stall_timeout: Duration::from_secs(30),
             rate_limit_pause: Duration::from_secs(1),
             adaptive: true,
+            learn_rate: true,
             limit: LimitConfig::default(),
         }
     }
@@ -66,6 +71,7 @@ impl TargetLimits {
             min_interval: self.min_interval,
             rate_limit_pause: self.rate_limit_pause,
             limit: self.adaptive.then_some(self.limit),
+            learn_rate: self.learn_rate,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod breaker;
 pub mod budget;
 pub mod decision;
 pub mod gate;
+pub mod learn;
 pub mod limit;
 pub mod pacing;
 pub mod parking;
@@ -22,6 +23,7 @@ pub use breaker::{
 pub use budget::{BudgetConfig, RetryBudget};
 pub use decision::{Attempts, Decision, GiveUp, RetryPolicy};
 pub use gate::{Gate, GateConfig, Start};
+pub use learn::RateLearner;
 pub use limit::{AdaptiveLimit, CapacitySignal, LimitConfig};
 pub use pacing::{Cost, RateBucket};
 pub use parking::{Parked, ParkingLot};

@@ -277,7 +277,7 @@ impl<U: Upstream> WorkerState<U> {
         match outcome {
             Ok(reply) => job.succeed(reply),
             Err(failure) => {
-                if let Some(wait) = self.gate.pause(&failure, now) {
+                if let Some(wait) = self.gate.pause(&failure, started, now) {
                     tracing::info!(target = %self.args.target, ?wait, "paused after a 429");
                 }
                 self.hand_back(job, failure);

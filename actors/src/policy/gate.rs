@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::learn::{MEASURED_OVER, RateLearner};
 use super::limit::{AdaptiveLimit, CapacitySignal, LimitConfig};
+
 use super::pacing::{Cost, RateBucket};
 use crate::upstream::{Class, Failure, RateLimits};
 
@@ -28,6 +30,9 @@ pub struct GateConfig {
     /// The adaptive limit's settings, if the limit adapts; its bounds are taken under
     /// `concurrency`.
     pub limit: Option<LimitConfig>,
+    /// Whether to learn a request rate from 429s that come without rate-limit headers
+    /// (see [`RateLearner`]).
+    pub learn_rate: bool,
 }
 
 /// Whether the next attempt may start.
@@ -47,6 +52,8 @@ pub struct Gate {
     config: GateConfig,
     limit: Option<AdaptiveLimit>,
     bucket: RateBucket,
+    /// The rate learned from header-less 429s, if learning is on.
+    learner: Option<RateLearner>,
     /// Recent starts and their costs, oldest first: an answer's announcement did not count
     /// the attempts started after its own.
     starts: VecDeque<(Instant, Cost)>,
@@ -73,6 +80,7 @@ impl Gate {
             config,
             limit,
             bucket: RateBucket::new(),
+            learner: config.learn_rate.then(RateLearner::new),
             starts: VecDeque::new(),
             next_start: now,
             paused_until: None,
@@ -90,9 +98,23 @@ impl Gate {
     /// When pacing, a 429 pause or the rate-limit account let a start costing `cost` happen.
     pub fn held_until(&self, cost: Cost, now: Instant) -> Instant {
         let paced = self.bucket.ready_at(cost, now).unwrap_or(now);
+        let learned = self.learner.as_ref().and_then(|l| l.ready_at(now));
         self.next_start
             .max(self.paused_until.unwrap_or(now))
             .max(paced)
+            .max(learned.unwrap_or(now))
+    }
+
+    /// How many attempts started in the [`MEASURED_OVER`] before `now`, and over what span:
+    /// from the first of them.
+    fn recent_starts(&self, now: Instant) -> (usize, Duration) {
+        let since = now.checked_sub(MEASURED_OVER).unwrap_or(now);
+        let first = self.starts.partition_point(|(at, _)| *at <= since);
+        let span = self
+            .starts
+            .get(first)
+            .map_or(Duration::ZERO, |(at, _)| now.saturating_duration_since(*at));
+        (self.starts.len() - first, span)
     }
 
     /// Whether the gate holds starts back now, whatever their cost.
@@ -131,6 +153,10 @@ impl Gate {
             self.starts.pop_front();
         }
         self.starts.push_back((now, cost));
+        let (recent, _) = self.recent_starts(now);
+        if let Some(learner) = &mut self.learner {
+            learner.started(recent, now);
+        }
     }
 
     /// An attempt that ran with `in_flight` attempts (itself included), started at
@@ -173,11 +199,18 @@ impl Gate {
         self.bucket.observe(limits, started, now, &since);
     }
 
-    /// Pauses the gate after `failure`, if it is a 429 (see the module docs), and says for
-    /// how long.
-    pub fn pause(&mut self, failure: &Failure, now: Instant) -> Option<Duration> {
+    /// Pauses the gate after `failure` of an attempt started at `started`, if it is a 429
+    /// (see the module docs), and says for how long. A 429 that announces no request window
+    /// also teaches the learned rate, when learning is on.
+    pub fn pause(&mut self, failure: &Failure, started: Instant, now: Instant) -> Option<Duration> {
         if failure.class() != Class::RateLimited {
             return None;
+        }
+        if failure.limits().requests.is_empty() {
+            let (recent, span) = self.recent_starts(now);
+            if let Some(learner) = &mut self.learner {
+                learner.rate_limited(started, recent, span, now);
+            }
         }
         let wait = failure
             .retry_after()
@@ -221,6 +254,7 @@ mod tests {
             min_interval: Duration::ZERO,
             rate_limit_pause: ms(1000),
             limit: None,
+            learn_rate: false,
         }
     }
 
@@ -279,7 +313,7 @@ mod tests {
         ];
         for (failure, expected) in cases {
             let mut gate = Gate::new(config(8), now);
-            assert_eq!(gate.pause(&failure, now), expected, "{failure}");
+            assert_eq!(gate.pause(&failure, now, now), expected, "{failure}");
             let held = expected.map_or(Start::Now, |wait| Start::At(now + wait));
             assert_eq!(gate.decide(0, Cost::default(), now), held, "{failure}");
         }
@@ -290,8 +324,8 @@ mod tests {
         let now = Instant::now();
         let mut gate = Gate::new(config(8), now);
         let limited = |wait| Failure::new(Class::RateLimited, "x").with_retry_after(wait);
-        gate.pause(&limited(ms(5000)), now);
-        gate.pause(&limited(ms(100)), now);
+        gate.pause(&limited(ms(5000)), now, now);
+        gate.pause(&limited(ms(100)), now, now);
         assert_eq!(
             gate.decide(0, Cost::default(), now),
             Start::At(now + ms(5000))
