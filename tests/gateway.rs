@@ -864,6 +864,31 @@ async fn concurrent_requests_for_unlisted_models_never_exceed_the_cap() {
 }
 
 #[tokio::test]
+async fn without_the_upstreams_model_list_only_the_catalogue_confirms_a_model() {
+    // The mock serves "known", but the gateway did not read its GET /v1/models.
+    let server =
+        mock("[models.p]\n[models.known]\n[default-model]\nservice-time = \"1ms\"\n").await;
+    let running = gateway_with(&server.base_url(), &["p"], |config| {
+        config.catalog.refresh = false;
+    })
+    .await;
+    let response = post(&running.base, body("known", false).to_string()).await;
+    assert_eq!(response.status(), 404, "nobody confirms it");
+    let error: Value = response.json().await.unwrap();
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not known"),
+        "{error}"
+    );
+    assert_eq!(running.runtime.engine().added_targets(), 0);
+    let response = post(&running.base, body("claude-haiku-5-5", false).to_string()).await;
+    assert_eq!(response.status(), 200, "the catalogue knows it");
+    assert_eq!(running.runtime.engine().added_targets(), 1);
+}
+
+#[tokio::test]
 async fn made_up_models_get_404_at_once_and_take_no_slot_from_known_ones() {
     let server =
         mock("[models.p]\n[models.known]\n[default-model]\nservice-time = \"1ms\"\n").await;

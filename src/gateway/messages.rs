@@ -196,7 +196,8 @@ async fn chain(
     if !runtime.confirms_model(model) {
         // Checked before a slot is taken: made-up names must not use up `max-unlisted`.
         return refuse(
-            "is not known to the upstream (neither the model catalogue nor its GET /v1/models lists it)"
+            "is not known to the upstream (neither the model catalogue nor its GET /v1/models, \
+             read at start, lists it; name it in [models] to serve it anyway)"
                 .into(),
         );
     }

@@ -71,14 +71,20 @@ impl Core {
     }
 
     /// Whether the upstream is known to serve `model`: the catalogue knows it, or the
-    /// upstream's `GET /v1/models` listed it at start. With no listing to ask (an upstream
-    /// other than the HTTP client, a refresh off or failed), every model is confirmed, as
-    /// before: refusing would lock out real models the catalogue does not know yet.
+    /// upstream's `GET /v1/models` listed it at start. Without a listing (`[catalog] refresh`
+    /// off, or the listing failed) only the catalogue confirms: a name nobody can confirm
+    /// must not take one of the gateway's `max-unlisted` places, or made-up names would use
+    /// them all up. An upstream other than the HTTP client (an embedding's own) confirms
+    /// every model: there is no gateway in front of it to exhaust.
     pub(crate) fn confirms(&self, model: &str) -> bool {
-        let (Some(http), Some(listed)) = (&self.http, &self.listed) else {
+        let Some(http) = &self.http else {
             return true;
         };
-        http.catalog().get(model).is_some() || listed.contains(model)
+        http.catalog().get(model).is_some()
+            || self
+                .listed
+                .as_ref()
+                .is_some_and(|listed| listed.contains(model))
     }
 
     /// Sends `request` with a priority, a deadline, a chain, or fallback forbidden.
