@@ -125,12 +125,18 @@ def stop(process):
 # The gateway seen from /proc.
 
 
-def rss_kib(pid):
+def status_kib(pid, *names):
+    found = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+            name = line.split(":")[0]
+            if name in names:
+                found[name] = int(line.split()[1])
+    return [found.get(name, 0) for name in names]
+
+
+def rss_kib(pid):
+    return status_kib(pid, "VmRSS")[0]
 
 
 def socket_ports():
@@ -370,9 +376,11 @@ async def drive(args, pid, port, mock_port, tally):
         await asyncio.sleep(0.25)
     await asyncio.sleep(1.0)
     end = await sample_once(pid, port, mock_port, began, tally)
+    end["anon_file"] = status_kib(pid, "RssAnon", "RssFile")
     if args.linger > 0:
         await asyncio.sleep(args.linger)
         end["lingered"] = await sample_once(pid, port, mock_port, began, tally)
+        end["lingered"]["anon_file"] = status_kib(pid, "RssAnon", "RssFile")
     return baseline, samples, drained - until, settled_after, last, end
 
 
@@ -416,13 +424,16 @@ def report(args, baseline, samples, tail, settled_after, last, end, tally, log_p
           f"end {mib(end['rss_kib']):.1f}, max {mib(max(rss_all)):.1f}; mean after "
           f"{args.warmup:.0f}s warm-up: first half {mib(rss_first):.1f}, second half "
           f"{mib(rss_second):.1f} ({100 * growth:+.1f}%, tolerance "
-          f"{100 * args.rss_tolerance:.0f}%); slope {slope:+.3f} MiB/min")
+          f"{100 * args.rss_tolerance:.0f}%); slope {slope:+.3f} MiB/min; at the end "
+          f"{mib(end['anon_file'][0]):.1f} anonymous, {mib(end['anon_file'][1]):.1f} file-backed")
     print(f"fds: before traffic {baseline['fds']}, max {max(fd_all)}, after settling "
           f"{end['fds']} of which {end['upstream_fds']} sockets to the mock (idle pool)")
     if "lingered" in end:
         idle = end["lingered"]
         print(f"after {args.linger:.0f}s more without traffic: fds {idle['fds']} of which "
-              f"{idle['upstream_fds']} to the mock, rss {mib(idle['rss_kib']):.1f} MiB")
+              f"{idle['upstream_fds']} to the mock, rss {mib(idle['rss_kib']):.1f} MiB "
+              f"({mib(idle['anon_file'][0]):.1f} anonymous, "
+              f"{mib(idle['anon_file'][1]):.1f} file-backed)")
     if settled_after is None:
         print(f"outstanding: NOT back to 0 within {args.settle:.0f}s: outstanding "
               f"{last['outstanding']}, attempts in flight or queued {last['attempts']}")
