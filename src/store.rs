@@ -2,7 +2,8 @@
 //! items, for `breakwater batch run` (queue [`BATCH`], one item per input line) and for
 //! deferred requests (queue [`DEFERRED`], one item per ticket), plus the job's metadata.
 //!
-//! An item is claimed (`pending -> in_flight`), then finished for good (`succeeded`,
+//! An item is claimed (`pending -> in_flight`; one claimed ahead of its request counts as
+//! claimed, not sent, until the request goes out), then finished for good (`succeeded`,
 //! `errored`) or released for a later retry (`pending` again, with a `not_before`).
 //! Names: a runner's `Verdict` on one try (`decide_item`, the rule both runners share)
 //! carries an [`ItemUpdate`], the record of what happened that the store writes; a final
@@ -76,6 +77,9 @@ pub fn now_ms() -> u64 {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// The file's schema version: [`SCHEMA_VERSION`] once opened read-write, maybe older
+    /// read-only (then reads do without what later versions added).
+    schema: u32,
     /// Held for the store's life by [`Store::open_exclusive`]; never read.
     lock: Option<RunnerLock>,
 }
@@ -116,6 +120,7 @@ impl Store {
         Ok(Store {
             conn,
             path: path.to_owned(),
+            schema: SCHEMA_VERSION,
             lock: None,
         })
     }
@@ -126,7 +131,7 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError::Missing`] if there is no such file, [`OlderSchema`](StoreError::OlderSchema)
-    /// if it needs an upgrade, otherwise as [`Store::open`]. Writes through this store give
+    /// if it is too old to read without an upgrade, otherwise as [`Store::open`]. Writes through this store give
     /// [`StoreError::ReadOnly`].
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store, StoreError> {
         let path = path.as_ref();
@@ -138,10 +143,11 @@ impl Store {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).at(path)?;
         conn.busy_timeout(DEFAULT_BUSY_TIMEOUT).at(path)?;
-        schema::require_current(&conn, path)?;
+        let schema = schema::require_readable(&conn, path)?;
         Ok(Store {
             conn,
             path: path.to_owned(),
+            schema,
             lock: None,
         })
     }

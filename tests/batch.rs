@@ -333,6 +333,64 @@ async fn status_counts_a_finished_job() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.sqlite"));
 }
 
+/// `batch status` on the test's state file, once it answers: its JSON report and its text.
+fn status_when_readable(dir: &Path) -> Option<(Value, String)> {
+    let args = ["batch", "status", "--state", "state.sqlite"];
+    let json = output(Command::new(BIN).current_dir(dir).args(args).arg("--json"));
+    let text = output(Command::new(BIN).current_dir(dir).args(args));
+    (json.status.success() && text.status.success()).then(|| {
+        let report = serde_json::from_slice(&json.stdout).unwrap();
+        (report, String::from_utf8_lossy(&text.stdout).into_owned())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_counts_items_claimed_ahead_apart_from_the_one_in_flight() {
+    // Slow answers: the one request the runner may send at once is still out when looked at.
+    let server = mock("[models.a]\nservice-time = \"20s\"\n[models.b]\n").await;
+    let dir = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = (0..20)
+        .map(|i| line(&format!("item-{i}"), "slow"))
+        .collect();
+    write_input(dir.path(), &lines);
+    let mut child = batch(dir.path(), &server, &["--concurrency", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let number = |report: &Value, key: &str| report[key].as_u64().unwrap_or(0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let seen = loop {
+        // The runner claims 16 ahead (twice its concurrency, at least 8 of each); once its
+        // one request is out, both are in the file.
+        if let Some((report, text)) = status_when_readable(dir.path())
+            && number(&report, "in_flight") + number(&report, "claimed") == 16
+            && number(&report, "in_flight") >= 1
+        {
+            break Some((report, text));
+        }
+        if tokio::time::Instant::now() > deadline {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (report, text) = seen.expect("the runner claimed ahead and sent one request");
+    assert_eq!(requests(&server), 1, "one request was sent");
+    assert_eq!(
+        report["in_flight"], 1,
+        "only the request sent is in flight: {report}"
+    );
+    assert_eq!(report["claimed"], 15, "{report}");
+    assert_eq!(report["pending"], 4, "{report}");
+    assert_eq!(report["total"], 20, "{report}");
+    assert!(
+        text.contains("4 pending, 15 claimed (next to be sent), 1 in flight"),
+        "{text}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_key_halts_the_run_without_marking_items_errored() {
     let server = mock(

@@ -322,6 +322,7 @@ fn counts_sum_up_each_state_as_of_now() {
     let expected = Counts {
         pending: 3,
         due: 2,
+        claimed: 0,
         in_flight: 1,
         succeeded: 1,
         errored: 1,
@@ -340,6 +341,116 @@ fn counts_sum_up_each_state_as_of_now() {
         },
         store.counts(DEFERRED, 0).unwrap()
     );
+}
+
+#[test]
+fn items_claimed_ahead_count_as_claimed_until_their_requests_are_sent() {
+    let (_dir, mut store) = open();
+    store.insert_many(BATCH, (0..6).map(line)).unwrap();
+    let ahead = store.claim_ahead(BATCH, 0, 4).unwrap();
+    assert!(ahead.iter().all(|item| item.state == State::InFlight));
+    let counts = store.counts(BATCH, 0).unwrap();
+    assert_eq!(
+        (2, 4, 0),
+        (counts.pending, counts.claimed, counts.in_flight)
+    );
+    assert_eq!((6, 6), (counts.total(), counts.unfinished()));
+
+    store
+        .update_many(
+            BATCH,
+            &[ItemUpdate::Sent {
+                key: ahead[0].key.clone(),
+            }],
+        )
+        .unwrap();
+    store.mark_sent(BATCH, &ahead[1].key).unwrap();
+    let counts = store.counts(BATCH, 0).unwrap();
+    assert_eq!(
+        (2, 2, 2),
+        (counts.pending, counts.claimed, counts.in_flight)
+    );
+
+    // Settled or put back, sent or not, an item leaves both counts.
+    store.succeed(BATCH, &ahead[0].key, "{}").unwrap();
+    store.release(BATCH, &ahead[2].key, 0, None).unwrap();
+    let counts = store.counts(BATCH, 0).unwrap();
+    assert_eq!(
+        (3, 1, 1),
+        (counts.pending, counts.claimed, counts.in_flight)
+    );
+    // Claimed again ahead, an item sent on an earlier try waits as claimed.
+    store.release(BATCH, &ahead[1].key, 0, None).unwrap();
+    let again = store.claim_ahead(BATCH, 0, 10).unwrap();
+    assert_eq!(4, again.len());
+    let counts = store.counts(BATCH, 0).unwrap();
+    assert_eq!(
+        (0, 5, 0),
+        (counts.pending, counts.claimed, counts.in_flight)
+    );
+    // Marking one that is not in flight says why.
+    let error = store.mark_sent(BATCH, &ahead[0].key).unwrap_err();
+    assert!(matches!(error, StoreError::NotInFlight { .. }), "{error:?}");
+}
+
+#[test]
+fn claim_sends_at_once_and_recovery_puts_claimed_items_back() {
+    let (_dir, path) = state_file();
+    let mut store = Store::open(&path).unwrap();
+    store.insert_many(BATCH, (0..5).map(line)).unwrap();
+    assert_eq!(2, store.claim(BATCH, 0, 2).unwrap().len());
+    assert_eq!(2, store.claim_ahead(BATCH, 0, 2).unwrap().len());
+    let counts = store.counts(BATCH, 0).unwrap();
+    assert_eq!(
+        (1, 2, 2),
+        (counts.pending, counts.claimed, counts.in_flight)
+    );
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(4, store.recover(BATCH).unwrap());
+    let counts = store.counts(BATCH, 0).unwrap();
+    assert_eq!(
+        (5, 0, 0),
+        (counts.pending, counts.claimed, counts.in_flight)
+    );
+}
+
+/// Makes `path` a version-1 file: the schema before `sent_at`, as an older build left it.
+fn downgrade_to_version_1(path: &Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch("ALTER TABLE items DROP COLUMN sent_at; PRAGMA user_version = 1;")
+        .unwrap();
+}
+
+#[test]
+fn a_version_1_file_reads_its_in_flight_items_as_sent_and_upgrades_when_opened_to_write() {
+    let (_dir, path) = state_file();
+    let mut store = Store::open(&path).unwrap();
+    store.insert_many(BATCH, (0..4).map(line)).unwrap();
+    store.claim_ahead(BATCH, 0, 3).unwrap();
+    drop(store);
+    downgrade_to_version_1(&path);
+
+    // Read-only, as `batch status` beside an older runner: version 1 cannot tell claimed
+    // from sent, so all three count as in flight, as that version showed them.
+    let reader = Store::open_read_only(&path).unwrap();
+    let counts = reader.counts(BATCH, 0).unwrap();
+    assert_eq!(
+        (1, 0, 3),
+        (counts.pending, counts.claimed, counts.in_flight)
+    );
+    assert_eq!(1, user_version(&path), "a read-only open changes nothing");
+    drop(reader);
+
+    let store = Store::open(&path).unwrap();
+    assert_eq!(SCHEMA_VERSION, user_version(&path));
+    let counts = store.counts(BATCH, 0).unwrap();
+    assert_eq!(
+        (1, 0, 3),
+        (counts.pending, counts.claimed, counts.in_flight)
+    );
+    store.claim_ahead(BATCH, 0, 1).unwrap();
+    assert_eq!(1, store.counts(BATCH, 0).unwrap().claimed);
 }
 
 #[test]

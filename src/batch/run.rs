@@ -1,7 +1,8 @@
-//! The run loop: claims items ahead in small groups, keeps `concurrency` tries in flight
-//! (paced to `rps`), hands each verdict to the [`Writer`], and judges the queue when nothing
-//! runs: done, waiting for backoffs, or stuck. A stop, a halt or a failing writer winds the
-//! run down with every result already in stored.
+//! The run loop: claims items ahead in small groups (stored as claimed, then as sent when
+//! each request goes out), keeps `concurrency` tries in flight (paced to `rps`), hands each
+//! verdict to the [`Writer`], and judges the queue when nothing runs: done, waiting for
+//! backoffs, or stuck. A stop, a halt or a failing writer winds the run down with every
+//! result already in stored.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -98,7 +99,7 @@ impl Batch {
             while running.len() < concurrency {
                 if claimed.is_empty() {
                     let ahead = concurrency.max(8) * 2;
-                    claimed.extend(store.claim(BATCH, now_ms(), ahead).await?);
+                    claimed.extend(store.claim_ahead(BATCH, now_ms(), ahead).await?);
                 }
                 let Some(item) = claimed.pop_front() else {
                     break;
@@ -106,8 +107,7 @@ impl Batch {
                 if let Some(pacer) = pacer.as_mut() {
                     pacer.tick().await;
                 }
-                sent += u64::from(invalid_line(&item).is_none());
-                let task = try_item(runtime.clone(), options.clone(), item);
+                let task = try_item(runtime.clone(), options.clone(), item, &commands, &mut sent);
                 running.spawn(report(task, commands.clone(), halt.clone()));
             }
             if looked.elapsed() >= Duration::from_secs(1) {
@@ -136,7 +136,8 @@ impl Batch {
                 }
                 if counts.pending == 0 {
                     // Held in flight by nothing this run started: it cannot end by itself.
-                    let why = format!("{} item(s) are in flight with no request", counts.in_flight);
+                    let held = counts.in_flight + counts.claimed;
+                    let why = format!("{held} item(s) are in flight with no request");
                     break Some(BatchError::Halted(why));
                 }
                 if counts.due == 0 {
@@ -277,9 +278,22 @@ fn pacer(rps: f64) -> tokio::time::Interval {
     pacer
 }
 
-/// One try of `item`, owned, for a task.
-async fn try_item(runtime: Arc<Runtime>, options: BatchOptions, item: Item) -> Verdict {
-    send_item(&runtime, &options, item).await
+/// One try of `item`, owned, for a task. Unless the line is invalid (settled unsent), its
+/// request counts in `sent` and is stored as sent: told the writer now, before the task
+/// starts, so that it is stored before the item's result.
+fn try_item(
+    runtime: Arc<Runtime>,
+    options: BatchOptions,
+    item: Item,
+    commands: &mpsc::UnboundedSender<WriterCommand>,
+    sent: &mut u64,
+) -> impl std::future::Future<Output = Verdict> + use<> {
+    if invalid_line(&item).is_none() {
+        *sent += 1;
+        let key = item.key.clone();
+        let _ = commands.send(WriterCommand::Store(ItemUpdate::Sent { key }));
+    }
+    async move { send_item(&runtime, &options, item).await }
 }
 
 /// Hands what `task` came to to the writer, and says so when it halts the run.

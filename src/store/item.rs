@@ -11,7 +11,8 @@ use std::time::Duration;
 pub enum State {
     /// Waiting to be claimed, once its `not_before` has passed.
     Pending,
-    /// Claimed by a worker, which must succeed, fail or release it.
+    /// Claimed by a worker, which must succeed, fail or release it. Its request may not be
+    /// sent yet: [`Counts`] tells claimed from sent.
     InFlight,
     /// Done, with its result stored for good.
     Succeeded,
@@ -190,7 +191,9 @@ pub struct Counts {
     pub pending: u64,
     /// Pending items whose `not_before` has passed: claimable now.
     pub due: u64,
-    /// Items claimed and not yet settled.
+    /// Items claimed ahead by a runner, their requests not yet sent: next to go.
+    pub claimed: u64,
+    /// Items whose requests are out (sent, not yet settled).
     pub in_flight: u64,
     /// Items that succeeded.
     pub succeeded: u64,
@@ -207,12 +210,12 @@ pub struct Counts {
 impl Counts {
     /// Every item of the queue.
     pub fn total(&self) -> u64 {
-        self.pending + self.in_flight + self.succeeded + self.errored
+        self.pending + self.claimed + self.in_flight + self.succeeded + self.errored
     }
 
     /// Items with no final outcome yet.
     pub fn unfinished(&self) -> u64 {
-        self.pending + self.in_flight
+        self.pending + self.claimed + self.in_flight
     }
 
     /// Whether every item is final (also true of an empty queue).

@@ -90,16 +90,57 @@ impl Store {
     }
 
     /// Claims up to `limit` pending items of `queue` that are due at `now` (unix ms), lowest
-    /// ordinal first: each is marked in flight, its attempts counted, in one transaction.
-    /// The caller must then [`succeed`](Store::succeed), [`fail`](Store::fail) or
-    /// [`release`](Store::release) each.
+    /// ordinal first, for a runner that sends each at once: each is marked in flight and
+    /// sent, its attempts counted, in one transaction. The caller must then
+    /// [`succeed`](Store::succeed), [`fail`](Store::fail) or [`release`](Store::release) each.
     ///
     /// # Errors
     ///
     /// A [`StoreError`] about the file.
     pub fn claim(&self, queue: &str, now: u64, limit: usize) -> Result<Vec<Item>, StoreError> {
+        self.claim_marked(queue, now, limit, Some(now_ms()))
+    }
+
+    /// As [`Store::claim`], for a runner that claims items ahead of sending them: they count
+    /// as claimed, not in flight ([`Counts::claimed`](super::Counts::claimed)), until
+    /// [`mark_sent`](Store::mark_sent) (or [`ItemUpdate::Sent`]) says their request went out.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] about the file.
+    pub fn claim_ahead(
+        &self,
+        queue: &str,
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        self.claim_marked(queue, now, limit, None)
+    }
+
+    /// Records that the request of an item claimed ahead has gone out.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::succeed`].
+    pub fn mark_sent(&self, queue: &str, key: &str) -> Result<(), StoreError> {
+        self.update_in_flight(
+            queue,
+            key,
+            "UPDATE items SET sent_at = ?3 WHERE queue = ?1 AND key = ?2 AND state = 'in_flight'",
+            (queue, key, now_ms()),
+        )
+    }
+
+    fn claim_marked(
+        &self,
+        queue: &str,
+        now: u64,
+        limit: usize,
+        sent_at: Option<u64>,
+    ) -> Result<Vec<Item>, StoreError> {
         let sql = format!(
-            "UPDATE items SET state = 'in_flight', attempts = attempts + 1, updated_at = ?4
+            "UPDATE items SET state = 'in_flight', attempts = attempts + 1, updated_at = ?4,
+                 sent_at = ?5
              WHERE rowid IN (
                  SELECT rowid FROM items
                  WHERE queue = ?1 AND state = 'pending' AND not_before <= ?2
@@ -109,7 +150,7 @@ impl Store {
         let mut claim = self.conn.prepare_cached(&sql).at(&self.path)?;
         // All rows are read before the statement is dropped: the last step is the commit.
         let mut items = claim
-            .query_map((queue, now, limit, now_ms()), item_from_row)
+            .query_map((queue, now, limit, now_ms(), sent_at), item_from_row)
             .and_then(Iterator::collect::<Result<Vec<_>, _>>)
             .at(&self.path)?;
         items.sort_unstable_by_key(|item| item.ordinal);
@@ -187,6 +228,7 @@ impl Store {
                 not_before,
                 last_error,
             } => self.release(queue, key, *not_before, last_error.as_deref()),
+            ItemUpdate::Sent { key } => self.mark_sent(queue, key),
         });
         match applied {
             Ok(()) => self.conn.execute_batch("COMMIT").at(&self.path),

@@ -65,28 +65,36 @@ impl Store {
     ///
     /// A [`StoreError`] about the file.
     pub fn counts(&self, queue: &str, now: u64) -> Result<Counts, StoreError> {
+        // A version-1 file (read-only) cannot tell sent from claimed: all count as sent.
+        let sent = if self.schema >= 2 {
+            "sent_at IS NOT NULL"
+        } else {
+            "1"
+        };
         self.conn
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT
                      count(*) FILTER (WHERE state = 'pending'),
                      count(*) FILTER (WHERE state = 'pending' AND not_before <= ?2),
-                     count(*) FILTER (WHERE state = 'in_flight'),
+                     count(*) FILTER (WHERE state = 'in_flight' AND NOT ({sent})),
+                     count(*) FILTER (WHERE state = 'in_flight' AND ({sent})),
                      count(*) FILTER (WHERE state = 'succeeded'),
                      count(*) FILTER (WHERE state = 'errored'),
                      min(created_at) FILTER (WHERE state = 'pending'),
                      min(not_before) FILTER (WHERE state = 'pending')
-                 FROM items WHERE queue = ?1",
-            )
+                 FROM items WHERE queue = ?1"
+            ))
             .and_then(|mut select| {
                 select.query_row((queue, now), |row| {
                     Ok(Counts {
                         pending: row.get(0)?,
                         due: row.get(1)?,
-                        in_flight: row.get(2)?,
-                        succeeded: row.get(3)?,
-                        errored: row.get(4)?,
-                        oldest_pending_since: row.get(5)?,
-                        next_due_at: row.get(6)?,
+                        claimed: row.get(2)?,
+                        in_flight: row.get(3)?,
+                        succeeded: row.get(4)?,
+                        errored: row.get(5)?,
+                        oldest_pending_since: row.get(6)?,
+                        next_due_at: row.get(7)?,
                         now,
                     })
                 })

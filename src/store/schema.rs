@@ -46,10 +46,22 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     ",
+    // 2: whether an in-flight item's request has gone out. A runner may claim items ahead of
+    // sending them; `sent_at` (unix ms) is set when the request is sent, and is NULL while
+    // the item only waits in the runner's hands. Items in flight in a version-1 file are
+    // taken as sent, as version 1 counted them.
+    r"
+    ALTER TABLE items ADD COLUMN sent_at INTEGER;
+    UPDATE items SET sent_at = updated_at WHERE state = 'in_flight';
+    ",
 ];
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// The oldest version a read-only open still reads (without `sent_at`, every in-flight item
+/// counts as sent).
+pub(super) const OLDEST_READABLE: u32 = 1;
 
 /// Brings the file up to [`SCHEMA_VERSION`].
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
@@ -74,10 +86,11 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
     tx.commit().at(path)
 }
 
-/// Checks that a read-only file is at [`SCHEMA_VERSION`], without changing it.
-pub(super) fn require_current(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+/// Checks that a read-only file is at a version this build reads, from [`OLDEST_READABLE`]
+/// to [`SCHEMA_VERSION`], without changing it; the version found.
+pub(super) fn require_readable(conn: &Connection, path: &Path) -> Result<u32, StoreError> {
     match check(conn, path)? {
-        SCHEMA_VERSION => Ok(()),
+        found @ OLDEST_READABLE..=SCHEMA_VERSION => Ok(found),
         found => Err(StoreError::OlderSchema {
             path: path.to_owned(),
             found,

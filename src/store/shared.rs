@@ -89,6 +89,22 @@ impl SharedStore {
             .await
     }
 
+    /// [`Store::claim_ahead`], from async code.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::claim_ahead`].
+    pub async fn claim_ahead(
+        &self,
+        queue: impl Into<String>,
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let queue = queue.into();
+        self.call(move |store| store.claim_ahead(&queue, now, limit))
+            .await
+    }
+
     /// [`Store::succeed`], from async code.
     ///
     /// # Errors

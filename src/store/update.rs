@@ -1,4 +1,4 @@
-//! [`ItemUpdate`]: the store's record of what happened to one in-flight item (answered,
+//! [`ItemUpdate`]: the store's record of what happened to one in-flight item (sent, answered,
 //! refused for good, or put back for later), as a runner hands it to
 //! [`Store::update_many`](super::Store::update_many) to be written in a group commit.
 //! The runner's decision that produces it is a `Verdict` (see `verdict.rs`).
@@ -28,5 +28,11 @@ pub enum ItemUpdate {
         not_before: u64,
         /// Why it failed this time.
         last_error: Option<String>,
+    },
+    /// As [`Store::mark_sent`](super::Store::mark_sent): the request of an item claimed
+    /// ahead has gone out.
+    Sent {
+        /// The item.
+        key: String,
     },
 }

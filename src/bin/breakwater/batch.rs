@@ -26,8 +26,9 @@ enum Command {
     /// Batches API takes) and write one result per line to --out. Killed at any moment, the
     /// same command continues where it stopped; a finished job sends nothing.
     Run(Box<RunArgs>),
-    /// Counts of pending, in flight, succeeded and errored items in a state file, and the age
-    /// of the oldest pending one; safe to run beside a running job.
+    /// Counts of pending, claimed (by the runner, next to be sent), in flight (sent, not yet
+    /// answered), succeeded and errored items in a state file, and the age of the oldest
+    /// pending one; safe to run beside a running job.
     Status(StatusArgs),
 }
 
@@ -230,8 +231,8 @@ fn show(bar: &ProgressBar, seen: &Progress, rate: f64) {
         .map(|stall| format!(" · {stall}"))
         .unwrap_or_default();
     bar.set_message(format!(
-        "done {} · failed {} · pending {} (in flight {}) · {rate:.1} req/s{stall}",
-        counts.succeeded, counts.errored, counts.pending, counts.in_flight
+        "done {} · failed {} · pending {} · claimed {} · in flight {} · {rate:.1} req/s{stall}",
+        counts.succeeded, counts.errored, counts.pending, counts.claimed, counts.in_flight
     ));
 }
 
@@ -245,6 +246,7 @@ fn status(args: &StatusArgs) -> ExitCode {
         let report = json!({
             "pending": counts.pending,
             "due": counts.due,
+            "claimed": counts.claimed,
             "in_flight": counts.in_flight,
             "succeeded": counts.succeeded,
             "errored": counts.errored,
@@ -254,9 +256,11 @@ fn status(args: &StatusArgs) -> ExitCode {
         println!("{report}");
     } else {
         println!(
-            "{} item(s): {} pending, {} in flight, {} succeeded, {} errored",
+            "{} item(s): {} pending, {} claimed (next to be sent), {} in flight, {} succeeded, \
+             {} errored",
             counts.total(),
             counts.pending,
+            counts.claimed,
             counts.in_flight,
             counts.succeeded,
             counts.errored
