@@ -491,8 +491,9 @@ async fn without_a_key_of_its_own_the_gateway_passes_the_callers_key() {
     );
     assert_eq!(header(&seen.headers, "x-api-key"), None);
     // The same rule on the routes the runtime serves: the caller's key goes with its
-    // request to /v1/messages (whatever the recorder answers).
-    let body = r#"{"model":"m","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}"#;
+    // request to /v1/messages (whatever the recorder answers). The model is one the
+    // catalogue knows: the recorder's answer to GET /v1/models is no model list.
+    let body = r#"{"model":"claude-haiku-5-5","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}"#;
     reqwest::Client::new()
         .post(format!("{base}/v1/messages"))
         .header("x-api-key", "sk-caller-messages")
