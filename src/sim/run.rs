@@ -8,6 +8,7 @@
 //! the simulated API and the runner feed an [`Aggregate`] as the run goes.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -111,6 +112,11 @@ pub fn run_strategy(
         let upstream = Arc::new(SimUpstream::new(scenario).with_sink(sink));
         let strategy =
             Arc::new(Strategy::start(strategy, scenario, upstream.clone(), breakwater).await?);
+        let opens = Arc::new(AtomicU64::new(0));
+        let counting = strategy.events().map(|events| {
+            let primary = scenario.chain.first().cloned();
+            tokio::spawn(count_opens(events, primary, opens.clone()))
+        });
         upstream.start();
         play(&strategy, scenario.arrival_iter(), |index, outcome| {
             lock(&aggregate).request(&outcome);
@@ -118,9 +124,37 @@ pub fn run_strategy(
         })
         .await;
         strategy.shutdown().await;
-        let report = lock(&aggregate).report(scenario);
+        let mut report = lock(&aggregate).report(scenario);
+        if let Some(counting) = counting {
+            // Let the counter take what is left in its channel, then stop it.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            counting.abort();
+            report.breaker_opens = Some(opens.load(Ordering::Relaxed));
+        }
         Ok(report)
     })
+}
+
+/// Counts into `opens` the times `primary`'s breaker opens, until the events end or the task
+/// is aborted.
+async fn count_opens(
+    mut events: tokio::sync::broadcast::Receiver<breakwater_actors::Event>,
+    primary: Option<String>,
+    opens: Arc<AtomicU64>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(breakwater_actors::Event::Breaker { target, to, .. })
+                if to == breakwater_actors::policy::StateKind::Open
+                    && primary.as_deref() == Some(target.model()) =>
+            {
+                opens.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
+        }
+    }
 }
 
 /// Starts each request at its arrival time and hands each outcome to `finished` as the

@@ -133,6 +133,14 @@ impl Strategy {
         }
     }
 
+    /// The runtime's events from now on, if this strategy has one.
+    pub fn events(&self) -> Option<tokio::sync::broadcast::Receiver<breakwater_actors::Event>> {
+        match &self.kind {
+            Kind::Runtime(runtime) => Some(runtime.engine().subscribe()),
+            _ => None,
+        }
+    }
+
     /// Stops the runtime, if this strategy has one.
     pub async fn shutdown(&self) {
         if let Kind::Runtime(runtime) = &self.kind {

@@ -144,6 +144,7 @@ impl Aggregate {
                 (room > 0.0).then(|| by_primary as f64 / room)
             }),
             time_to_recover_s: time_to_recover(scenario, &timeline),
+            breaker_opens: None,
             timeline,
         }
     }

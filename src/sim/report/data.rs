@@ -83,6 +83,8 @@ pub struct StrategyReport {
     /// Seconds from the incident's end until the first 10 s window of arrivals with at least
     /// 99% answered; `null` if that never happens.
     pub time_to_recover_s: Option<f64>,
+    /// Times the primary's circuit breaker opened (`breakwater` only; `null` otherwise).
+    pub breaker_opens: Option<u64>,
     /// Second by second.
     pub timeline: Timeline,
 }
