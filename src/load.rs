@@ -1,7 +1,8 @@
 //! Open-loop load through a [`Runtime`]: requests arrive as a Poisson process at a fixed
 //! rate whatever happens to earlier ones (as real traffic does, and unlike a closed loop that
 //! politely slows down when the upstream does), and the [`LoadReport`] says how the runtime
-//! coped: success rate, latency, attempts, who answered, which errors, breaker transitions.
+//! coped: success rate, latency, attempts (by model and outcome), who answered, which errors,
+//! breaker transitions.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::api::MessagesRequest;
-use crate::engine::{Event, RequestOptions};
+use crate::engine::{Attempt, Event, RequestOptions};
 use crate::runtime::Runtime;
 
 /// What traffic to send.
@@ -93,6 +94,10 @@ pub struct LoadReport {
     pub attempts: u64,
     /// `attempts / requests`.
     pub attempts_per_request: f64,
+    /// Attempts by model, then by outcome: `"ok"` for a success, else the HTTP status the
+    /// upstream refused it with (`"429"`, `"529"`...), else the failure class (`"timeout"`,
+    /// `"connect"`...).
+    pub attempts_by_model: BTreeMap<String, BTreeMap<String, u64>>,
     /// Answers by the model that gave them.
     pub answered_by: BTreeMap<String, u64>,
     /// Failed requests by the class of their last failure (or the error kind when no attempt
@@ -106,7 +111,7 @@ pub struct LoadReport {
 
 struct Done {
     latency: Duration,
-    attempts: u64,
+    attempts: Vec<(String, String)>,
     answered_by: Option<String>,
     error: Option<String>,
 }
@@ -173,7 +178,7 @@ async fn one(runtime: Arc<Runtime>, request: MessagesRequest, deadline: Duration
     match runtime.send_with(request, options).await {
         Ok(answer) => Done {
             latency: sent.elapsed(),
-            attempts: answer.attempts.len() as u64,
+            attempts: answer.attempts.iter().map(outcome).collect(),
             answered_by: Some(answer.target.to_string()),
             error: None,
         },
@@ -185,12 +190,23 @@ async fn one(runtime: Arc<Runtime>, request: MessagesRequest, deadline: Duration
                 .map(|c| c.as_label().to_owned());
             Done {
                 latency: sent.elapsed(),
-                attempts: error.attempts().len() as u64,
+                attempts: error.attempts().iter().map(outcome).collect(),
                 answered_by: None,
                 error: Some(class.unwrap_or_else(|| error.kind().as_label().to_owned())),
             }
         }
     }
+}
+
+/// An attempt's target and outcome: its status, else its failure class, else `"ok"` (the
+/// engine records no status for a success).
+fn outcome(attempt: &Attempt) -> (String, String) {
+    let outcome = match (attempt.status, attempt.failure) {
+        (Some(status), _) => status.to_string(),
+        (None, Some(class)) => class.as_label().to_owned(),
+        (None, None) => "ok".to_owned(),
+    };
+    (attempt.target.to_string(), outcome)
 }
 
 fn tally(
@@ -205,7 +221,11 @@ fn tally(
         return;
     };
     latencies.push(done.latency);
-    report.attempts += done.attempts;
+    report.attempts += done.attempts.len() as u64;
+    for (model, outcome) in done.attempts {
+        let outcomes = report.attempts_by_model.entry(model).or_default();
+        *outcomes.entry(outcome).or_default() += 1;
+    }
     if done.latency > deadline {
         report.late += 1;
     }
@@ -254,4 +274,70 @@ fn watch_transitions(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Class, Target};
+
+    fn attempt(model: &str, status: Option<u16>, failure: Option<Class>) -> Attempt {
+        Attempt {
+            target: Target::new(model),
+            failure,
+            status,
+            probe: false,
+            ended_after: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn an_attempt_is_counted_by_its_status_else_its_failure_class() {
+        let cases = [
+            (attempt("a", Some(200), None), "200"),
+            (attempt("a", Some(429), Some(Class::RateLimited)), "429"),
+            (
+                attempt("a", None, Some(Class::Timeout)),
+                Class::Timeout.as_label(),
+            ),
+            (attempt("a", None, None), "ok"),
+        ];
+        for (attempt, label) in cases {
+            assert_eq!(("a".to_owned(), label.to_owned()), outcome(&attempt));
+        }
+    }
+
+    #[test]
+    fn tally_counts_attempts_by_model_and_outcome() {
+        let done = |attempts: &[(&str, &str)], answered_by: Option<&str>| {
+            Ok(Done {
+                latency: Duration::from_millis(10),
+                attempts: attempts
+                    .iter()
+                    .map(|(m, o)| ((*m).to_owned(), (*o).to_owned()))
+                    .collect(),
+                answered_by: answered_by.map(str::to_owned),
+                error: answered_by.is_none().then(|| "overloaded".to_owned()),
+            })
+        };
+        let (mut report, mut latencies) = (LoadReport::default(), Vec::new());
+        let deadline = Duration::from_secs(1);
+        let answered = done(&[("a", "529"), ("b", "200")], Some("b"));
+        tally(&mut report, &mut latencies, answered, deadline);
+        let failed = done(&[("a", "429"), ("a", "529")], None);
+        tally(&mut report, &mut latencies, failed, deadline);
+        assert_eq!(4, report.attempts);
+        let counts = |pairs: &[(&str, u64)]| {
+            pairs
+                .iter()
+                .map(|(o, n)| ((*o).to_owned(), *n))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert_eq!(
+            counts(&[("429", 1), ("529", 2)]),
+            report.attempts_by_model["a"]
+        );
+        assert_eq!(counts(&[("200", 1)]), report.attempts_by_model["b"]);
+        assert_eq!((1, 1), (report.succeeded, report.failed));
+    }
 }

@@ -198,7 +198,7 @@ async fn rate_limit_headers_are_read_on_success_and_on_429() {
     let client = client(&server);
     let reply = client.send(&Target::new(MODEL), &request()).await.unwrap();
     let requests = reply.limits.requests;
-    assert_eq!(requests.limit, Some(1));
+    assert_eq!(requests.limit, Some(60), "per minute, as the API states it");
     assert_eq!(requests.remaining, Some(0));
     assert!(
         requests
@@ -211,7 +211,7 @@ async fn rate_limit_headers_are_read_on_success_and_on_429() {
         .unwrap_err();
     assert_eq!(failure.class(), Class::RateLimited);
     assert_eq!(failure.retry_after(), Some(Duration::from_secs(1)));
-    assert_eq!(failure.limits().requests.limit, Some(1));
+    assert_eq!(failure.limits().requests.limit, Some(60));
 }
 
 #[tokio::test]

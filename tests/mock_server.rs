@@ -241,8 +241,9 @@ async fn rps_limit_answers_429_with_retry_after_and_ratelimit_headers() {
         let response = send(&server, "m").await;
         assert_eq!(StatusCode::OK, response.status());
         assert_eq!(
-            Some("2"),
-            header(&response, "anthropic-ratelimit-requests-limit")
+            Some("120"),
+            header(&response, "anthropic-ratelimit-requests-limit"),
+            "per minute, as the API states it"
         );
         assert_eq!(
             Some(remaining),
@@ -257,7 +258,7 @@ async fn rps_limit_answers_429_with_retry_after_and_ratelimit_headers() {
     assert_eq!(StatusCode::TOO_MANY_REQUESTS, response.status());
     assert_eq!(Some("1"), header(&response, "retry-after"));
     assert_eq!(
-        Some("2"),
+        Some("120"),
         header(&response, "anthropic-ratelimit-requests-limit")
     );
     assert_eq!(
@@ -266,6 +267,30 @@ async fn rps_limit_answers_429_with_retry_after_and_ratelimit_headers() {
     );
     assert!(header(&response, "anthropic-ratelimit-requests-reset").is_some());
     assert_eq!("rate_limit_error", error_type(response).await);
+}
+
+#[tokio::test]
+async fn rate_limit_headers_and_retry_after_can_be_left_out() {
+    let toml = "[models.bare]\nservice-time = \"1ms\"\nrpm = 60\nrate-limit-headers = false\n\
+                retry-after = false\n\
+                [models.hint]\nservice-time = \"1ms\"\nrpm = 60\nrate-limit-headers = false\n";
+    let server = start(toml).await;
+    let ratelimit = |response: &Response| {
+        response
+            .headers()
+            .keys()
+            .any(|name| name.as_str().starts_with("anthropic-ratelimit-"))
+    };
+    for (model, retry_after) in [("bare", None), ("hint", Some("1"))] {
+        let response = send(&server, model).await;
+        assert_eq!(StatusCode::OK, response.status(), "{model}");
+        assert!(!ratelimit(&response), "{model}: {:?}", response.headers());
+        let response = send(&server, model).await;
+        assert_eq!(StatusCode::TOO_MANY_REQUESTS, response.status(), "{model}");
+        assert!(!ratelimit(&response), "{model}: {:?}", response.headers());
+        assert_eq!(retry_after, header(&response, "retry-after"), "{model}");
+        assert_eq!("rate_limit_error", error_type(response).await);
+    }
 }
 
 const FAULTS: &str = r#"

@@ -154,7 +154,7 @@ async fn rate_limit_answers_429_with_retry_after_and_takes_no_slot() {
     let up = upstream("rps = 2\nservice-time = \"0s\"\nreject-cost = \"10s\"");
     let (target, req) = (m(), request());
     let first = up.send(&target, &req).await.unwrap();
-    assert_eq!(Some(2), first.limits.requests.limit);
+    assert_eq!(Some(120), first.limits.requests.limit, "per minute");
     up.send(&target, &req).await.unwrap();
     let limited = up.send(&target, &req).await.unwrap_err();
     assert_eq!(Duration::ZERO, up.elapsed());

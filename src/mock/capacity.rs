@@ -1,5 +1,5 @@
 //! One model's capacity, as the mock server models it: a fixed number of slots that
-//! brownout windows shrink, an optional requests-per-second token bucket, and a service
+//! brownout windows shrink, an optional requests-per-minute token bucket, and a service
 //! time drawn from a distribution. Pure apart from a mutex: `elapsed` (time since server
 //! start) is an argument, so tests drive it without a clock.
 //!
@@ -31,7 +31,7 @@ pub enum Admission {
     Admitted {
         /// Releases the slot when dropped.
         slot: SlotGuard,
-        /// The rate-limit state to report (empty without an `rps` limit).
+        /// The rate-limit state to report (empty without an `rps` or `rpm` limit).
         limits: RateLimits,
     },
     /// No free slot: answer 529 `overloaded_error`.
@@ -39,7 +39,7 @@ pub enum Admission {
         /// The scenario's `retry-after-on-overload` hint, if any.
         retry_after: Option<Duration>,
     },
-    /// Over the `rps` limit: answer 429 `rate_limit_error`.
+    /// Over the `rps` or `rpm` limit: answer 429 `rate_limit_error`.
     RateLimited {
         /// Whole seconds until a token frees, at least one.
         retry_after: Duration,
@@ -60,6 +60,8 @@ struct State {
     in_flight: u32,
     max_in_flight: u32,
     bucket: Option<TokenBucket>,
+    /// Requests admitted while a brownout window was active.
+    admitted_in_brownout: u64,
     /// When each timed hold ends, earliest first.
     holds: BinaryHeap<Reverse<Duration>>,
 }
@@ -82,11 +84,12 @@ impl State {
 impl ModelCapacity {
     /// A model with `spec`'s capacity, all slots free and a full token bucket.
     pub fn new(spec: ModelSpec) -> Self {
-        let bucket = spec.rps.map(TokenBucket::full);
+        let bucket = spec.requests_per_minute().map(TokenBucket::full);
         let state = State {
             in_flight: 0,
             max_in_flight: 0,
             bucket,
+            admitted_in_brownout: 0,
             holds: BinaryHeap::new(),
         };
         Self {
@@ -138,6 +141,9 @@ impl ModelCapacity {
         }
         state.in_flight += 1;
         state.max_in_flight = state.max_in_flight.max(state.in_flight);
+        if self.spec.brownouts.iter().any(|b| b.is_active(elapsed)) {
+            state.admitted_in_brownout += 1;
+        }
         Admission::Admitted {
             slot: SlotGuard {
                 capacity: Arc::clone(self),
@@ -170,6 +176,12 @@ impl ModelCapacity {
     /// The most requests that held a slot at once.
     pub fn max_in_flight(&self) -> u32 {
         self.lock().max_in_flight
+    }
+
+    /// Requests admitted (given a slot) while a brownout window was active: what the model
+    /// served of its residual capacity.
+    pub fn admitted_in_brownout(&self) -> u64 {
+        self.lock().admitted_in_brownout
     }
 
     /// Draws a service time from the model's distribution.
@@ -208,29 +220,47 @@ impl Drop for SlotGuard {
     }
 }
 
-/// A requests-per-second bucket holding one second's worth of tokens.
+/// The API's requests-per-minute limit as a token bucket: tokens are replenished
+/// continuously at `rpm / 60` a second (never refilled all at once at a window's end), up to
+/// one second's worth (at least one token), as the API enforces a per-minute limit over
+/// shorter intervals. Each request takes a token; with none left it is refused.
 #[derive(Debug)]
 struct TokenBucket {
+    /// The limit as the API states it: requests per minute.
+    per_minute: u64,
+    /// Tokens added per second.
     rate: f64,
+    /// The most tokens the bucket holds.
+    capacity: f64,
     tokens: f64,
     updated: Duration,
 }
 
 impl TokenBucket {
-    fn full(rps: u32) -> Self {
-        let rate = f64::from(rps.max(1));
+    fn full(per_minute: u64) -> Self {
+        let per_minute = per_minute.max(1);
+        let rate = per_minute as f64 / 60.0;
+        let capacity = rate.ceil().max(1.0);
         Self {
+            per_minute,
             rate,
-            tokens: rate,
+            capacity,
+            tokens: capacity,
             updated: Duration::ZERO,
         }
     }
 
-    /// Takes a token at `elapsed`; if there is none, says how long until one frees.
-    fn take(&mut self, elapsed: Duration) -> Option<Duration> {
+    /// Brings the bucket to `elapsed`: the tokens replenished since the last update.
+    fn refill(&mut self, elapsed: Duration) {
         let since = elapsed.saturating_sub(self.updated).as_secs_f64();
-        self.tokens = (self.tokens + since * self.rate).min(self.rate);
+        self.tokens = (self.tokens + since * self.rate).min(self.capacity);
         self.updated = self.updated.max(elapsed);
+    }
+
+    /// Takes a token at `elapsed`; if there is none, says how long until one frees (whole
+    /// seconds, at least one, as `retry-after` says it).
+    fn take(&mut self, elapsed: Duration) -> Option<Duration> {
+        self.refill(elapsed);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             return None;
@@ -239,10 +269,12 @@ impl TokenBucket {
         Some(Duration::from_secs_f64(wait))
     }
 
+    /// What the headers report: the per-minute limit, the whole tokens left, and how long
+    /// until the bucket is full again.
     fn limits(&self) -> RateLimits {
-        let refill = (self.rate - self.tokens).max(0.0) / self.rate;
+        let refill = (self.capacity - self.tokens).max(0.0) / self.rate;
         let requests = Window {
-            limit: Some(self.rate as u64),
+            limit: Some(self.per_minute),
             remaining: Some(self.tokens.floor() as u64),
             reset_in: Some(Duration::from_secs_f64(refill)),
         };
@@ -337,7 +369,7 @@ mod tests {
         let Admission::Admitted { limits, .. } = &first else {
             panic!("{first:?}")
         };
-        assert_eq!(Some(2), limits.requests.limit);
+        assert_eq!(Some(120), limits.requests.limit, "per minute");
         assert_eq!(Some(1), limits.requests.remaining);
         let _second = cap.admit(Duration::ZERO);
         match cap.admit(Duration::from_millis(100)) {
@@ -354,6 +386,81 @@ mod tests {
             cap.admit(Duration::from_millis(600)),
             Admission::Admitted { .. }
         ));
+    }
+
+    fn ms(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn rpm_bucket_holds_a_seconds_worth_and_states_the_limit_per_minute() {
+        let mut bucket = TokenBucket::full(720);
+        let limits = bucket.limits().requests;
+        assert_eq!(
+            (Some(720), Some(12), Some(Duration::ZERO)),
+            (limits.limit, limits.remaining, limits.reset_in)
+        );
+        for _ in 0..12 {
+            assert_eq!(None, bucket.take(Duration::ZERO));
+        }
+        assert_eq!(Some(secs(1)), bucket.take(Duration::ZERO));
+        let limits = bucket.limits().requests;
+        assert_eq!(
+            (Some(0), Some(secs(1))),
+            (limits.remaining, limits.reset_in)
+        );
+        // Fewer than one a second: still a token to start with, and the limit as given.
+        let mut slow = TokenBucket::full(30);
+        assert_eq!(Some(30), slow.limits().requests.limit);
+        assert_eq!(None, slow.take(Duration::ZERO));
+        assert_eq!(Some(secs(2)), slow.take(Duration::ZERO));
+    }
+
+    #[test]
+    fn rpm_bucket_refills_continuously_not_at_a_reset() {
+        // 600 a minute: one token every 100 ms, up to 10.
+        let mut bucket = TokenBucket::full(600);
+        for _ in 0..10 {
+            assert_eq!(None, bucket.take(Duration::ZERO));
+        }
+        assert!(bucket.take(ms(99)).is_some(), "no token before 100 ms");
+        assert_eq!(None, bucket.take(ms(101)), "one token after 100 ms");
+        assert!(bucket.take(ms(150)).is_some(), "and only one");
+        // Half a second later, five tokens have come back, not none and not all ten; the
+        // bucket is full 10 - 5.01 tokens later.
+        bucket.refill(ms(601));
+        let limits = bucket.limits().requests;
+        assert_eq!(Some(5), limits.remaining);
+        let reset = limits.reset_in.expect("a reset");
+        assert!(reset.abs_diff(ms(499)) < ms(1), "full in 499 ms: {reset:?}");
+        // Full after the reset, and never more than full.
+        bucket.refill(secs(60));
+        assert_eq!(Some(10), bucket.limits().requests.remaining);
+        // Drained, then asked at exactly the rate: every request is served.
+        let mut paced = TokenBucket::full(600);
+        for _ in 0..10 {
+            assert_eq!(None, paced.take(Duration::ZERO));
+        }
+        for i in 1..=100 {
+            assert_eq!(None, paced.take(ms(100 * i + 1)), "request {i}");
+        }
+    }
+
+    #[test]
+    fn brownout_admissions_are_counted() {
+        let cap = model(ModelSpec {
+            slots: 4,
+            brownouts: vec![Brownout {
+                start: secs(10),
+                end: Some(secs(20)),
+                fraction: 0.5,
+            }],
+            ..ModelSpec::default()
+        });
+        let _before = cap.admit(secs(1));
+        let _during = cap.admit(secs(10));
+        assert!(matches!(cap.admit(secs(11)), Admission::Overloaded { .. }));
+        assert_eq!(1, cap.admitted_in_brownout());
     }
 
     #[test]

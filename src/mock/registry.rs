@@ -47,6 +47,10 @@ pub struct ModelStats {
     pub in_flight: u32,
     /// The most requests that held a slot at once.
     pub max_in_flight: u32,
+    /// Requests given a slot while one of the model's brownout windows was active: what it
+    /// served of its residual capacity.
+    #[serde(default)]
+    pub admitted_in_brownout: u64,
 }
 
 /// One answered model: its capacity and counters.
@@ -94,6 +98,7 @@ impl Model {
             by_status: counts.by_status.clone(),
             in_flight: self.capacity.in_flight(),
             max_in_flight: self.capacity.max_in_flight(),
+            admitted_in_brownout: self.capacity.admitted_in_brownout(),
         }
     }
 

@@ -84,19 +84,25 @@ pub(crate) fn overloaded(number: RequestNumber, retry_after: Option<Duration>) -
     response
 }
 
+/// A 429 `rate_limit_error`, with `retry-after` (whole seconds, at least one) and the
+/// rate-limit headers when given.
 pub(crate) fn rate_limited(
     number: RequestNumber,
-    retry_after: Duration,
-    limits: &RateLimits,
+    retry_after: Option<Duration>,
+    limits: Option<&RateLimits>,
 ) -> Response {
     let message = reply::error_message(&ErrorType::RateLimit);
     let mut response = error(number, ErrorType::RateLimit, message);
     let headers = response.headers_mut();
-    headers.insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(retry_after.as_secs().max(1)),
-    );
-    add_limits(headers, limits);
+    if let Some(retry_after) = retry_after {
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(retry_after.as_secs().max(1)),
+        );
+    }
+    if let Some(limits) = limits {
+        add_limits(headers, limits);
+    }
     response
 }
 

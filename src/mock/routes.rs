@@ -204,12 +204,18 @@ async fn serve(
             }
         }
     }
+    let spec = model.capacity.spec();
+    // What a platform without the headers (Bedrock, Vertex) leaves out.
+    let headers = spec.rate_limit_headers;
     match model.capacity.admit(app.elapsed()) {
         Admission::Overloaded { retry_after } => respond::overloaded(number, retry_after),
         Admission::RateLimited {
             retry_after,
             limits,
-        } => respond::rate_limited(number, retry_after, &limits),
+        } => {
+            let retry_after = spec.retry_after.then_some(retry_after);
+            respond::rate_limited(number, retry_after, headers.then_some(&limits))
+        }
         Admission::Admitted { slot, limits } => {
             let service_time = model.capacity.service_time(&mut *app.rng());
             // tokio's timer rounds every sleep, a zero one included, up to its next 1 ms
@@ -217,9 +223,10 @@ async fn serve(
             if !service_time.is_zero() {
                 tokio::time::sleep(service_time).await;
             }
-            let pause = model.capacity.spec().stream_pause;
-            let mut response = answer(reply, slot, stream_fault.as_ref(), pause);
-            respond::add_limits(response.headers_mut(), &limits);
+            let mut response = answer(reply, slot, stream_fault.as_ref(), spec.stream_pause);
+            if headers {
+                respond::add_limits(response.headers_mut(), &limits);
+            }
             response
         }
     }

@@ -31,6 +31,23 @@ const BUILTINS: &[(&str, &str)] = &[
         "chain-down",
         include_str!("../../scenarios/mock/chain-down.toml"),
     ),
+    // The capacity bench's cases (scripts/capacity.py, docs/CAPACITY.md).
+    (
+        "brownout-residual",
+        include_str!("../../scenarios/mock/brownout-residual.toml"),
+    ),
+    (
+        "utilisation-60",
+        include_str!("../../scenarios/mock/utilisation-60.toml"),
+    ),
+    (
+        "rate-limited-12",
+        include_str!("../../scenarios/mock/rate-limited-12.toml"),
+    ),
+    (
+        "rate-limited-12-no-headers",
+        include_str!("../../scenarios/mock/rate-limited-12-no-headers.toml"),
+    ),
 ];
 
 /// The longest `service-time` and `service-time-spread` a model may have.
@@ -125,9 +142,18 @@ pub struct ModelSpec {
     /// Half-width of the `uniform` distribution, at most 1h. Default: 0s
     #[serde(with = "humantime_serde")]
     pub service_time_spread: Duration,
-    /// Requests per second allowed (a token bucket with a burst of one second's worth);
-    /// excess gets 429 `rate_limit_error`. Default: none (unlimited)
+    /// Requests per second allowed, the same limit as `rpm = 60 * rps`. Default: none
     pub rps: Option<u32>,
+    /// Requests per minute allowed, as the API states its limits: a token bucket replenished
+    /// continuously at `rpm / 60` a second and holding one second's worth (at least one), as
+    /// the API enforces a per-minute limit over shorter intervals; excess gets 429
+    /// `rate_limit_error`. At most one of `rps` and `rpm`. Default: none (unlimited)
+    pub rpm: Option<u32>,
+    /// Whether answers and 429s carry `anthropic-ratelimit-requests-{limit,remaining,reset}`
+    /// (`false`: none, like Bedrock or Vertex). Default: true
+    pub rate_limit_headers: bool,
+    /// Whether a 429 carries `retry-after`. Default: true
+    pub retry_after: bool,
     /// Seconds sent as `retry-after` on 529s. Default: none (no header, like the real API)
     pub retry_after_on_overload: Option<u64>,
     /// Capacity loss windows; overlapping windows take the smallest. Default: none
@@ -148,6 +174,9 @@ impl Default for ModelSpec {
             distribution: Distribution::Fixed,
             service_time_spread: Duration::ZERO,
             rps: None,
+            rpm: None,
+            rate_limit_headers: true,
+            retry_after: true,
             retry_after_on_overload: None,
             brownouts: Vec::new(),
             faults: Vec::new(),
@@ -157,6 +186,13 @@ impl Default for ModelSpec {
 }
 
 impl ModelSpec {
+    /// The requests-per-minute limit `rps` or `rpm` sets, if any.
+    pub fn requests_per_minute(&self) -> Option<u64> {
+        self.rpm
+            .map(u64::from)
+            .or(self.rps.map(|rps| u64::from(rps) * 60))
+    }
+
     /// Checks the settings; `at` is the table's dotted path, used in errors.
     fn validate(&self, at: &str) -> Result<(), ScenarioError> {
         if self.slots == 0 {
@@ -176,6 +212,13 @@ impl ModelSpec {
         }
         if self.rps == Some(0) {
             return Err(invalid(format!("{at}.rps"), "must be at least 1"));
+        }
+        if self.rpm == Some(0) {
+            return Err(invalid(format!("{at}.rpm"), "must be at least 1"));
+        }
+        if self.rps.is_some() && self.rpm.is_some() {
+            let reason = "give the rate limit once: rps or rpm, not both";
+            return Err(invalid(format!("{at}.rpm"), reason));
         }
         for (i, brownout) in self.brownouts.iter().enumerate() {
             let field = format!("{at}.brownouts[{i}]");
@@ -332,6 +375,21 @@ mod tests {
     }
 
     #[test]
+    fn rate_limit_is_per_minute_whichever_way_it_is_written() {
+        let scenario = Scenario::from_toml(
+            "[models.s]\nrps = 12\n[models.m]\nrpm = 720\nrate-limit-headers = false\n\
+             retry-after = false\n[models.none]\n",
+        )
+        .expect("valid");
+        let spec = |name| scenario.model(name).expect("listed");
+        assert_eq!(Some(720), spec("s").requests_per_minute());
+        assert_eq!(Some(720), spec("m").requests_per_minute());
+        assert_eq!(None, spec("none").requests_per_minute());
+        assert!(spec("s").rate_limit_headers && spec("s").retry_after);
+        assert!(!spec("m").rate_limit_headers && !spec("m").retry_after);
+    }
+
+    #[test]
     fn unknown_field_names_field_and_line() {
         let err = Scenario::from_toml("seed = 1\n[models.m]\nslotz = 3\n")
             .unwrap_err()
@@ -354,6 +412,8 @@ mod tests {
         let cases = [
             ("[models.m]\nslots = 0", "models.m.slots"),
             ("[default-model]\nrps = 0", "default-model.rps"),
+            ("[default-model]\nrpm = 0", "default-model.rpm"),
+            ("[models.m]\nrps = 1\nrpm = 60", "models.m.rpm"),
             (
                 "[models.m]\nbrownouts = [{ fraction = 1.5 }]",
                 "models.m.brownouts[0].fraction",

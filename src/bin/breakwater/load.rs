@@ -129,6 +129,10 @@ fn print_summary(report: &LoadReport) {
         "late         {} (answered after their deadline)",
         report.late
     );
+    for (model, outcomes) in &report.attempts_by_model {
+        let outcomes: Vec<String> = outcomes.iter().map(|(o, n)| format!("{o} {n}")).collect();
+        println!("attempts at  {model}: {}", outcomes.join(", "));
+    }
     for (model, count) in &report.answered_by {
         println!("answered by  {model}: {count}");
     }
