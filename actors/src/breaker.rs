@@ -20,13 +20,16 @@ use crate::upstream::{Class, Target, Upstream};
 
 /// What a breaker actor is told.
 pub(crate) enum BreakerMsg<U: Upstream> {
-    /// An attempt ended: `class` is `None` on success. `absorbing`: whether the target's
-    /// adaptive limit can still shrink to a brownout (see `CircuitBreaker::set_absorbing`).
+    /// An attempt ended: `class` is `None` on success. `limit`: the target's adaptive limit
+    /// as the outcome found it (see `CircuitBreaker::set_limit`).
     Record {
         class: Option<Class>,
         retry_after: Option<Duration>,
         probe: bool,
-        absorbing: Option<u32>,
+        limit: Option<crate::policy::LimitView>,
+        /// When the attempt started, and the oldest attempt still running.
+        started: Instant,
+        oldest_running: Option<Instant>,
     },
     /// A granted probe will not run (its caller left before it started).
     ReleaseProbe,
@@ -113,9 +116,12 @@ impl<U: Upstream> Actor for BreakerActor<U> {
                 class,
                 retry_after,
                 probe,
-                absorbing,
+                limit,
+                started,
+                oldest_running,
             } => {
-                state.breaker.set_absorbing(absorbing);
+                state.breaker.set_limit(limit);
+                state.breaker.set_round(started, oldest_running);
                 let until = state.breaker.open_until();
                 let transition = state.breaker.record(class, retry_after, probe, now);
                 if transition.is_none() && state.breaker.open_until() > until {

@@ -24,7 +24,7 @@ pub use budget::{BudgetConfig, RetryBudget};
 pub use decision::{Attempts, Decision, GiveUp, RetryPolicy};
 pub use gate::{Gate, GateConfig, Start};
 pub use learn::RateLearner;
-pub use limit::{AdaptiveLimit, CapacitySignal, LimitConfig};
+pub use limit::{AdaptiveLimit, CapacitySignal, LimitConfig, LimitView};
 pub use pacing::{Cost, RateBucket};
 pub use parking::{Parked, ParkingLot};
 pub use restart::{Restart, RestartPolicy};

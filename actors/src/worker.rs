@@ -271,7 +271,9 @@ impl<U: Upstream> WorkerState<U> {
             class: failure.map(Failure::class),
             retry_after: failure.and_then(Failure::retry_after),
             probe: job.probe,
-            absorbing: self.gate.absorbing(),
+            limit: self.gate.limit_view(),
+            started,
+            oldest_running: self.running.values().map(Task::started).min(),
         });
         job.record(failure, now);
         match outcome {

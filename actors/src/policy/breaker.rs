@@ -21,6 +21,7 @@ use tokio::time::Instant;
 
 use super::budget::SlidingWindow;
 use super::gate::absorbs;
+use super::limit::LimitView;
 use crate::upstream::Class;
 
 mod config;
@@ -68,9 +69,14 @@ pub struct CircuitBreaker {
     // requests in flight, so they hold their slots across transitions.
     probes_out: u32,
     probe_successes: u32,
-    /// Whether the target's adaptive limit can still shrink to what a browned-out target
-    /// serves; see [`set_absorbing`](Self::set_absorbing).
-    absorbing: Option<u32>,
+    /// The target's adaptive limit, if it has one; see [`set_limit`](Self::set_limit).
+    limit: Option<LimitView>,
+    /// When the outcome recorded next started, and the oldest attempt still running then.
+    round: (Option<Instant>, Option<Instant>),
+    /// When the first failed attempt of the current run of consecutive failures started.
+    run_began: Option<Instant>,
+    /// Overloads and timeouts in a row met with the limit at its floor.
+    floor_run: u32,
 }
 
 impl CircuitBreaker {
@@ -85,7 +91,10 @@ impl CircuitBreaker {
             rounds: 0,
             probes_out: 0,
             probe_successes: 0,
-            absorbing: None,
+            limit: None,
+            round: (None, None),
+            run_began: None,
+            floor_run: 0,
         }
     }
 
@@ -151,14 +160,24 @@ impl CircuitBreaker {
         (admission, transition)
     }
 
-    /// Says whether the target's adaptive limit can still absorb a brownout (it adapts and is
-    /// above its floor). While it can, and the target answered some of its calls in the
-    /// window, overloads and timeouts shrink the limit and do not open the breaker: the
-    /// breaker is for a target that is down, the limit for one serving less. A target that
-    /// answers nothing in the window, a limit at its floor that still meets overloads, and
-    /// failures the limit does not answer (connect failures, 5xx) open it as before.
-    pub fn set_absorbing(&mut self, absorbing: Option<u32>) {
-        self.absorbing = absorbing;
+    /// Tells the breaker of the target's adaptive limit (`None`: it has none), as the outcome
+    /// recorded next found it. With one, overloads and timeouts are the limit's to answer:
+    /// the breaker is for a target that is down, the limit for one serving less. They open
+    /// the breaker only after `consecutive-failures` in a row that took a whole round (no
+    /// attempt that started before the run is still running: everything sent failed, see
+    /// [`set_round`](Self::set_round)), or in a row with the limit at its floor, where it
+    /// cannot shrink further; never by the failure ratio. Failures the limit does not answer
+    /// (connect failures, 5xx) open it as before.
+    pub fn set_limit(&mut self, limit: Option<LimitView>) {
+        self.limit = limit;
+    }
+
+    /// Tells the breaker when the outcome recorded next started, and the oldest attempt
+    /// still running then. A burst of 529s met by new attempts while older ones are still
+    /// being served is a target short of capacity, not down: it opens the breaker only once
+    /// those older attempts have ended and failed too.
+    pub fn set_round(&mut self, started: Instant, oldest_running: Option<Instant>) {
+        self.round = (Some(started), oldest_running);
     }
 
     /// Frees the slot of a probe whose caller went away without an outcome.
@@ -221,10 +240,17 @@ impl CircuitBreaker {
             Verdict::Neutral => None,
             Verdict::Healthy => {
                 self.consecutive = 0;
+                self.floor_run = 0;
                 self.window.record(now, 1, 0);
                 None
             }
             Verdict::Unhealthy(retry_after, shortage) => {
+                if self.consecutive == 0 {
+                    self.run_began = self.round.0;
+                }
+                if shortage && self.limit.is_some_and(|view| view.at_floor) {
+                    self.floor_run = self.floor_run.saturating_add(1);
+                }
                 self.consecutive = self.consecutive.saturating_add(1);
                 self.window.record(now, 1, 1);
                 let reason = self.trip_reason(shortage, now)?;
@@ -234,15 +260,19 @@ impl CircuitBreaker {
     }
 
     fn trip_reason(&self, shortage: bool, now: Instant) -> Option<TransitionReason> {
-        let (calls, failures) = self.window.totals(now);
-        if shortage
-            && self.absorbing.is_some_and(|limit| {
-                self.consecutive < limit.max(self.config.consecutive_failures.get())
-            })
-        {
-            return None;
+        let in_a_row = self.config.consecutive_failures.get();
+        if shortage && let Some(view) = self.limit {
+            // The adaptive limit answers a brownout; see `set_limit`.
+            let whole_round = match (self.round.1, self.run_began) {
+                (Some(oldest), Some(began)) => oldest > began,
+                _ => true,
+            };
+            let outage = self.consecutive >= in_a_row && whole_round;
+            let floored = view.at_floor && self.floor_run >= in_a_row;
+            return (outage || floored).then_some(TransitionReason::ConsecutiveFailures);
         }
-        if self.consecutive >= self.config.consecutive_failures.get() {
+        let (calls, failures) = self.window.totals(now);
+        if self.consecutive >= in_a_row {
             return Some(TransitionReason::ConsecutiveFailures);
         }
         let judged = calls > 0 && calls >= u64::from(self.config.min_calls);
@@ -274,6 +304,7 @@ impl CircuitBreaker {
         let range = self.config.open_range(self.rounds);
         let interval = uniform(&mut self.rng, range).max(at_least);
         self.consecutive = 0;
+        self.floor_run = 0;
         self.probe_successes = 0;
         self.window.clear();
         let until = deadline(now, interval);
@@ -282,6 +313,7 @@ impl CircuitBreaker {
 
     fn forget(&mut self) {
         self.consecutive = 0;
+        self.floor_run = 0;
         self.rounds = 0;
         self.probe_successes = 0;
         self.window.clear();
@@ -377,23 +409,56 @@ mod tests {
         b.open_until().expect("open") - now
     }
 
+    fn view(limit: u32, at_floor: bool) -> LimitView {
+        LimitView { limit, at_floor }
+    }
+
     #[test]
-    fn overloads_a_limit_above_its_floor_absorbs_open_only_after_a_whole_limit_of_them() {
+    fn overloads_with_the_limit_at_its_floor_open_after_five_in_a_row_met_there() {
         let t0 = Instant::now();
         let mut b = CircuitBreaker::new(exact(), 0);
-        b.set_absorbing(Some(12));
-        let mut calls = vec![OK; 20];
-        calls.extend([OVERLOADED; 5]);
+        // Older attempts are still out the whole time: only the floor rule can open it.
+        b.set_round(t0 + secs(1), Some(t0));
+        b.set_limit(Some(view(16, false)));
+        assert_eq!(feed(&mut b, &[OVERLOADED; 9], t0), None);
+        b.set_limit(Some(view(1, true)));
         assert_eq!(
-            feed(&mut b, &calls, t0),
+            feed(&mut b, &[OVERLOADED; 4], t0),
             None,
-            "a burst of five at a limit of 12"
+            "four met at the floor"
         );
-        let (index, t) = feed(&mut b, &[OVERLOADED; 10], t0).expect("opens");
+        let (_, t) = feed(&mut b, &[OVERLOADED], t0).expect("the fifth at the floor opens it");
+        assert_eq!(t.reason, TransitionReason::ConsecutiveFailures);
+    }
+
+    #[test]
+    fn a_burst_of_overloads_while_older_attempts_are_served_does_not_open() {
+        let t0 = Instant::now();
+        let mut b = CircuitBreaker::new(exact(), 0);
+        b.set_limit(Some(view(12, false)));
+        // New attempts meet 529s while one started at t0 is still being served.
+        b.set_round(t0 + secs(1), Some(t0));
+        assert_eq!(
+            feed(&mut b, &[OVERLOADED; 8], t0),
+            None,
+            "a burst, not an outage"
+        );
+        // The older one ends, failed too, with nothing else out: everything sent failed.
+        b.set_round(t0, None);
+        let (_, t) = feed(&mut b, &[OVERLOADED], t0).expect("a whole round failed");
+        assert_eq!(t.reason, TransitionReason::ConsecutiveFailures);
+    }
+
+    #[test]
+    fn five_overloads_in_a_row_with_nothing_else_out_open_it_whatever_the_limit() {
+        let t0 = Instant::now();
+        let mut b = CircuitBreaker::new(exact(), 0);
+        b.set_limit(Some(view(16, false)));
+        b.set_round(t0, None);
+        let (index, t) = feed(&mut b, &[OVERLOADED; 5], t0).expect("opens");
         assert_eq!(
             (index, t.reason),
-            (6, TransitionReason::ConsecutiveFailures),
-            "at the twelfth in a row: every attempt of a whole limit failed"
+            (4, TransitionReason::ConsecutiveFailures)
         );
     }
 
@@ -401,11 +466,11 @@ mod tests {
     fn a_failure_ratio_a_limit_absorbs_does_not_open() {
         let t0 = Instant::now();
         let mut b = CircuitBreaker::new(exact(), 0);
-        b.set_absorbing(Some(3));
+        b.set_limit(Some(view(3, false)));
         // Two in three fail, never three in a row: a brownout the limit is shrinking to.
         let calls: Vec<_> = [OK, OVERLOADED, OVERLOADED].repeat(10);
         assert_eq!(feed(&mut b, &calls, t0), None);
-        b.set_absorbing(None);
+        b.set_limit(None);
         let (_, t) = feed(&mut b, &[OVERLOADED], t0).expect("at its floor, it opens");
         assert_eq!(t.reason, TransitionReason::FailureRatio);
     }
@@ -414,7 +479,7 @@ mod tests {
     fn failures_a_limit_does_not_answer_open_as_before_whatever_the_limit() {
         let t0 = Instant::now();
         let mut b = CircuitBreaker::new(exact(), 0);
-        b.set_absorbing(Some(40));
+        b.set_limit(Some(view(40, false)));
         let (index, t) = feed(&mut b, &[Some(Class::Connect); 5], t0).expect("opens");
         assert_eq!(
             (index, t.reason),

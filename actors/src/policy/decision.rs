@@ -165,7 +165,15 @@ impl RetryPolicy {
             return Decision::GiveUp(GiveUp::Permanent);
         }
         if class == Class::RateLimited && failure.retry_after().is_none() && forced != Some(true) {
-            return Decision::GiveUp(GiveUp::QuotaSpent);
+            // No retry-after: a spent quota (the API's spend cap) or a platform that names no
+            // wait (Bedrock, Vertex). Never retried in place; the next model of the chain
+            // may have its own quota, and costs one attempt to ask.
+            let room = attempts.total < self.max_attempts.get();
+            return if attempts.can_fall_back && room {
+                Decision::FallBack
+            } else {
+                Decision::GiveUp(GiveUp::QuotaSpent)
+            };
         }
         if attempts.total >= self.max_attempts.get() {
             return Decision::GiveUp(GiveUp::AttemptsExhausted);
@@ -414,11 +422,17 @@ mod tests {
     }
 
     #[test]
-    fn rate_limit_without_retry_after_is_a_spent_quota() {
+    fn rate_limit_without_retry_after_is_never_retried_in_place_but_falls_back() {
         let spent = Failure::new(Class::RateLimited, "spend limit").with_status(429);
         assert_eq!(
+            decide(&exact(), &spent, at(1, 1, false)),
+            Decision::GiveUp(GiveUp::QuotaSpent),
+            "at the end of the chain: a spent quota"
+        );
+        assert_eq!(
             decide(&exact(), &spent, at(1, 1, true)),
-            Decision::GiveUp(GiveUp::QuotaSpent)
+            Decision::FallBack,
+            "the next model may have a quota of its own (Bedrock and Vertex name no wait)"
         );
     }
 

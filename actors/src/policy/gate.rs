@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::learn::{MEASURED_OVER, RateLearner};
-use super::limit::{AdaptiveLimit, CapacitySignal, LimitConfig};
+use super::limit::{AdaptiveLimit, CapacitySignal, LimitConfig, LimitView};
 
 use super::pacing::{Cost, RateBucket};
 use crate::upstream::{Class, Failure, RateLimits};
@@ -177,14 +177,13 @@ impl Gate {
         }
     }
 
-    /// Whether the adaptive limit can still take in a brownout: it adapts, and is above its
-    /// floor. While it can, the target's breaker leaves overloads to it (see
-    /// [`CircuitBreaker::set_absorbing`](super::CircuitBreaker::set_absorbing)).
-    pub fn absorbing(&self) -> Option<u32> {
-        self.limit
-            .as_ref()
-            .filter(|l| l.above_floor())
-            .map(AdaptiveLimit::limit)
+    /// The adaptive limit as the target's breaker sees it, if the limit adapts (see
+    /// [`CircuitBreaker::set_limit`](super::CircuitBreaker::set_limit)).
+    pub fn limit_view(&self) -> Option<LimitView> {
+        self.limit.as_ref().map(|limit| LimitView {
+            limit: limit.limit(),
+            at_floor: !limit.above_floor(),
+        })
     }
 
     /// Takes in the rate limits announced at `now` in the answer to an attempt that started

@@ -102,6 +102,15 @@ impl LimitConfig {
     }
 }
 
+/// What the breaker is told of the target's adaptive limit with each outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LimitView {
+    /// Attempts the limit lets run at once now.
+    pub limit: u32,
+    /// Whether it is at its floor, so it cannot shrink further.
+    pub at_floor: bool,
+}
+
 /// What an attempt's outcome says about the target's capacity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CapacitySignal {
@@ -126,7 +135,13 @@ pub struct AdaptiveLimit {
     /// When the limit was last cut: overloads of attempts started before then were in
     /// flight when it was cut, and say nothing new.
     cut_at: Option<Instant>,
+    /// The limit the last overload came at: growth slows near it (as CUBIC's does near its
+    /// last window), and takes its usual pace again past it.
+    ceiling: Option<f64>,
 }
+
+/// How much slower the limit grows within one of its last overload's level.
+const NEAR_CEILING_SLOWDOWN: f64 = 8.0;
 
 impl AdaptiveLimit {
     /// A limit in slow start from `initial`.
@@ -136,6 +151,7 @@ impl AdaptiveLimit {
             limit: 0.0,
             threshold: 0.0,
             cut_at: None,
+            ceiling: None,
         };
         limit.restart_from(config.initial);
         limit
@@ -193,12 +209,21 @@ impl AdaptiveLimit {
                 }
                 let step = if self.in_slow_start() {
                     1.0
+                } else if self
+                    .ceiling
+                    .is_some_and(|c| (self.limit + 1.0 - c).abs() < 1.0)
+                {
+                    // Within one of where the last overload came: probe it slowly, or a
+                    // small limit (a brownout's two slots) would meet a 529 every few
+                    // answers.
+                    1.0 / (self.limit.max(1.0) * NEAR_CEILING_SLOWDOWN)
                 } else {
                     1.0 / self.limit.max(1.0)
                 };
                 self.limit = (self.limit + step).min(max);
             }
             CapacitySignal::Overload => {
+                self.ceiling = Some(self.limit);
                 self.limit = (self.limit * self.config.decrease).max(min);
                 self.threshold = self.limit;
             }
@@ -266,6 +291,21 @@ mod tests {
             limit.overloaded(t0 + ms(1_000 * (i + 1)), t0 + ms(1_000 * (i + 1) + 1));
         }
         assert!(!limit.above_floor(), "at its floor of 1");
+    }
+
+    #[test]
+    fn near_the_level_of_its_last_overload_it_grows_eight_times_slower() {
+        let mut limit = AdaptiveLimit::new(config(1, 64, 3));
+        limit.record(CapacitySignal::Overload);
+        assert_eq!(limit.limit(), 2, "3 x 0.7 = 2.1");
+        let mut successes = 0;
+        while limit.limit() < 3 {
+            limit.record(busy(&limit));
+            successes += 1;
+        }
+        // From 2.1 to 3 at 1 / (limit * 8) a success: about 19 answers (the integral of 8L
+        // from 2.1 to 3) per probe of the third slot, not 2.
+        assert!((18..=20).contains(&successes), "{successes}");
     }
 
     #[test]

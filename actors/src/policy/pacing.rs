@@ -57,14 +57,14 @@ impl Cost {
     }
 }
 
-/// A per-minute limit's refill rate per second, for a window announced full (whose rate its
-/// announcement cannot tell): the API's rate limits are per minute.
+/// The API's rate limits are per minute: a window refills at its limit per 60 s.
 const PER_MINUTE: f64 = 60.0;
 
-/// One window's account: a token bucket, as the API keeps it. It holds up to its announced
-/// limit and refills continuously, at the rate that makes it full at the announced reset
-/// (`(limit - remaining) / reset`). A window announced without its limit keeps the older,
-/// simpler reading: what is left now, all of it again at the reset.
+/// One window's account: a token bucket, as the API keeps it. It refills continuously at its
+/// announced limit per minute, up to what it would hold at the announced reset (`remaining +
+/// reset * rate`: the whole limit, or less where the upstream enforces the rate over shorter
+/// intervals, as the API may). A window announced without its limit keeps the older, simpler
+/// reading: what is left now, all of it again at the reset.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Account {
     /// What is left as of `as_of`; below zero when more was spent than was left.
@@ -83,26 +83,18 @@ impl Account {
     /// The account a response announced at `now` for an attempt that reached the upstream at
     /// `anchor` (it counted the window then), replaying `since`: the attempts started after
     /// it, which the upstream had not counted yet, each with what it spends, in order.
-    /// `previous` is the account this one replaces: a window announced full cannot tell its
-    /// refill rate, so the rate learned before stands (else a per-minute limit's).
     fn from(
         window: &Window,
-        previous: Option<&Self>,
         anchor: Instant,
         now: Instant,
         since: impl Iterator<Item = (Instant, u64)>,
     ) -> Option<Self> {
         let remaining = window.remaining? as f64;
         let reset = window.reset_in.unwrap_or(Duration::ZERO);
-        let capacity = window.limit.map(|limit| limit as f64);
-        let known = previous.filter(|p| p.capacity.is_some()).map(|p| p.rate);
-        let rate = match capacity {
-            Some(capacity) if capacity > remaining && !reset.is_zero() => {
-                (capacity - remaining) / reset.as_secs_f64()
-            }
-            Some(capacity) => known.unwrap_or(capacity / PER_MINUTE),
-            None => 0.0,
-        };
+        let rate = window.limit.map_or(0.0, |limit| limit as f64 / PER_MINUTE);
+        let capacity = window.limit.map(|limit| {
+            (remaining + reset.as_secs_f64() * rate).clamp(1.0, (limit as f64).max(1.0))
+        });
         let mut account = Self {
             level: remaining,
             as_of: anchor.min(now),
@@ -211,7 +203,7 @@ impl RateBucket {
         ];
         for (account, window, amount) in windows {
             let starts = since.iter().map(|(at, cost)| (*at, amount(cost)));
-            if let Some(fresh) = Account::from(window, account.as_ref(), anchor, now, starts) {
+            if let Some(fresh) = Account::from(window, anchor, now, starts) {
                 *account = Some(fresh);
             }
         }
@@ -359,10 +351,11 @@ mod tests {
     async fn refills_during_the_replay_never_exceed_the_capacity() {
         let t0 = Instant::now();
         let mut bucket = RateBucket::new();
-        // At most 10, 5 left at t0, full in 500 ms: 10 a second. Ten start at once at
-        // t0 + 2 s, when it held 10, not the 25 two seconds of refill would add up to.
+        // 600 a minute (10 a second), enforced over a second: 5 left at t0 and full in
+        // 500 ms, so it holds 10. Ten start at once at t0 + 2 s, when it held 10, not the
+        // 25 two seconds of refill would add up to.
         let since = [(t0 + ms(2_000), Cost::default()); 10];
-        bucket.observe(&requests(10, 5, 500), t0, t0 + ms(2_000), &since);
+        bucket.observe(&requests(600, 5, 500), t0, t0 + ms(2_000), &since);
         assert_eq!(
             bucket.ready_at(Cost::default(), t0 + ms(2_000)),
             Some(t0 + ms(2_100))

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 use tracing::{Instrument, Span};
 
 use crate::job::Delivery;
@@ -28,7 +29,14 @@ pub(super) struct Run<U: Upstream> {
 /// A running attempt's task, owned by its worker: dropping it aborts the task, so that an
 /// attempt never outlives the worker that counts it (a worker that crashes takes its
 /// attempts with it, and the supervisor hands their jobs back).
-pub(super) struct Task(AbortHandle);
+pub(super) struct Task(AbortHandle, Instant);
+
+impl Task {
+    /// When the attempt started.
+    pub(super) fn started(&self) -> Instant {
+        self.1
+    }
+}
 
 impl Drop for Task {
     fn drop(&mut self) {
@@ -60,7 +68,7 @@ pub(super) fn spawn<U: Upstream>(
         drop(span);
         done(outcome);
     });
-    Task(task.abort_handle())
+    Task(task.abort_handle(), Instant::now())
 }
 
 /// Runs `attempt` for at most `timeout`, turning a panic into a server error: whatever the
