@@ -172,6 +172,11 @@ impl SimUpstream {
         };
         match sim.capacity.admit(at) {
             Admission::Admitted { slot, limits } => {
+                let limits = if sim.capacity.spec().rate_limit_headers {
+                    limits
+                } else {
+                    RateLimits::default()
+                };
                 let service = sim.capacity.service_time(&mut *lock(&self.rng));
                 let number = self.record(at, model, 200);
                 Ok(Serving {
@@ -198,9 +203,14 @@ impl SimUpstream {
             } => {
                 let number = self.record(at, model, 429);
                 let message = "Number of requests has exceeded your rate limit";
-                let failure = error(&ErrorType::RateLimit, message, number)
-                    .with_retry_after(retry_after)
-                    .with_limits(limits);
+                let spec = sim.capacity.spec();
+                let mut failure = error(&ErrorType::RateLimit, message, number);
+                if spec.retry_after {
+                    failure = failure.with_retry_after(retry_after);
+                }
+                if spec.rate_limit_headers {
+                    failure = failure.with_limits(limits);
+                }
                 Err(failure)
             }
         }

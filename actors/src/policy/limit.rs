@@ -141,7 +141,7 @@ pub struct AdaptiveLimit {
 }
 
 /// How much slower the limit grows within one of its last overload's level.
-const NEAR_CEILING_SLOWDOWN: f64 = 8.0;
+const NEAR_CEILING_SLOWDOWN: f64 = 4.0;
 
 impl AdaptiveLimit {
     /// A limit in slow start from `initial`.

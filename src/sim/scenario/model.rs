@@ -29,6 +29,14 @@ pub struct SimModel {
     /// Requests per second allowed (a token bucket with a burst of one second's worth);
     /// excess gets 429 `rate_limit_error` with `retry-after`. Default: none (unlimited)
     pub rps: Option<u32>,
+    /// The same limit per minute, as the API states it (`rps = N` is `rpm = 60 N`).
+    /// Default: none
+    pub rpm: Option<u32>,
+    /// Whether answers and 429s announce the limit (`anthropic-ratelimit-requests-*`); off
+    /// as on Bedrock and Vertex. Default: true
+    pub rate_limit_headers: bool,
+    /// Whether 429s say when to retry (`retry-after`). Default: true
+    pub retry_after: bool,
     /// Seconds sent as `retry-after` on 529s. Default: none (no hint, like the real API)
     pub retry_after_on_overload: Option<u64>,
     /// How long a rejected (529) request still occupies one unit of capacity, at most 1h.
@@ -50,6 +58,9 @@ impl Default for SimModel {
             distribution: spec.distribution,
             service_time_spread: spec.service_time_spread,
             rps: None,
+            rpm: None,
+            rate_limit_headers: true,
+            retry_after: true,
             retry_after_on_overload: None,
             reject_cost: Duration::ZERO,
             brownouts: Vec::new(),
@@ -66,6 +77,9 @@ impl SimModel {
             distribution: self.distribution,
             service_time_spread: self.service_time_spread,
             rps: self.rps,
+            rpm: self.rpm,
+            rate_limit_headers: self.rate_limit_headers,
+            retry_after: self.retry_after,
             retry_after_on_overload: self.retry_after_on_overload,
             brownouts: self.brownouts.clone(),
             ..ModelSpec::default()
