@@ -164,24 +164,35 @@ async fn retry_after_as_an_http_date_becomes_a_delay() {
 }
 
 #[tokio::test]
-async fn a_429_without_retry_after_is_a_spent_quota_and_not_retried() {
+async fn a_429_without_retry_after_is_never_retried_in_place_but_falls_back() {
     let failure = fail_with(r#"{ kind = "status", status = 429 }"#).await;
     assert_eq!(failure.class(), Class::RateLimited);
     assert_eq!(failure.retry_after(), None);
     let policy = RetryPolicy::default();
-    let attempts = Attempts {
-        total: 1,
-        on_target: 1,
-        can_fall_back: true,
+    let decide = |can_fall_back| {
+        let attempts = Attempts {
+            total: 1,
+            on_target: 1,
+            can_fall_back,
+        };
+        policy.decide(
+            &failure,
+            attempts,
+            &mut policy.backoff.build(0),
+            Instant::now(),
+            None,
+        )
     };
-    let decision = policy.decide(
-        &failure,
-        attempts,
-        &mut policy.backoff.build(0),
-        Instant::now(),
-        None,
+    assert_eq!(
+        decide(true),
+        Decision::FallBack,
+        "the next model may have room"
     );
-    assert_eq!(decision, Decision::GiveUp(GiveUp::QuotaSpent));
+    assert_eq!(
+        decide(false),
+        Decision::GiveUp(GiveUp::QuotaSpent),
+        "at the end of the chain: a spent quota"
+    );
 }
 
 #[tokio::test]

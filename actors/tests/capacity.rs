@@ -106,3 +106,42 @@ async fn a_model_that_answers_nothing_still_opens_its_breaker_within_one_limit_o
         "{failed} attempts met the outage, with a limit of {limit}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_429_that_announces_nothing_slows_the_starts_to_a_learned_rate_and_falls_back() {
+    let (fake, engine) = start(Fake::new().default_for("a", ok(10)), chain(true)).await;
+    let engine = Arc::new(engine);
+    let t0 = Instant::now();
+    let callers = steady(&engine, 4, t0 + ms(5_000));
+    tokio::time::sleep(ms(2_000)).await;
+    // No rate-limit headers, no retry-after: as Bedrock and Vertex answer.
+    let refused =
+        breakwater_actors::Failure::new(breakwater_actors::Class::RateLimited, "Too many requests")
+            .with_status(429);
+    fake.push("a", [fake::failing(refused, 1)]);
+    for caller in callers {
+        caller.await.unwrap();
+    }
+    let starts_in = |from: u64, to: u64| {
+        fake.calls()
+            .iter()
+            .filter(|(model, at)| model == "a" && *at >= t0 + ms(from) && *at < t0 + ms(to))
+            .count()
+    };
+    let before = starts_in(1_000, 2_000);
+    // The 429 pauses `a` for `rate-limit-pause` (1 s); then the learned rate holds.
+    let paused = starts_in(2_010, 2_990);
+    let after = starts_in(3_100, 4_100);
+    // Four callers at 10 ms each: about 400 a second before; after the pause, 0.8 of what
+    // went through, growing 10% a second up to 95% of it, then 1%.
+    assert!(before >= 300, "{before} starts a second before the 429");
+    assert_eq!(paused, 0, "paused after the 429");
+    assert!(
+        after <= before * 95 / 100 && after >= before * 7 / 10,
+        "{after} starts in a second after the pause, against {before} before"
+    );
+    assert!(
+        fake.calls_to("b") > 0,
+        "what the learned rate holds back spills over to `b`"
+    );
+}

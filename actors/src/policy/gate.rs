@@ -217,6 +217,9 @@ impl Gate {
             .unwrap_or(self.config.rate_limit_pause);
         let until = now + wait;
         self.bucket.exhaust(now, until);
+        if let Some(learner) = &mut self.learner {
+            learner.hold_until(until);
+        }
         self.paused_until = Some(
             self.paused_until
                 .map_or(until, |current| current.max(until)),

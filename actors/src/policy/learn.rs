@@ -121,6 +121,15 @@ impl RateLearner {
         self.changed = Some(now);
     }
 
+    /// The upstream holds every start back until `until` (a 429's pause): nothing builds up
+    /// meanwhile, so the starts after it go at the rate, not in a burst.
+    pub fn hold_until(&mut self, until: Instant) {
+        if self.rate.is_some() {
+            self.tokens = self.tokens.min(0.0);
+            self.tokens_at = Some(self.tokens_at.map_or(until, |at| at.max(until)));
+        }
+    }
+
     /// When the next attempt may start: `None` for now.
     pub fn ready_at(&self, now: Instant) -> Option<Instant> {
         let rate = self.rate?;
