@@ -122,10 +122,11 @@ impl RateLearner {
     }
 
     /// The upstream holds every start back until `until` (a 429's pause): nothing builds up
-    /// meanwhile, so the starts after it go at the rate, not in a burst.
+    /// meanwhile, so after it one start goes at once (when the upstream said to come back),
+    /// and the next at the rate, not in a burst.
     pub fn hold_until(&mut self, until: Instant) {
         if self.rate.is_some() {
-            self.tokens = self.tokens.min(0.0);
+            self.tokens = 1.0;
             self.tokens_at = Some(self.tokens_at.map_or(until, |at| at.max(until)));
         }
     }
