@@ -7,6 +7,15 @@ use breakwater::sim::report::StrategyReport;
 use breakwater::sim::run::run_strategy;
 use breakwater::sim::strategy::StrategyName;
 
+/// The primary of every case but b: 40 slots at about 300 ms.
+const SLOTS_40: &str = r#"slots = 40
+service-time = "300ms"
+distribution = "uniform"
+service-time-spread = "50ms""#;
+
+/// An incident as long as the run.
+const WHOLE_RUN: &str = r#"{ start = "0s", end = "2m" }"#;
+
 /// Two minutes at `rps` on `primary` (TOML for its model table) then a healthy fallback.
 fn scenario(rps: f64, incident: &str, primary: &str) -> SimScenario {
     let text = format!(
@@ -60,11 +69,7 @@ fn a_brownout_leaving_two_slots_is_served_at_about_80_percent_of_them_without_op
     let scenario = scenario(
         20.0,
         r#"{ start = "30s", end = "90s" }"#,
-        r#"slots = 40
-service-time = "300ms"
-distribution = "uniform"
-service-time-spread = "50ms"
-brownouts = [{ start = "30s", end = "90s", fraction = 0.05 }]"#,
+        &format!("{SLOTS_40}\nbrownouts = [{{ start = \"30s\", end = \"90s\", fraction = 0.05 }}]"),
     );
     let report = breakwater(&scenario);
     general(&report);
@@ -80,7 +85,7 @@ brownouts = [{ start = "30s", end = "90s", fraction = 0.05 }]"#,
 fn a_busy_healthy_model_at_sixty_percent_never_opens_its_breaker() {
     let scenario = scenario(
         24.0,
-        r#"{ start = "0s", end = "2m" }"#,
+        WHOLE_RUN,
         r#"slots = 20
 service-time = "500ms"
 distribution = "exponential""#,
@@ -92,15 +97,7 @@ distribution = "exponential""#,
 
 #[test]
 fn a_rate_limit_announced_in_headers_is_used_to_90_percent_with_under_1_percent_429s() {
-    let scenario = scenario(
-        20.0,
-        r#"{ start = "0s", end = "2m" }"#,
-        r#"slots = 40
-service-time = "300ms"
-distribution = "uniform"
-service-time-spread = "50ms"
-rpm = 720"#,
-    );
+    let scenario = scenario(20.0, WHOLE_RUN, &format!("{SLOTS_40}\nrpm = 720"));
     let report = breakwater(&scenario);
     general(&report);
     let served = served_share(&report, 12.0);
@@ -113,14 +110,8 @@ rpm = 720"#,
 fn a_rate_limit_nobody_announces_is_learned_to_80_percent_with_under_3_percent_429s() {
     let scenario = scenario(
         20.0,
-        r#"{ start = "0s", end = "2m" }"#,
-        r#"slots = 40
-service-time = "300ms"
-distribution = "uniform"
-service-time-spread = "50ms"
-rpm = 720
-rate-limit-headers = false
-retry-after = false"#,
+        WHOLE_RUN,
+        &format!("{SLOTS_40}\nrpm = 720\nrate-limit-headers = false\nretry-after = false"),
     );
     let report = breakwater(&scenario);
     general(&report);

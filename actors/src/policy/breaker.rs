@@ -409,8 +409,8 @@ mod tests {
         b.open_until().expect("open") - now
     }
 
-    fn view(limit: u32, at_floor: bool) -> LimitView {
-        LimitView { limit, at_floor }
+    fn view(at_floor: bool) -> LimitView {
+        LimitView { at_floor }
     }
 
     #[test]
@@ -419,9 +419,9 @@ mod tests {
         let mut b = CircuitBreaker::new(exact(), 0);
         // Older attempts are still out the whole time: only the floor rule can open it.
         b.set_round(t0 + secs(1), Some(t0));
-        b.set_limit(Some(view(16, false)));
+        b.set_limit(Some(view(false)));
         assert_eq!(feed(&mut b, &[OVERLOADED; 9], t0), None);
-        b.set_limit(Some(view(1, true)));
+        b.set_limit(Some(view(true)));
         assert_eq!(
             feed(&mut b, &[OVERLOADED; 4], t0),
             None,
@@ -435,7 +435,7 @@ mod tests {
     fn a_burst_of_overloads_while_older_attempts_are_served_does_not_open() {
         let t0 = Instant::now();
         let mut b = CircuitBreaker::new(exact(), 0);
-        b.set_limit(Some(view(12, false)));
+        b.set_limit(Some(view(false)));
         // New attempts meet 529s while one started at t0 is still being served.
         b.set_round(t0 + secs(1), Some(t0));
         assert_eq!(
@@ -453,7 +453,7 @@ mod tests {
     fn five_overloads_in_a_row_with_nothing_else_out_open_it_whatever_the_limit() {
         let t0 = Instant::now();
         let mut b = CircuitBreaker::new(exact(), 0);
-        b.set_limit(Some(view(16, false)));
+        b.set_limit(Some(view(false)));
         b.set_round(t0, None);
         let (index, t) = feed(&mut b, &[OVERLOADED; 5], t0).expect("opens");
         assert_eq!(
@@ -466,7 +466,7 @@ mod tests {
     fn a_failure_ratio_a_limit_absorbs_does_not_open() {
         let t0 = Instant::now();
         let mut b = CircuitBreaker::new(exact(), 0);
-        b.set_limit(Some(view(3, false)));
+        b.set_limit(Some(view(false)));
         // Two in three fail, never three in a row: a brownout the limit is shrinking to.
         let calls: Vec<_> = [OK, OVERLOADED, OVERLOADED].repeat(10);
         assert_eq!(feed(&mut b, &calls, t0), None);
@@ -479,7 +479,7 @@ mod tests {
     fn failures_a_limit_does_not_answer_open_as_before_whatever_the_limit() {
         let t0 = Instant::now();
         let mut b = CircuitBreaker::new(exact(), 0);
-        b.set_limit(Some(view(40, false)));
+        b.set_limit(Some(view(false)));
         let (index, t) = feed(&mut b, &[Some(Class::Connect); 5], t0).expect("opens");
         assert_eq!(
             (index, t.reason),

@@ -181,7 +181,6 @@ impl Gate {
     /// [`CircuitBreaker::set_limit`](super::CircuitBreaker::set_limit)).
     pub fn limit_view(&self) -> Option<LimitView> {
         self.limit.as_ref().map(|limit| LimitView {
-            limit: limit.limit(),
             at_floor: !limit.above_floor(),
         })
     }

@@ -105,8 +105,6 @@ impl LimitConfig {
 /// What the breaker is told of the target's adaptive limit with each outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LimitView {
-    /// Attempts the limit lets run at once now.
-    pub limit: u32,
     /// Whether it is at its floor, so it cannot shrink further.
     pub at_floor: bool,
 }
