@@ -30,6 +30,7 @@ mod config;
 mod directory;
 mod dispatcher;
 mod engine;
+pub mod fleet;
 mod job;
 pub mod policy;
 mod request;
