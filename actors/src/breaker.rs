@@ -14,9 +14,14 @@ use crate::board::Board;
 use crate::chaos::{self, Site};
 use crate::directory::Directory;
 use crate::dispatcher::Signal;
+use crate::fleet::{FleetHandle, FleetView};
 use crate::job::Job;
-use crate::policy::breaker::{Admission, BreakerConfig, CircuitBreaker, StateKind, Transition};
+use crate::policy::breaker::{
+    Admission, BreakerConfig, CircuitBreaker, StateKind, Transition, TransitionReason,
+};
 use crate::upstream::{Class, Target, Upstream};
+
+mod fleet;
 
 /// What a breaker actor is told.
 pub(crate) enum BreakerMsg<U: Upstream> {
@@ -41,6 +46,8 @@ pub(crate) enum BreakerMsg<U: Upstream> {
     Isolate,
     /// Force the circuit closed, forgetting history.
     Reset,
+    /// The fleet's breaker for this target moved (or a claim was answered).
+    Fleet(FleetView),
     /// The state the actor holds, for the chaos tests, which check the board against it.
     #[cfg(feature = "chaos")]
     Inspect(ractor::RpcReplyPort<StateKind>),
@@ -60,6 +67,7 @@ pub(crate) struct BreakerArgs<U: Upstream> {
     pub(crate) seed: u64,
     pub(crate) board: Arc<Board>,
     pub(crate) directory: Arc<Directory<U>>,
+    pub(crate) fleet: Option<FleetHandle>,
 }
 
 pub(crate) struct BreakerState<U: Upstream> {
@@ -67,6 +75,8 @@ pub(crate) struct BreakerState<U: Upstream> {
     breaker: CircuitBreaker,
     board: Arc<Board>,
     directory: Arc<Directory<U>>,
+    fleet: Option<FleetHandle>,
+    following: fleet::Following,
 }
 
 impl<U: Upstream> Actor for BreakerActor<U> {
@@ -80,6 +90,9 @@ impl<U: Upstream> Actor for BreakerActor<U> {
         args: BreakerArgs<U>,
     ) -> Result<Self::State, ActorProcessingErr> {
         let now = Instant::now();
+        if let Some(fleet) = &args.fleet {
+            fleet.follow(&args.target);
+        }
         let Some(last) = args.board.status(&args.target) else {
             args.board.register(&args.target, now);
             return Ok(BreakerState {
@@ -87,6 +100,8 @@ impl<U: Upstream> Actor for BreakerActor<U> {
                 target: args.target,
                 board: args.board,
                 directory: args.directory,
+                fleet: args.fleet,
+                following: fleet::Following::default(),
             });
         };
         // A restart: take over in the state the crashed breaker last published, so that an
@@ -98,6 +113,8 @@ impl<U: Upstream> Actor for BreakerActor<U> {
             target: args.target,
             board: args.board,
             directory: args.directory,
+            fleet: args.fleet,
+            following: fleet::Following::default(),
         };
         state.resumed(&myself, now);
         Ok(state)
@@ -127,6 +144,7 @@ impl<U: Upstream> Actor for BreakerActor<U> {
                 if transition.is_none() && state.breaker.open_until() > until {
                     state.extended(&myself, now);
                 }
+                state.report(probe, transition.as_ref());
                 transition
             }
             BreakerMsg::ReleaseProbe => {
@@ -134,7 +152,8 @@ impl<U: Upstream> Actor for BreakerActor<U> {
                 None
             }
             BreakerMsg::Admit(job) => state.admit(*job, now),
-            BreakerMsg::Tick => state.breaker.poll(now),
+            BreakerMsg::Tick => state.tick(&myself, now),
+            BreakerMsg::Fleet(view) => state.follow(&myself, view, now),
             BreakerMsg::Isolate => state.breaker.isolate(now),
             BreakerMsg::Reset => state.breaker.reset(now),
             #[cfg(feature = "chaos")]
@@ -157,6 +176,7 @@ impl<U: Upstream> BreakerState<U> {
             Admission::Allowed => Signal::Admitted(job),
             Admission::Probe => {
                 job.probe = true;
+                self.following.probed = true;
                 Signal::Admitted(job)
             }
             Admission::Rejected { .. } => Signal::Refused(job),
@@ -166,11 +186,19 @@ impl<U: Upstream> BreakerState<U> {
     }
 
     fn transitioned(
-        &self,
+        &mut self,
         myself: &ActorRef<BreakerMsg<U>>,
         transition: &Transition,
         now: Instant,
     ) {
+        if transition.reason != TransitionReason::Fleet {
+            // On its own evidence (or an operator's word): no longer following the fleet.
+            self.following = fleet::Following {
+                holding: self.following.holding,
+                released: self.following.released,
+                ..fleet::Following::default()
+            };
+        }
         let open_until = self.breaker.open_until();
         self.board
             .publish_transition(&self.target, transition, open_until);

@@ -10,10 +10,12 @@ use ractor::{Actor, ActorRef, RpcReplyPort};
 use tokio::sync::broadcast;
 
 use crate::board::{Board, BreakerStatus, Event};
+use crate::breaker::BreakerMsg;
 use crate::caller::Waiting;
 use crate::config::EngineConfig;
 use crate::directory::Directory;
 use crate::dispatcher::{DispatcherMsg, Signal, Submission};
+use crate::fleet::{Fleet, FleetReport, FleetStatus};
 use crate::job::{Outstanding, ReplyPort};
 use crate::policy::PolicyError;
 use crate::request::{Answer, Error, RequestOptions};
@@ -54,6 +56,7 @@ pub struct Engine<U: Upstream> {
     board: Arc<Board>,
     outstanding: Arc<Outstanding>,
     config: Arc<EngineConfig>,
+    fleet: Option<Arc<FleetStatus>>,
     stopping: AtomicBool,
 }
 
@@ -63,12 +66,39 @@ impl<U: Upstream> Engine<U> {
     /// # Errors
     /// [`StartError::Config`] naming the bad field, or [`StartError::Spawn`].
     pub async fn start(upstream: Arc<U>, config: EngineConfig) -> Result<Self, StartError> {
+        Self::start_in(upstream, config, None).await
+    }
+
+    /// Starts the actor tree as a replica of `fleet` (see [`crate::fleet`]): its breakers
+    /// share what they learn through the fleet's store. `None` is [`start`](Self::start).
+    ///
+    /// # Errors
+    /// As [`start`](Self::start); a bad fleet setting is a [`StartError::Config`].
+    pub async fn start_in(
+        upstream: Arc<U>,
+        config: EngineConfig,
+        fleet: Option<Fleet>,
+    ) -> Result<Self, StartError> {
         config.validate()?;
         let config = Arc::new(config);
         let board = Arc::new(Board::new(1024).with_throttle(config.throttle));
         let directory = Arc::new(Directory::new());
         let outstanding = Arc::new(Outstanding::new());
         let name = format!("breakwater-{}", NEXT_ENGINE.fetch_add(1, Ordering::Relaxed));
+        let seed = config.seed.unwrap_or_else(rand::random);
+        let fleet = match fleet {
+            Some(fleet) => {
+                let directory = Arc::downgrade(&directory);
+                let deliver: crate::fleet::Deliver = Arc::new(move |target, view| {
+                    if let Some(breaker) = directory.upgrade().and_then(|d| d.breaker(target)) {
+                        let _ = breaker.cast(BreakerMsg::Fleet(view));
+                    }
+                });
+                Some(crate::fleet::start(fleet, config.breaker, deliver, seed)?)
+            }
+            None => None,
+        };
+        let fleet_status = fleet.as_ref().map(|handle| handle.status.clone());
         let args = SupervisorArgs {
             name: name.clone(),
             upstream,
@@ -76,7 +106,8 @@ impl<U: Upstream> Engine<U> {
             board: board.clone(),
             directory: directory.clone(),
             outstanding: outstanding.clone(),
-            seed: config.seed.unwrap_or_else(rand::random),
+            seed,
+            fleet,
         };
         let (supervisor, _) = Actor::spawn(Some(name.clone()), SupervisorActor::new(), args)
             .await
@@ -88,8 +119,14 @@ impl<U: Upstream> Engine<U> {
             board,
             outstanding,
             config,
+            fleet: fleet_status,
             stopping: AtomicBool::new(false),
         })
+    }
+
+    /// How this replica shares state with its fleet, or `None` if it is not in one.
+    pub fn fleet(&self) -> Option<FleetReport> {
+        self.fleet.as_ref().map(|status| status.report())
     }
 
     /// Sends `request` and waits for the whole answer. Each attempt's span is a child of the

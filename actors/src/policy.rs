@@ -18,7 +18,8 @@ pub mod throttle;
 pub use admission::AdmissionConfig;
 pub use backoff::{Backoff, BackoffConfig, Jitter};
 pub use breaker::{
-    Admission, BreakerConfig, BreakerState, CircuitBreaker, StateKind, Transition, TransitionReason,
+    Admission, BreakerConfig, BreakerState, CircuitBreaker, Evidence, StateKind, Transition,
+    TransitionReason,
 };
 pub use budget::{BudgetConfig, RetryBudget};
 pub use decision::{Attempts, Decision, GiveUp, RetryPolicy};

@@ -58,6 +58,8 @@ pub(crate) struct SupervisorArgs<U: Upstream> {
     pub(crate) directory: Arc<Directory<U>>,
     pub(crate) outstanding: Arc<Outstanding>,
     pub(crate) seed: u64,
+    /// The link to the fleet, if the engine shares state with one.
+    pub(crate) fleet: Option<crate::fleet::FleetHandle>,
     /// Prefix of every child's registered name, unique per engine.
     pub(crate) name: String,
 }
@@ -224,6 +226,7 @@ impl<U: Upstream> SupervisorState<U> {
                     seed: self.args.seed.wrapping_add(self.generation),
                     board: self.args.board.clone(),
                     directory: self.args.directory.clone(),
+                    fleet: self.args.fleet.clone(),
                 };
                 let name = Some(format!("{}/breaker/{target}", self.args.name));
                 let (actor, _) =

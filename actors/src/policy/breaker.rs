@@ -77,6 +77,22 @@ pub struct CircuitBreaker {
     run_began: Option<Instant>,
     /// Overloads and timeouts in a row met with the limit at its floor.
     floor_run: u32,
+    /// What the outcome recorded last says to a fleet; see [`evidence`](Self::evidence).
+    evidence: Evidence,
+}
+
+/// What a recorded outcome adds to a fleet's evidence about the target (see
+/// `crate::fleet`): the fleet's breaker trips on failures that would count toward this
+/// breaker's own run, and any success resets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Evidence {
+    /// A success while closed.
+    Healthy,
+    /// A health failure while closed that counts toward a trip here: not a 529 or timeout the
+    /// adaptive limit is answering (one met while older attempts still run, above the floor).
+    Failure,
+    /// Nothing: a 429, an invalid request, a straggler while open, a probe.
+    Nothing,
 }
 
 impl CircuitBreaker {
@@ -95,6 +111,7 @@ impl CircuitBreaker {
             round: (None, None),
             run_began: None,
             floor_run: 0,
+            evidence: Evidence::Nothing,
         }
     }
 
@@ -201,6 +218,7 @@ impl CircuitBreaker {
         if probe {
             self.release_probe();
         }
+        self.evidence = Evidence::Nothing;
         match (self.state, Verdict::of(class, retry_after)) {
             (BreakerState::Closed, verdict) => self.record_closed(verdict, now),
             (BreakerState::Open { .. }, Verdict::Unhealthy(retry_after, _)) => {
@@ -209,6 +227,29 @@ impl CircuitBreaker {
             }
             (BreakerState::HalfOpen, verdict) if probe => self.record_probe(verdict, now),
             _ => None,
+        }
+    }
+
+    /// What the outcome recorded last adds to a fleet's evidence.
+    pub fn evidence(&self) -> Evidence {
+        self.evidence
+    }
+
+    /// Moves to `to` because the fleet's breaker did (see `crate::fleet`): into open or
+    /// half-open with no history of its own, or closed, forgetting it. An open breaker takes
+    /// the fleet's deadline, earlier or later. Isolation is an operator's, and stays.
+    pub fn follow(&mut self, to: BreakerState, now: Instant) -> Option<Transition> {
+        match (self.state, to) {
+            (BreakerState::Isolated, _) => None,
+            (BreakerState::Open { .. }, BreakerState::Open { until }) => {
+                self.state = BreakerState::Open { until };
+                None
+            }
+            (from, to) if from.kind() == to.kind() => None,
+            (_, to) => {
+                self.forget();
+                Some(self.enter(to, now, TransitionReason::Fleet))
+            }
         }
     }
 
@@ -242,6 +283,7 @@ impl CircuitBreaker {
                 self.consecutive = 0;
                 self.floor_run = 0;
                 self.window.record(now, 1, 0);
+                self.evidence = Evidence::Healthy;
                 None
             }
             Verdict::Unhealthy(retry_after, shortage) => {
@@ -253,6 +295,10 @@ impl CircuitBreaker {
                 }
                 self.consecutive = self.consecutive.saturating_add(1);
                 self.window.record(now, 1, 1);
+                let floored = self.limit.is_some_and(|view| view.at_floor);
+                if !shortage || self.limit.is_none() || self.whole_round() || floored {
+                    self.evidence = Evidence::Failure;
+                }
                 let reason = self.trip_reason(shortage, now)?;
                 Some(self.open(reason, retry_after, now))
             }
@@ -263,11 +309,7 @@ impl CircuitBreaker {
         let in_a_row = self.config.consecutive_failures.get();
         if shortage && let Some(view) = self.limit {
             // The adaptive limit answers a brownout; see `set_limit`.
-            let whole_round = match (self.round.1, self.run_began) {
-                (Some(oldest), Some(began)) => oldest > began,
-                _ => true,
-            };
-            let outage = self.consecutive >= in_a_row && whole_round;
+            let outage = self.consecutive >= in_a_row && self.whole_round();
             let floored = view.at_floor && self.floor_run >= in_a_row;
             return (outage || floored).then_some(TransitionReason::ConsecutiveFailures);
         }
@@ -279,6 +321,14 @@ impl CircuitBreaker {
         // Dividing (rather than multiplying the ratio) keeps 3 of 10 equal to a ratio of 0.3.
         let tripped = judged && failures as f64 / calls as f64 >= self.config.failure_ratio;
         tripped.then_some(TransitionReason::FailureRatio)
+    }
+
+    /// Whether every attempt still running started after the current run of failures began.
+    fn whole_round(&self) -> bool {
+        match (self.round.1, self.run_began) {
+            (Some(oldest), Some(began)) => oldest > began,
+            _ => true,
+        }
     }
 
     fn record_probe(&mut self, verdict: Verdict, now: Instant) -> Option<Transition> {

@@ -73,6 +73,8 @@ pub enum TransitionReason {
     Isolated,
     /// An operator reset the breaker.
     Reset,
+    /// The fleet's shared breaker moved (another replica's evidence, or its probe).
+    Fleet,
 }
 
 impl TransitionReason {
@@ -86,6 +88,7 @@ impl TransitionReason {
             TransitionReason::OpenElapsed => "open_elapsed",
             TransitionReason::Isolated => "isolated",
             TransitionReason::Reset => "reset",
+            TransitionReason::Fleet => "fleet",
         }
     }
 }
