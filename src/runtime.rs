@@ -252,6 +252,11 @@ impl Runtime {
             .await
     }
 
+    /// How this replica shares state with its fleet, or `None` if it is not in one.
+    pub fn fleet(&self) -> Option<crate::engine::fleet::FleetReport> {
+        self.core.engine.fleet()
+    }
+
     /// The engine underneath.
     pub fn engine(&self) -> &Engine<DynUpstream> {
         &self.core.engine

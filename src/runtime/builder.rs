@@ -17,6 +17,7 @@ use crate::catalog::Catalog;
 use crate::client::{ClaudeClient, ClientConfig, Credentials, DEFAULT_BASE_URL, non_empty_env};
 use crate::config::{Config, ConfigError};
 use crate::engine::Engine;
+use crate::engine::fleet::Fleet;
 
 impl Runtime {
     /// A builder with the default configuration.
@@ -44,6 +45,7 @@ pub struct RuntimeBuilder {
     credentials: Option<Credentials>,
     upstream: Option<DynUpstream>,
     store: Option<PathBuf>,
+    fleet: Option<Fleet>,
 }
 
 impl RuntimeBuilder {
@@ -95,6 +97,14 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Joins `fleet`: the engine's breakers share what they learn with the other replicas
+    /// on its store (see `breakwater_actors::fleet`).
+    #[must_use]
+    pub fn fleet(mut self, fleet: Fleet) -> Self {
+        self.fleet = Some(fleet);
+        self
+    }
+
     /// Validates the configuration and starts the actors.
     ///
     /// # Errors
@@ -121,7 +131,8 @@ impl RuntimeBuilder {
         let counter = http.clone().filter(|_| self.config.upstream.count_tokens);
         let failures = FailureNote::default();
         let upstream: DynUpstream = Arc::new(Watched::new(upstream, failures.clone()));
-        let engine = Engine::start(Arc::new(upstream), self.config.engine_config()).await?;
+        let engine =
+            Engine::start_in(Arc::new(upstream), self.config.engine_config(), self.fleet).await?;
         let core =
             Arc::new(Core::new(engine, self.config, counter, http, failures).listing(listed));
         let deferred = match &self.store {
