@@ -130,6 +130,10 @@ pub struct Board {
     loads: DashMap<Target, Load>,
     throttles: DashMap<Target, Throttle>,
     throttle: Option<ThrottleConfig>,
+    /// Attempts started per target, ever: the fleet link's measure of this replica's demand.
+    starts: DashMap<Target, u64>,
+    /// This replica's share of each target in a fleet (absent: 1, alone).
+    shares: DashMap<Target, f64>,
     events: broadcast::Sender<Event>,
 }
 
@@ -142,6 +146,8 @@ impl Board {
             loads: DashMap::new(),
             throttles: DashMap::new(),
             throttle: None,
+            starts: DashMap::new(),
+            shares: DashMap::new(),
             events,
         }
     }
@@ -284,6 +290,33 @@ impl Board {
     pub(crate) fn extend(&self, target: &Target, open_until: Instant) {
         if let Some(mut status) = self.breakers.get_mut(target) {
             status.open_until = Some(open_until);
+        }
+    }
+
+    /// Counts an attempt started at `target`.
+    pub(crate) fn count_start(&self, target: &Target) {
+        if let Some(mut count) = self.starts.get_mut(target) {
+            *count += 1;
+            return;
+        }
+        self.starts.insert(target.clone(), 1);
+    }
+
+    /// Attempts started at `target` since the engine started.
+    pub fn starts(&self, target: &Target) -> u64 {
+        self.starts.get(target).map_or(0, |count| *count)
+    }
+
+    /// This replica's share of `target` in its fleet, in (0, 1]: 1 alone, or in local mode.
+    pub fn share(&self, target: &Target) -> f64 {
+        self.shares.get(target).map_or(1.0, |share| *share)
+    }
+
+    pub(crate) fn set_share(&self, target: &Target, share: f64) {
+        if share >= 1.0 {
+            self.shares.remove(target);
+        } else {
+            self.shares.insert(target.clone(), share);
         }
     }
 

@@ -94,7 +94,13 @@ impl<U: Upstream> Engine<U> {
                         let _ = breaker.cast(BreakerMsg::Fleet(view));
                     }
                 });
-                Some(crate::fleet::start(fleet, config.breaker, deliver, seed)?)
+                Some(crate::fleet::start(
+                    fleet,
+                    config.breaker,
+                    deliver,
+                    board.clone(),
+                    seed,
+                )?)
             }
             None => None,
         };

@@ -88,21 +88,23 @@ pub(crate) fn start(
     fleet: Fleet,
     breaker: crate::policy::BreakerConfig,
     deliver: Deliver,
+    board: Arc<crate::board::Board>,
     seed: u64,
 ) -> Result<FleetHandle, PolicyError> {
     fleet.config.validate()?;
     let (notes, receiver) = mpsc::channel(link::NOTES);
     let status = Arc::new(FleetStatus::new(fleet.config.replica.clone()));
     let probe_idle = fleet.config.probe_idle;
-    let link = link::Link::new(
-        fleet.store,
-        fleet.config,
+    let link = link::Link::new(link::Parts {
+        store: fleet.store,
+        config: fleet.config,
         breaker,
-        status.clone(),
-        Clock::new(fleet.clock),
+        status: status.clone(),
+        clock: Clock::new(fleet.clock),
         deliver,
+        board,
         seed,
-    );
+    });
     tokio::spawn(link.run(receiver));
     Ok(FleetHandle {
         notes,

@@ -168,6 +168,8 @@ impl<U: Upstream> WorkerState<U> {
     /// Starts queued attempts while the gate lets them.
     fn pump(&mut self, myself: &ActorRef<WorkerMsg<U>>) {
         let now = Instant::now();
+        self.gate
+            .set_share(self.args.board.share(&self.args.target));
         loop {
             let Some(&id) = self.queue.front() else {
                 return;
@@ -219,6 +221,7 @@ impl<U: Upstream> WorkerState<U> {
         };
         let cost = job.cost.unwrap_or_default();
         self.gate.started(cost, now);
+        self.args.board.count_start(&self.args.target);
         self.args.ledger.insert(job);
         self.in_flight += 1;
         let myself = myself.clone();

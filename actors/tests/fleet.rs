@@ -278,3 +278,89 @@ async fn a_replica_granted_the_probe_with_no_request_gives_it_to_one_that_has() 
         "one probe, by the replica with traffic"
     );
 }
+
+/// Three replicas of a chain whose `a` may run `concurrency` attempts at once, fleet-wide.
+async fn capped(store: &MemoryStore, concurrency: u32) -> Replicas {
+    let anchor = Instant::now();
+    let mut members = Vec::new();
+    for i in 0..3 {
+        let fake = Arc::new(
+            Fake::new()
+                .default_for("a", ok(50))
+                .default_for("b", ok(10)),
+        );
+        let mut config = chain();
+        for (target, limits) in &mut config.targets {
+            if target.model() == "a" {
+                limits.concurrency = concurrency.try_into().expect("positive");
+                limits.adaptive = false;
+            }
+        }
+        let fleet = Fleet {
+            store: Arc::new(store.clone()),
+            config: fleet_config(i),
+            clock: (anchor, 1_000_000),
+        };
+        let engine = Engine::start_in(fake.clone(), config, Some(fleet))
+            .await
+            .expect("starts");
+        members.push((fake, engine));
+    }
+    Replicas {
+        members,
+        turn: AtomicUsize::new(0),
+    }
+}
+
+fn cap_of(engine: &Engine<Fake>) -> u32 {
+    engine
+        .board()
+        .load(&Target::new("a"))
+        .expect("a has a worker")
+        .limit
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_concurrency_cap_is_the_fleets_split_by_each_replicas_demand() {
+    let store = MemoryStore::new();
+    let fleet = capped(&store, 30).await;
+    // Even demand: each replica gets a third of the cap (once every replica has reported
+    // its demand twice: one report counts from the previous one).
+    traffic(&fleet, ms(10), ms(5_000)).await;
+    for (_, engine) in fleet.iter() {
+        let share = engine.board().share(&Target::new("a"));
+        assert!((0.25..0.42).contains(&share), "share {share}");
+        assert!((9..=13).contains(&cap_of(engine)), "cap {}", cap_of(engine));
+    }
+    // Only the first replica has demand now: it gets nearly all of it, the others a slot or
+    // two (their share is 1 / (its rate + 3)).
+    let first = &fleet[0].1;
+    let end = Instant::now() + ms(5_000);
+    while Instant::now() < end {
+        assert!(first.send("hi".into(), timeout(2_000)).await.is_ok());
+        tokio::time::sleep(ms(5)).await;
+    }
+    assert!(cap_of(first) >= 25, "cap {}", cap_of(first));
+    for (_, idle) in &fleet[1..] {
+        assert!(cap_of(idle) <= 2, "cap {}", cap_of(idle));
+    }
+    let total: u32 = fleet.iter().map(|(_, engine)| cap_of(engine)).sum();
+    assert!(
+        total <= 30 + 3,
+        "the fleet runs about its cap, not three times it: {total}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_that_goes_local_takes_the_whole_cap_again() {
+    let store = MemoryStore::new();
+    let fleet = capped(&store, 30).await;
+    traffic(&fleet, ms(10), ms(3_000)).await;
+    assert!(cap_of(&fleet[0].1) < 30);
+    store.set_down(true);
+    traffic(&fleet, ms(10), ms(1_500)).await;
+    for (_, engine) in fleet.iter() {
+        assert!(engine.board().share(&Target::new("a")) >= 1.0);
+        assert_eq!(cap_of(engine), 30);
+    }
+}

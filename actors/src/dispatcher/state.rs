@@ -52,12 +52,17 @@ impl<U: Upstream> DispatcherState<U> {
         }
     }
 
-    /// The target's retry budget; a target added after start gets its own on first use.
+    /// The target's retry budget, with this replica's share of it in a fleet; a target added
+    /// after start gets its own on first use.
     pub(super) fn budget(&mut self, target: &Target) -> &mut RetryBudget {
         let config = self.config.budget;
-        self.budgets
+        let share = self.board.share(target);
+        let budget = self
+            .budgets
             .entry(target.clone())
-            .or_insert_with(|| RetryBudget::new(config))
+            .or_insert_with(|| RetryBudget::new(config));
+        budget.set_share(share);
+        budget
     }
 
     pub(crate) fn tell_breaker(&self, target: &Target, message: BreakerMsg<U>) {

@@ -22,8 +22,11 @@ use super::config::{Clock, FleetConfig};
 use super::record::{Context, Op, SharedBreaker, SharedState};
 use super::status::{FleetStatus, Mode};
 use super::store::{Published, Store, StoreError, Swap, Versioned};
+use crate::board::Board;
 use crate::policy::BreakerConfig;
 use crate::upstream::Target;
+
+mod demand;
 
 /// What a breaker tells the link.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,6 +58,18 @@ pub(crate) const NOTES: usize = 4096;
 /// Attempts at a compare-and-swap before an op is given up (another replica kept winning).
 const SWAP_TRIES: usize = 8;
 
+/// What a link is made of.
+pub(crate) struct Parts {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) config: FleetConfig,
+    pub(crate) breaker: BreakerConfig,
+    pub(crate) status: Arc<FleetStatus>,
+    pub(crate) clock: Clock,
+    pub(crate) deliver: Deliver,
+    pub(crate) board: Arc<Board>,
+    pub(crate) seed: u64,
+}
+
 pub(crate) struct Link {
     store: Arc<dyn Store>,
     config: FleetConfig,
@@ -71,6 +86,9 @@ pub(crate) struct Link {
     /// Targets whose key holds something this version cannot read: kept local.
     garbage: HashSet<Target>,
     live: u32,
+    board: Arc<Board>,
+    /// Per target: attempts started as of the last demand report, and when.
+    demand: HashMap<Target, (u64, Instant)>,
 }
 
 /// Evidence gathered for one target since the last write.
@@ -82,28 +100,22 @@ struct Tally {
 }
 
 impl Link {
-    pub(crate) fn new(
-        store: Arc<dyn Store>,
-        config: FleetConfig,
-        breaker: BreakerConfig,
-        status: Arc<FleetStatus>,
-        clock: Clock,
-        deliver: Deliver,
-        seed: u64,
-    ) -> Self {
+    pub(crate) fn new(parts: Parts) -> Self {
         Self {
-            store,
-            config,
-            breaker,
-            status,
-            clock,
-            deliver,
-            rng: SmallRng::seed_from_u64(seed),
+            store: parts.store,
+            config: parts.config,
+            breaker: parts.breaker,
+            status: parts.status,
+            clock: parts.clock,
+            deliver: parts.deliver,
+            rng: SmallRng::seed_from_u64(parts.seed),
             targets: HashSet::new(),
             keys: HashMap::new(),
             cache: HashMap::new(),
             garbage: HashSet::new(),
             live: 1,
+            board: parts.board,
+            demand: HashMap::new(),
         }
     }
 
@@ -172,8 +184,12 @@ impl Link {
             tracing::warn!(replica = %self.config.replica, error = %error, "fleet: the store is unavailable; every breaker decides alone until it is back");
         }
         self.status.set_mode(Mode::Local, Some(error.to_string()));
-        // What was learned from the fleet may be stale by the time it is back.
+        // What was learned from the fleet may be stale by the time it is back; alone, this
+        // replica has the whole of every target.
         self.cache.clear();
+        for target in &self.targets {
+            self.board.set_share(target, 1.0);
+        }
     }
 
     async fn shared(
@@ -203,7 +219,10 @@ impl Link {
                     };
                     self.published(&published);
                 }
-                _ = beat.tick() => self.heartbeat().await?,
+                _ = beat.tick() => {
+                    self.heartbeat().await?;
+                    self.share().await?;
+                }
                 _ = resync.tick() => {
                     let targets: Vec<Target> = self.targets.iter().cloned().collect();
                     for target in targets {

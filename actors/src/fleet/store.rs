@@ -94,6 +94,18 @@ pub trait Store: Send + Sync + 'static {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Vec<String>, StoreError>>;
 
+    /// Sets `field` of the table under `key` to `value` until `now_ms + ttl`, forgets the
+    /// fields whose time has passed, and returns every field left with its value (in any
+    /// order). One atomic operation on one key.
+    fn report<'a>(
+        &'a self,
+        key: &'a str,
+        field: &'a str,
+        value: String,
+        now_ms: u64,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Vec<(String, String)>, StoreError>>;
+
     /// Removes `replica` from the living at once (a clean shutdown).
     fn leave<'a>(&'a self, replica: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
 }
@@ -110,6 +122,7 @@ pub struct MemoryStore {
 struct Inner {
     values: HashMap<String, Versioned>,
     members: HashMap<String, u64>,
+    tables: HashMap<String, HashMap<String, (String, u64)>>,
     latency: Duration,
     down: bool,
     calls: u64,
@@ -135,6 +148,7 @@ impl MemoryStore {
             inner: Arc::new(Mutex::new(Inner {
                 values: HashMap::new(),
                 members: HashMap::new(),
+                tables: HashMap::new(),
                 latency: Duration::ZERO,
                 down: false,
                 calls: 0,
@@ -289,6 +303,28 @@ impl Store for MemoryStore {
             let mut alive: Vec<String> = inner.members.keys().cloned().collect();
             alive.sort();
             Ok(alive)
+        })
+    }
+
+    fn report<'a>(
+        &'a self,
+        key: &'a str,
+        field: &'a str,
+        value: String,
+        now_ms: u64,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Vec<(String, String)>, StoreError>> {
+        Box::pin(async move {
+            self.reach().await?;
+            let mut inner = self.lock();
+            let table = inner.tables.entry(key.to_owned()).or_default();
+            let until = now_ms.saturating_add(ttl.as_millis() as u64);
+            table.insert(field.to_owned(), (value, until));
+            table.retain(|_, (_, until)| *until > now_ms);
+            Ok(table
+                .iter()
+                .map(|(field, (value, _))| (field.clone(), value.clone()))
+                .collect())
         })
     }
 

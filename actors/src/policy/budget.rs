@@ -81,6 +81,8 @@ pub struct RetryBudget {
     config: BudgetConfig,
     ratio_ppm: u64,
     reserve: u64,
+    /// This replica's share of the reserve, in (0, 1]; see [`set_share`](Self::set_share).
+    share: f64,
     // (first attempts, retries)
     window: SlidingWindow,
 }
@@ -94,8 +96,21 @@ impl RetryBudget {
             config,
             ratio_ppm,
             reserve: config.reserve(),
+            share: 1.0,
             window: SlidingWindow::new(config.window),
         }
+    }
+
+    /// Sets this replica's share of the target's demand in a fleet, in (0, 1] (1 alone):
+    /// the reserve is the fleet's, so each replica gets its share of it (rounded down), and
+    /// a hundred replicas do not retry a hundred times the reserve at a quiet target. The
+    /// earned part needs no split: each replica earns from its own first attempts.
+    pub fn set_share(&mut self, share: f64) {
+        self.share = if share > 0.0 && share <= 1.0 {
+            share
+        } else {
+            1.0
+        };
     }
 
     /// The budget's shape.
@@ -123,7 +138,12 @@ impl RetryBudget {
     pub fn available(&self, now: Instant) -> u32 {
         let (deposits, withdrawals) = self.window.totals(now);
         let earned = u128::from(deposits) * u128::from(self.ratio_ppm) / PPM;
-        let allowance = earned + u128::from(self.reserve);
+        let reserve = if self.share >= 1.0 {
+            self.reserve
+        } else {
+            (self.reserve as f64 * self.share).floor() as u64
+        };
+        let allowance = earned + u128::from(reserve);
         u32::try_from(allowance.saturating_sub(u128::from(withdrawals))).unwrap_or(u32::MAX)
     }
 }
@@ -388,5 +408,32 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn in_a_fleet_each_replica_gets_its_share_of_the_reserve_and_earns_its_own() {
+        let t0 = Instant::now();
+        let mut budget = RetryBudget::new(BudgetConfig::default());
+        assert_eq!(budget.available(t0), 10, "alone: 1/s over 10 s");
+        budget.set_share(0.25);
+        assert_eq!(
+            budget.available(t0),
+            2,
+            "a quarter of the reserve, rounded down"
+        );
+        for _ in 0..10 {
+            budget.deposit(t0);
+        }
+        assert_eq!(
+            budget.available(t0),
+            4,
+            "plus 20% of its own ten first attempts"
+        );
+        budget.set_share(7.0);
+        assert_eq!(
+            budget.available(t0),
+            12,
+            "a share outside (0, 1] is the whole"
+        );
     }
 }

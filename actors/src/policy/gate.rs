@@ -59,6 +59,8 @@ pub struct Gate {
     starts: VecDeque<(Instant, Cost)>,
     next_start: Instant,
     paused_until: Option<Instant>,
+    /// This replica's share of the target, in (0, 1]; see [`set_share`](Self::set_share).
+    share: f64,
 }
 
 /// How long, and how many, starts are remembered: longer than any attempt runs.
@@ -84,12 +86,31 @@ impl Gate {
             starts: VecDeque::new(),
             next_start: now,
             paused_until: None,
+            share: 1.0,
         }
+    }
+
+    /// Sets this replica's share of the target, in (0, 1]: 1 alone; in a fleet, its part of
+    /// the fleet's demand for it. The concurrency cap is then a fleet total: this replica
+    /// runs at most its share of it (at least one attempt); and it spends only its share of
+    /// an announced rate-limit remainder (see [`RateBucket::set_share`]).
+    pub fn set_share(&mut self, share: f64) {
+        self.share = if share > 0.0 && share <= 1.0 {
+            share
+        } else {
+            1.0
+        };
+        self.bucket.set_share(self.share);
     }
 
     /// Attempts that may run at once now: the adaptive limit, never above the static cap.
     pub fn cap(&self) -> u32 {
-        let cap = self.config.concurrency.get();
+        let total = self.config.concurrency.get();
+        let cap = if self.share >= 1.0 {
+            total
+        } else {
+            ((f64::from(total) * self.share).ceil() as u32).clamp(1, total)
+        };
         self.limit
             .as_ref()
             .map_or(cap, |limit| limit.limit().min(cap))

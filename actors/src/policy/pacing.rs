@@ -167,18 +167,51 @@ impl Account {
 type Amount = fn(&Cost) -> u64;
 
 /// A target's rate-limit account, kept current from its responses; see the module docs.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RateBucket {
     requests: Option<Account>,
     tokens: Option<Account>,
     input_tokens: Option<Account>,
     output_tokens: Option<Account>,
+    /// This replica's share of the account, in (0, 1]: 1 alone; in a fleet, its part of the
+    /// fleet's demand. Each start spends `amount / share`, so the replicas of a fleet spend
+    /// an announced remainder together rather than each spending all of it.
+    share: f64,
+}
+
+impl Default for RateBucket {
+    fn default() -> Self {
+        Self {
+            requests: None,
+            tokens: None,
+            input_tokens: None,
+            output_tokens: None,
+            share: 1.0,
+        }
+    }
 }
 
 impl RateBucket {
     /// An account that holds nothing back until the upstream announces its limits.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets this replica's share of the account (see the field); outside (0, 1] is 1.
+    pub fn set_share(&mut self, share: f64) {
+        self.share = if share > 0.0 && share <= 1.0 {
+            share
+        } else {
+            1.0
+        };
+    }
+
+    /// What spending `amount` costs this replica's share.
+    fn scaled(&self, amount: u64) -> u64 {
+        if self.share >= 1.0 {
+            return amount;
+        }
+        (amount as f64 / self.share).ceil() as u64
     }
 
     /// Takes in the limits announced at `now` in the answer to an attempt started at
@@ -201,8 +234,16 @@ impl RateBucket {
                 c.output_tokens
             }),
         ];
+        let share = self.share;
+        let scaled = |amount: u64| {
+            if share >= 1.0 {
+                amount
+            } else {
+                (amount as f64 / share).ceil() as u64
+            }
+        };
         for (account, window, amount) in windows {
-            let starts = since.iter().map(|(at, cost)| (*at, amount(cost)));
+            let starts = since.iter().map(|(at, cost)| (*at, scaled(amount(cost))));
             if let Some(fresh) = Account::from(window, anchor, now, starts) {
                 *account = Some(fresh);
             }
@@ -224,14 +265,17 @@ impl RateBucket {
     /// When an attempt costing `cost` may start: `None` for now, else the instant the
     /// window that lacks room refills.
     pub fn ready_at(&self, cost: Cost, now: Instant) -> Option<Instant> {
+        let (one, input, output) = (
+            self.scaled(1),
+            self.scaled(cost.input_tokens),
+            self.scaled(cost.output_tokens),
+        );
         [
-            self.requests.and_then(|a| a.ready_at(1, now)),
+            self.requests.and_then(|a| a.ready_at(one, now)),
             // A request larger than a whole window would wait forever; let the upstream judge.
-            self.tokens.and_then(|a| a.ready_at(cost.input_tokens, now)),
-            self.input_tokens
-                .and_then(|a| a.ready_at(cost.input_tokens, now)),
-            self.output_tokens
-                .and_then(|a| a.ready_at(cost.output_tokens, now)),
+            self.tokens.and_then(|a| a.ready_at(input, now)),
+            self.input_tokens.and_then(|a| a.ready_at(input, now)),
+            self.output_tokens.and_then(|a| a.ready_at(output, now)),
         ]
         .into_iter()
         .flatten()
@@ -240,17 +284,22 @@ impl RateBucket {
 
     /// Spends `cost` for an attempt starting at `now`.
     pub fn spend(&mut self, cost: Cost, now: Instant) {
+        let (one, input, output) = (
+            self.scaled(1),
+            self.scaled(cost.input_tokens),
+            self.scaled(cost.output_tokens),
+        );
         if let Some(a) = &mut self.requests {
-            a.spend(1, now);
+            a.spend(one, now);
         }
         if let Some(a) = &mut self.tokens {
-            a.spend(cost.input_tokens, now);
+            a.spend(input, now);
         }
         if let Some(a) = &mut self.input_tokens {
-            a.spend(cost.input_tokens, now);
+            a.spend(input, now);
         }
         if let Some(a) = &mut self.output_tokens {
-            a.spend(cost.output_tokens, now);
+            a.spend(output, now);
         }
     }
 }
@@ -458,5 +507,28 @@ mod tests {
         bucket.exhaust(now, now + ms(2_000));
         assert_eq!(bucket.ready_at(Cost::default(), now), Some(now + ms(2_000)));
         assert_eq!(bucket.ready_at(Cost::default(), now + ms(2_000)), None);
+    }
+
+    #[test]
+    fn a_third_of_the_fleets_demand_spends_a_third_of_the_announced_remainder() {
+        let t0 = Instant::now();
+        let mut limits = RateLimits::default();
+        limits.requests.remaining = Some(30);
+        limits.requests.reset_in = Some(Duration::from_secs(60));
+        let mut alone = RateBucket::new();
+        alone.observe(&limits, t0, t0, &[]);
+        let mut shared = RateBucket::new();
+        shared.set_share(1.0 / 3.0);
+        shared.observe(&limits, t0, t0, &[]);
+        let starts = |bucket: &mut RateBucket| {
+            let mut n = 0;
+            while bucket.ready_at(Cost::default(), t0).is_none() && n < 100 {
+                bucket.spend(Cost::default(), t0);
+                n += 1;
+            }
+            n
+        };
+        assert_eq!(starts(&mut alone), 30);
+        assert_eq!(starts(&mut shared), 10);
     }
 }
