@@ -20,10 +20,12 @@ use crate::engine::policy::{
 };
 use crate::engine::{EngineConfig, SupervisionConfig, Target, TargetLimits};
 
+pub(crate) mod cluster;
 mod error;
 pub(crate) mod gateway;
 mod validate;
 
+pub use cluster::{ClusterConfig, RedisUrl};
 pub use error::ConfigError;
 pub use gateway::{ClientKey, GatewayConfig};
 pub use validate::ConfigWarning;
@@ -84,6 +86,9 @@ pub struct Config {
     /// `[gateway]`: client keys, unlisted models and client timeouts for `breakwater serve`.
     /// Default: see [`GatewayConfig`].
     pub gateway: GatewayConfig,
+    /// `[cluster]`: the fleet this replica shares what it learns with, through Redis.
+    /// Default: none (the replica decides alone).
+    pub cluster: ClusterConfig,
 }
 
 impl Default for Config {
@@ -105,6 +110,7 @@ impl Default for Config {
             catalog: CatalogConfig::default(),
             throttle: ThrottleSettings::default(),
             gateway: GatewayConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }

@@ -91,7 +91,11 @@ pub(crate) fn start(
     board: Arc<crate::board::Board>,
     seed: u64,
 ) -> Result<FleetHandle, PolicyError> {
+    let mut fleet = fleet;
     fleet.config.validate()?;
+    if fleet.config.replica.is_empty() {
+        fleet.config.replica = config::default_replica();
+    }
     let (notes, receiver) = mpsc::channel(link::NOTES);
     let status = Arc::new(FleetStatus::new(fleet.config.replica.clone()));
     let probe_idle = fleet.config.probe_idle;

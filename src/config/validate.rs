@@ -88,6 +88,13 @@ impl Config {
         if let Some((field, reason)) = self.gateway.problem() {
             return Err(ConfigError::invalid(format!("gateway.{field}"), reason));
         }
+        if let Some((field, reason)) = self.cluster.problem() {
+            return Err(ConfigError::invalid(format!("cluster.{field}"), reason));
+        }
+        self.cluster
+            .fleet
+            .validate()
+            .map_err(|e| ConfigError::within("cluster", e))?;
         self.admission
             .validate()
             .map_err(|e| ConfigError::within("admission", e))

@@ -44,6 +44,28 @@ struct GatewayState {
     models: Vec<ModelState>,
     /// KiB of request bodies held now, and the most that may be (`gateway.body-memory`).
     body_memory_kib: BodyMemory,
+    /// How this replica shares state with its fleet (`[cluster]`), or null alone.
+    fleet: Option<FleetState>,
+}
+
+#[derive(Debug, Serialize)]
+struct FleetState {
+    /// This replica's name in the fleet.
+    replica: String,
+    /// `shared` (reading and writing the fleet's state), `local` (the store is unavailable:
+    /// deciding alone until it is back) or `starting`.
+    mode: &'static str,
+    /// Replicas alive at the last heartbeat, this one included.
+    live_replicas: u32,
+    /// How late other replicas' breaker transitions arrived here, in milliseconds: median
+    /// and 99th percentile over the last `lag_samples` (at most 1024).
+    lag_p50_ms: Option<f64>,
+    lag_p99_ms: Option<f64>,
+    lag_samples: usize,
+    /// Why it last went local, if it did (never holds a credential).
+    last_error: Option<String>,
+    /// Models whose shared key holds data this version cannot read: kept local.
+    unreadable: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -71,6 +93,9 @@ struct ModelState {
     limit: Option<u32>,
     /// Whether it is holding starts back (a 429 pause, pacing, an empty rate window).
     held: bool,
+    /// In a fleet: this replica's share of the model's cap, rate-limit remainder and retry
+    /// reserve, by its part of the fleet's demand (1 alone).
+    share: f64,
 }
 
 pub(super) async fn state(State(gateway): State<Arc<Gateway>>) -> Json<impl Serialize> {
@@ -96,6 +121,7 @@ pub(super) async fn state(State(gateway): State<Arc<Gateway>>) -> Json<impl Seri
                 queued: load.queued,
                 limit: board.limit(&target),
                 held: load.held,
+                share: board.share(&target),
                 model: target.model().to_owned(),
             }
         })
@@ -108,6 +134,16 @@ pub(super) async fn state(State(gateway): State<Arc<Gateway>>) -> Json<impl Seri
             held: gateway.bodies.cap_kib() - gateway.bodies.free_kib(),
             cap: gateway.bodies.cap_kib(),
         },
+        fleet: runtime.fleet().map(|report| FleetState {
+            replica: report.replica,
+            mode: report.mode.as_label(),
+            live_replicas: report.live_replicas,
+            lag_p50_ms: report.lag_p50.map(|lag| lag.as_secs_f64() * 1e3),
+            lag_p99_ms: report.lag_p99.map(|lag| lag.as_secs_f64() * 1e3),
+            lag_samples: report.lag_samples,
+            last_error: report.last_error,
+            unreadable: report.unreadable,
+        }),
     })
 }
 

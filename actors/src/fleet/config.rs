@@ -11,8 +11,8 @@ use crate::policy::PolicyError;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub struct FleetConfig {
-    /// This replica's name in the fleet; unique per process. Default: host name, process id
-    /// and a random suffix.
+    /// This replica's name in the fleet, unique in it. Default: empty, for one made at start
+    /// from the host name, the process id and a random suffix.
     pub replica: String,
     /// Replicas whose failures must make up a run before it opens the fleet's breaker, capped
     /// at the replicas alive (a lone replica is its own quorum). Default: 2.
@@ -45,7 +45,7 @@ pub struct FleetConfig {
 impl Default for FleetConfig {
     fn default() -> Self {
         Self {
-            replica: default_replica(),
+            replica: String::new(),
             quorum: 2,
             heartbeat: Duration::from_secs(1),
             member_ttl: Duration::from_secs(3),
@@ -64,8 +64,9 @@ impl FleetConfig {
     /// # Errors
     /// [`PolicyError::Invalid`] naming the first bad field.
     pub fn validate(&self) -> Result<(), PolicyError> {
-        if self.replica.is_empty() {
-            return Err(PolicyError::invalid("replica", "must not be empty"));
+        if self.replica.len() > 200 || self.replica.chars().any(char::is_control) {
+            let reason = "must be at most 200 characters, none of them control characters";
+            return Err(PolicyError::invalid("replica", reason));
         }
         if self.quorum == 0 {
             return Err(PolicyError::invalid("quorum", "must be at least 1"));
@@ -90,7 +91,8 @@ impl FleetConfig {
     }
 }
 
-fn default_replica() -> String {
+/// A replica name for a process that was given none.
+pub(crate) fn default_replica() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
