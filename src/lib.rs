@@ -12,6 +12,8 @@
 //! - [`client`]: the reqwest `Upstream`, the only code that touches the network, and the
 //!   pass-through client for routes the gateway forwards;
 //! - [`config`]: `breakwater.toml`, read and validated into one [`config::Config`];
+//! - [`fleet`]: the fleet's shared memory on Redis ([`fleet::RedisStore`]), behind the engine's
+//!   `Store` seam;
 //! - [`store`]: the durable queue on one SQLite file, with the result record, the rule that
 //!   turns an attempt into an item update, and the requeue delay the batch runner and deferred
 //!   requests share;
@@ -33,6 +35,7 @@ pub mod batch;
 pub mod catalog;
 pub mod client;
 pub mod config;
+pub mod fleet;
 pub mod gateway;
 pub mod load;
 pub mod mock;
