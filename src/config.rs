@@ -208,6 +208,7 @@ impl Config {
             catalog: other.catalog.clone(),
             throttle: other.throttle,
             gateway: other.gateway.clone(),
+            cluster: other.cluster.clone(),
             ..self
         }
     }

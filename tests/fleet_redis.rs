@@ -407,3 +407,47 @@ async fn an_outage_fails_calls_ends_the_subscription_and_a_restart_is_picked_up(
     );
     assert_eq!(next_event(&mut events).await.value, versioned(1, "again"));
 }
+
+#[tokio::test]
+async fn a_report_keeps_each_replicas_field_until_it_expires_as_the_memory_store_does() {
+    let Some(server) = RedisServer::start().await else {
+        return;
+    };
+    let redis = connect(&server).await;
+    let memory = breakwater::engine::fleet::MemoryStore::new();
+    let stores: [&dyn Store; 2] = [&redis, &memory];
+    let ttl = Duration::from_secs(1);
+    let table = "{model-x}:demand";
+    for store in stores {
+        let sorted = |mut fields: Vec<(String, String)>| {
+            fields.sort();
+            fields
+        };
+        let pair = |f: &str, v: &str| (f.to_owned(), v.to_owned());
+        let first = store
+            .report(table, "r1", "2.5".into(), 1_000, ttl)
+            .await
+            .unwrap();
+        assert_eq!(first, [pair("r1", "2.5")]);
+        let both = store
+            .report(table, "r2", "1|0".into(), 1_500, ttl)
+            .await
+            .unwrap();
+        assert_eq!(sorted(both), [pair("r1", "2.5"), pair("r2", "1|0")]);
+        // r1's report ran out at 2 000; r2's value keeps its own `|`.
+        let later = store
+            .report(table, "r2", "4".into(), 2_000, ttl)
+            .await
+            .unwrap();
+        assert_eq!(later, [pair("r2", "4")]);
+    }
+    let mut raw = raw(&server).await;
+    let _: () = raw.set("bw-test:{model-y}:demand", "hello").await.unwrap();
+    let error = redis
+        .report("{model-y}:demand", "r1", "1".into(), 1, ttl)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Garbage { .. }), "{error}");
+    let kept: String = raw.get("bw-test:{model-y}:demand").await.unwrap();
+    assert_eq!(kept, "hello");
+}

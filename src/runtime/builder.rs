@@ -15,7 +15,7 @@ use super::error::RuntimeError;
 use super::watch::{FailureNote, Watched};
 use crate::catalog::Catalog;
 use crate::client::{ClaudeClient, ClientConfig, Credentials, DEFAULT_BASE_URL, non_empty_env};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, RedisUrl};
 use crate::engine::Engine;
 use crate::engine::fleet::Fleet;
 
@@ -46,6 +46,7 @@ pub struct RuntimeBuilder {
     upstream: Option<DynUpstream>,
     store: Option<PathBuf>,
     fleet: Option<Fleet>,
+    redis: Option<RedisUrl>,
 }
 
 impl RuntimeBuilder {
@@ -105,12 +106,29 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Shares what this replica learns with the other replicas of its fleet through the
+    /// Redis at `url` (`redis://[user:password@]host:port[/db]`), with the `[cluster]`
+    /// settings of the configuration; wins over `cluster.redis`. Redis being down, slow or
+    /// refusing the credentials never stops the runtime: it decides alone until Redis answers.
+    #[must_use]
+    pub fn redis(mut self, url: impl Into<String>) -> Self {
+        self.redis = Some(RedisUrl::new(url));
+        self
+    }
+
     /// Validates the configuration and starts the actors.
     ///
     /// # Errors
     /// [`RuntimeError`] naming what is wrong.
-    pub async fn start(self) -> Result<Runtime, RuntimeError> {
+    pub async fn start(mut self) -> Result<Runtime, RuntimeError> {
+        if let Some(url) = self.redis.take() {
+            self.config.cluster.redis = Some(url);
+        }
         self.config.validate()?;
+        let fleet = self
+            .fleet
+            .take()
+            .or_else(|| crate::fleet::join(&self.config.cluster, None));
         for warning in self.config.warnings() {
             tracing::warn!(key = %warning.key, "{}", warning.reason);
         }
@@ -132,7 +150,7 @@ impl RuntimeBuilder {
         let failures = FailureNote::default();
         let upstream: DynUpstream = Arc::new(Watched::new(upstream, failures.clone()));
         let engine =
-            Engine::start_in(Arc::new(upstream), self.config.engine_config(), self.fleet).await?;
+            Engine::start_in(Arc::new(upstream), self.config.engine_config(), fleet).await?;
         let core =
             Arc::new(Core::new(engine, self.config, counter, http, failures).listing(listed));
         let deferred = match &self.store {

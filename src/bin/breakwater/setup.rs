@@ -30,6 +30,14 @@ pub(crate) struct Connection {
     /// A beta flag to send as `anthropic-beta` (repeat for several).
     #[arg(long = "beta")]
     betas: Vec<String>,
+    /// Share breakers, limits and budgets with the other replicas through this Redis
+    /// (redis://[user:password@]host:port[/db]; wins over the config's cluster.redis).
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// This replica's name in its fleet (default: the config's cluster.replica, else host
+    /// name, process id and a random suffix).
+    #[arg(long, value_name = "NAME")]
+    replica: Option<String>,
 }
 
 /// A runtime, and the mock it talks to when there is one (kept alive with it).
@@ -62,6 +70,12 @@ impl Connection {
             config.upstream = upstream;
         }
         config.upstream.betas.extend(self.betas.iter().cloned());
+        if let Some(url) = &self.redis {
+            config.cluster.redis = Some(breakwater::config::RedisUrl::new(url.clone()));
+        }
+        if let Some(replica) = &self.replica {
+            config.cluster.fleet.replica.clone_from(replica);
+        }
         // The in-process mock enforces the configured catalogue, overrides included.
         let catalog = config.catalog().map_err(|error| error.to_string())?;
         let mut builder = Runtime::builder().config(config);

@@ -7,7 +7,7 @@ use ::redis::{Client, ConnectionAddr, ErrorKind, RedisError};
 use breakwater_actors::fleet::StoreError;
 
 /// The password's stand-in wherever a URL is shown.
-const HIDDEN: &str = "***";
+use crate::config::cluster::{HIDDEN, redact};
 
 /// The parsed URL: what to show, and what must never be shown.
 #[derive(Clone)]
@@ -173,26 +173,6 @@ fn reason(err: &RedisError) -> String {
         "timed out".to_owned()
     } else {
         err.to_string()
-    }
-}
-
-/// `url` with the userinfo's password (everything between the user's `:` and the last `@`)
-/// replaced, for URLs that do not even parse. Over-eager on purpose: a password with an
-/// unescaped `/` or `@` in it is still hidden.
-pub(super) fn redact(url: &str) -> String {
-    let (scheme, rest) = match url.split_once("://") {
-        Some((scheme, rest)) => (format!("{scheme}://"), rest),
-        None => (String::new(), url),
-    };
-    let Some(at) = rest.rfind('@') else {
-        return url.to_owned();
-    };
-    let (userinfo, host) = rest.split_at(at);
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}{user}:{HIDDEN}{host}"),
-        // No `:`: a user name only, unless the scheme is missing and this is all a secret.
-        None if scheme.is_empty() => format!("{HIDDEN}{host}"),
-        None => url.to_owned(),
     }
 }
 

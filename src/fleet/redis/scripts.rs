@@ -10,6 +10,7 @@
 //! - `c [v d]`: conflict (the key's version is not the one expected), with what it holds;
 //! - `w v`: written as version `v` (and published);
 //! - `m name...`: the members alive;
+//! - `t field value...`: a table's live fields;
 //! - `ok`: done;
 //! - `g what [detail]`: garbage, see [`garbage_reason`].
 
@@ -72,6 +73,30 @@ redis.call('ZREM', KEYS[1], ARGV[1])
 return {'ok'}
 ";
 
+/// KEYS: the table (a hash of `field -> expiry|value`). ARGV: the field, its value, its
+/// expiry (ms), now (ms), how long the whole table lives unless reported to again (ms).
+const REPORT: &str = r"
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'none' and kind ~= 'hash' then return {'g', 'type', kind} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3] .. '|' .. ARGV[2])
+local all = redis.call('HGETALL', KEYS[1])
+local out = {'t'}
+local now = tonumber(ARGV[4])
+for i = 1, #all, 2 do
+  local field, stored = all[i], all[i + 1]
+  local sep = string.find(stored, '|', 1, true)
+  local expiry = sep and tonumber(string.sub(stored, 1, sep - 1))
+  if expiry and expiry > now then
+    table.insert(out, field)
+    table.insert(out, string.sub(stored, sep + 1))
+  else
+    redis.call('HDEL', KEYS[1], field)
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return out
+";
+
 /// The store's scripts, loaded into Redis on first use (EVALSHA, then EVAL if Redis has
 /// forgotten them, as after a restart).
 pub(super) struct Scripts {
@@ -79,6 +104,7 @@ pub(super) struct Scripts {
     pub(super) swap: ::redis::Script,
     pub(super) heartbeat: ::redis::Script,
     pub(super) leave: ::redis::Script,
+    pub(super) report: ::redis::Script,
 }
 
 impl Scripts {
@@ -88,6 +114,7 @@ impl Scripts {
             swap: ::redis::Script::new(&format!("{READ}{SWAP}")),
             heartbeat: ::redis::Script::new(&format!("{MEMBERS}{HEARTBEAT}")),
             leave: ::redis::Script::new(&format!("{MEMBERS}{LEAVE}")),
+            report: ::redis::Script::new(REPORT),
         }
     }
 }
@@ -105,6 +132,8 @@ pub(super) enum Reply {
     Written(u64),
     /// `m`: the members alive.
     Members(Vec<String>),
+    /// `t`: a table's live fields and their values.
+    Table(Vec<(String, String)>),
     /// `ok`.
     Done,
     /// `g`, or a record that cannot be read: why the key is garbage.
@@ -135,6 +164,15 @@ pub(super) fn read_reply(value: Value) -> Option<Reply> {
             names
                 .iter()
                 .map(|name| String::from_utf8_lossy(name).into_owned())
+                .collect(),
+        ),
+        (b"t", pairs) if pairs.len() % 2 == 0 => Reply::Table(
+            pairs
+                .chunks(2)
+                .map(|pair| {
+                    let text = |b: &Vec<u8>| String::from_utf8_lossy(b).into_owned();
+                    (text(&pair[0]), text(&pair[1]))
+                })
                 .collect(),
         ),
         (b"ok", []) => Reply::Done,
