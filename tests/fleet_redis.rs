@@ -451,3 +451,83 @@ async fn a_report_keeps_each_replicas_field_until_it_expires_as_the_memory_store
     let kept: String = raw.get("bw-test:{model-y}:demand").await.unwrap();
     assert_eq!(kept, "hello");
 }
+
+/// A runtime over the mock that joins the fleet at `redis`, and waits until its link has
+/// tried the store once.
+async fn runtime_with_redis(
+    redis: &str,
+) -> (breakwater::mock::MockServer, breakwater::runtime::Runtime) {
+    let scenario = breakwater::mock::Scenario::from_toml("[models.p]\nservice-time = \"1ms\"\n")
+        .expect("a valid scenario");
+    let mock = breakwater::mock::MockServer::start(scenario, ([127, 0, 0, 1], 0).into())
+        .await
+        .expect("the mock starts");
+    let runtime = breakwater::runtime::Runtime::builder()
+        .chain(["p"])
+        .base_url(mock.base_url())
+        .credentials(breakwater::client::Credentials::ApiKey(
+            breakwater::client::Secret::new("k"),
+        ))
+        .redis(redis)
+        .start()
+        .await
+        .expect("a runtime starts whatever Redis says");
+    let until = Instant::now() + Duration::from_secs(5);
+    while runtime.fleet().expect("in a fleet").mode == breakwater::engine::fleet::Mode::Starting {
+        assert!(Instant::now() < until, "the link tried the store");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (mock, runtime)
+}
+
+#[tokio::test]
+async fn wrong_credentials_an_unreachable_host_or_garbage_leave_the_runtime_answering_locally() {
+    let Some(server) = RedisServer::start_with_password("s3cret-pass").await else {
+        return;
+    };
+    let wrong = format!("redis://:wrong-pass@127.0.0.1:{}", server.port());
+    let nobody = format!("redis://127.0.0.1:{}", redis_server::free_port());
+    for (url, says) in [
+        (wrong.as_str(), "credentials"),
+        (nobody.as_str(), "cannot reach"),
+    ] {
+        let (_mock, runtime) = runtime_with_redis(url).await;
+        let report = runtime.fleet().expect("in a fleet");
+        assert_eq!(report.mode, breakwater::engine::fleet::Mode::Local);
+        let error = report.last_error.clone().expect("it says why");
+        assert!(error.contains(says), "{error}");
+        assert!(!error.contains("wrong-pass") && !format!("{report:?}").contains("wrong-pass"));
+        let answer = runtime
+            .send(breakwater::api::MessagesRequest::new("p", 32).with_user("hi"))
+            .await;
+        assert!(answer.is_ok(), "it answers alone: {answer:?}");
+    }
+    // Garbage where a breaker's record belongs: that model stays local, the rest shares.
+    let mut raw = raw(&server).await;
+    let _: () = raw
+        .set("breakwater:{p}:breaker", "from an older version")
+        .await
+        .unwrap();
+    let (_mock, runtime) = runtime_with_redis(&server.url()).await;
+    let until = Instant::now() + Duration::from_secs(5);
+    while runtime.fleet().expect("in a fleet").unreadable.is_empty() {
+        assert!(Instant::now() < until, "the garbage is noticed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let report = runtime.fleet().expect("in a fleet");
+    assert_eq!(
+        (report.mode, report.unreadable),
+        (
+            breakwater::engine::fleet::Mode::Shared,
+            vec!["p".to_owned()]
+        )
+    );
+    assert!(
+        runtime
+            .send(breakwater::api::MessagesRequest::new("p", 32).with_user("hi"))
+            .await
+            .is_ok()
+    );
+    let kept: String = raw.get("breakwater:{p}:breaker").await.unwrap();
+    assert_eq!(kept, "from an older version");
+}
