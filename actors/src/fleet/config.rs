@@ -116,6 +116,11 @@ impl Clock {
         Self { anchor, anchor_ms }
     }
 
+    pub(crate) fn now_us(&self) -> u64 {
+        let elapsed = Instant::now().saturating_duration_since(self.anchor);
+        (self.anchor_ms.saturating_mul(1_000)).saturating_add(elapsed.as_micros() as u64)
+    }
+
     pub(crate) fn now_ms(&self) -> u64 {
         let elapsed = Instant::now().saturating_duration_since(self.anchor);
         self.anchor_ms.saturating_add(elapsed.as_millis() as u64)

@@ -301,13 +301,14 @@ impl Link {
                 config: self.breaker,
                 lease: self.config.probe_lease,
             };
-            let Some(next) = current.apply(op, &cx, &mut self.rng) else {
+            let Some(mut next) = current.apply(op, &cx, &mut self.rng) else {
                 // Nothing to write; a denied claim still tells the breaker who probes.
                 if *op == Op::Claim {
                     self.deliver(target, &current);
                 }
                 return Ok(());
             };
+            next.at_us = self.clock.now_us();
             let store = self.store.clone();
             match self.call(store.swap(&key, version, next.to_json())).await {
                 Ok(Swap::Written(written)) => {
@@ -342,7 +343,7 @@ impl Link {
         }
         Ok(Some((
             0,
-            SharedBreaker::closed(&self.config.replica, self.clock.now_ms()),
+            SharedBreaker::closed(&self.config.replica, self.clock.now_us()),
         )))
     }
 
@@ -377,8 +378,8 @@ impl Link {
         match SharedBreaker::parse(&found.value) {
             Ok(record) => {
                 if record.by != self.config.replica {
-                    let lag = self.clock.now_ms().saturating_sub(record.at_ms);
-                    self.status.record_lag(Duration::from_millis(lag));
+                    let lag = self.clock.now_us().saturating_sub(record.at_us);
+                    self.status.record_lag(Duration::from_micros(lag));
                 }
                 self.accept(target, found.version, record);
             }

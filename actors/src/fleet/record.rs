@@ -33,10 +33,10 @@ pub struct SharedBreaker {
     pub run: u32,
     /// The replicas whose failures make up the run.
     pub voters: Vec<String>,
-    /// The replica that wrote this, and when (its Unix milliseconds): for the propagation lag.
+    /// The replica that wrote this, and when (its Unix microseconds): for the propagation lag.
     pub by: String,
     /// See `by`.
-    pub at_ms: u64,
+    pub at_us: u64,
 }
 
 /// Where a shared breaker is. Times are Unix milliseconds.
@@ -105,7 +105,7 @@ pub struct Context<'a> {
 
 impl SharedBreaker {
     /// A closed breaker with no history.
-    pub fn closed(by: &str, at_ms: u64) -> Self {
+    pub fn closed(by: &str, at_us: u64) -> Self {
         Self {
             format: FORMAT,
             state: SharedState::Closed,
@@ -113,7 +113,7 @@ impl SharedBreaker {
             run: 0,
             voters: Vec::new(),
             by: by.to_owned(),
-            at_ms,
+            at_us,
         }
     }
 
@@ -179,7 +179,7 @@ impl SharedBreaker {
         };
         changed.then(|| {
             next.by = cx.replica.to_owned();
-            next.at_ms = cx.now_ms;
+            next.at_us = cx.now_ms.saturating_mul(1_000);
             next
         })
     }
