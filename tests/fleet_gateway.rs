@@ -176,6 +176,27 @@ async fn traffic(
     (ok, sent)
 }
 
+/// The primary's breaker transitions to half-open on `gateway`, from its metrics: each is a
+/// probe it was let through to send (in a fleet, only the replica that claimed the probe
+/// half-opens; the others stay open).
+async fn half_opened(client: &reqwest::Client, gateway: &Gateway) -> u64 {
+    let text = client
+        .get(format!("{}/metrics", gateway.base))
+        .send()
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("as text");
+    let target = format!("target=\"{PRIMARY}\"");
+    text.lines()
+        .filter(|line| line.starts_with("breakwater_breaker_transitions_total{"))
+        .filter(|line| line.contains(&target) && line.contains("to=\"half_open\""))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|value| value as u64)
+        .sum()
+}
+
 fn overloaded(mock: &MockServer) -> u64 {
     mock.stats().models[PRIMARY]
         .by_status
@@ -185,8 +206,9 @@ fn overloaded(mock: &MockServer) -> u64 {
 }
 
 /// Runs the outage against `replicas` gateways: the primary down from 300 ms to 1.8 s after
-/// the traffic starts, which lasts 2.2 s. Returns the 529s the primary answered.
-async fn outage(redis: Option<&RedisServer>, replicas: usize) -> u64 {
+/// the traffic starts, which lasts 2.2 s. Returns the 529s the primary answered, and how
+/// many times the replicas half-opened its breaker, all together.
+async fn outage(redis: Option<&RedisServer>, replicas: usize) -> (u64, u64) {
     let client = reqwest::Client::new();
     let config = config();
     // The gateways start first, pointed at the port the mock will take, so that the mock's
@@ -207,7 +229,11 @@ async fn outage(redis: Option<&RedisServer>, replicas: usize) -> u64 {
         ok, sent,
         "every request is answered, by the fallback while the primary is down"
     );
-    overloaded(&mock)
+    let mut half_opened_total = 0;
+    for gateway in &fleet {
+        half_opened_total += half_opened(&client, gateway).await;
+    }
+    (overloaded(&mock), half_opened_total)
 }
 
 #[tokio::test]
@@ -215,10 +241,27 @@ async fn an_outage_costs_a_fleet_of_three_no_more_than_one_replica_and_one_probe
     let Some(redis) = RedisServer::start().await else {
         return;
     };
-    let alone = outage(None, 1).await;
-    let fleet = outage(Some(&redis), 3).await;
-    let apart = outage(None, 3).await;
-    eprintln!("529s met: one replica {alone}, three sharing {fleet}, three apart {apart}");
+    let (alone, alone_probes) = outage(None, 1).await;
+    let (fleet, fleet_probes) = outage(Some(&redis), 3).await;
+    let (apart, apart_probes) = outage(None, 3).await;
+    eprintln!(
+        "529s met: one replica {alone}, three sharing {fleet}, three apart {apart}; \
+         half-open periods: {alone_probes}, {fleet_probes}, {apart_probes}"
+    );
+    // One replica half-opens once per open period; a fleet of three, once per period too
+    // (one replica claims each probe), where three apart half-open three times as often.
+    assert!(
+        alone_probes >= 3,
+        "the outage spans several open periods: {alone_probes}"
+    );
+    assert!(
+        fleet_probes <= alone_probes + 1,
+        "probes: fleet {fleet_probes}, one replica {alone_probes}"
+    );
+    assert!(
+        apart_probes >= 2 * alone_probes,
+        "apart {apart_probes}, alone {alone_probes}"
+    );
     // Alone: five to trip, then one probe per 300 ms open period over about 1.5 s.
     assert!(alone >= 5 + 3, "the outage was met: {alone}");
     assert!(
