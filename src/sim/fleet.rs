@@ -35,7 +35,7 @@ pub use chart::write_chart;
 pub use options::{FleetOptions, MAX_REPLICAS, ReplicaCounts, StoreOutage};
 pub use table::text;
 
-use observe::{ObservedStore, count_local_opens};
+use observe::{ObservedStore, apart, count_local_opens};
 
 /// The Unix milliseconds every simulated replica's clock starts at.
 pub const SIM_UNIX_MS: u64 = 1_700_000_000_000;
@@ -108,8 +108,9 @@ pub struct FleetRow {
     pub fleet_opens: u64,
     /// Times a replica's own breaker for the primary opened on its own decision (a trip on
     /// its own evidence, or a failed probe it half-opened for itself rather than the fleet's
-    /// one), summed over the replicas: in `local` every opening; in `shared`, those made
-    /// while the store was unreachable, or on evidence the fleet did not share.
+    /// one), summed over the replicas, leaving out those within 1 s of an opening of the
+    /// fleet's breaker (the same period): in `local` every opening; in `shared`, those made
+    /// while the store was unreachable, or on evidence the fleet's breaker did not act on.
     pub local_opens: u64,
 }
 
@@ -201,7 +202,7 @@ pub fn run(
 struct Counts {
     rate_limited: AtomicU64,
     probes: AtomicU64,
-    local_opens: Arc<AtomicU64>,
+    local_opens: Arc<Mutex<Vec<Instant>>>,
 }
 
 /// Runs one fleet of `replicas` on the scenario's arrivals in its own paused-clock runtime
@@ -288,8 +289,9 @@ pub fn run_fleet(
             task.abort();
         }
         let report = lock(&aggregate).report(scenario);
-        let fleet_opens = store.as_ref().map_or(0, ObservedStore::opens);
-        let local_opens = counts.local_opens.load(Ordering::Relaxed);
+        let fleet_opens = store.as_ref().map_or_else(Vec::new, ObservedStore::opens);
+        let local_opens = apart(&lock(&counts.local_opens), &fleet_opens);
+        let fleet_opens = fleet_opens.len() as u64;
         let open_periods = fleet_opens as f64 + local_opens as f64 / f64::from(replicas.max(1));
         let probes = counts.probes.load(Ordering::Relaxed);
         Ok(FleetRow {

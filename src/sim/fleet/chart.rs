@@ -1,6 +1,8 @@
-//! The fleet chart (`--chart PATH`): against the fleet's size on a log axis, wasted attempts
-//! (left) and probes per open period (right), a line each for `shared` and `local`. PNG, or
-//! SVG when the path ends in `.svg`; the font is the embedded one the other charts use.
+//! The fleet chart (`--chart PATH`): against the fleet's size, wasted attempts (left) and
+//! probes per open period (right), a line each for `shared` and `local`, both axes on a log
+//! scale (a figure that grows with the fleet is a rising straight line; a point at 0 is left
+//! out). PNG, or SVG when the path ends in `.svg`; the font is the embedded one the other
+//! charts use.
 
 use std::path::Path;
 
@@ -50,7 +52,7 @@ fn panels(report: &FleetReport) -> [Panel; 2] {
                 "{}: wasted attempts (529/429), store {} ms{outage}",
                 report.scenario, report.store_latency_ms
             ),
-            y_label: "wasted attempts",
+            y_label: "wasted attempts (log scale)",
             value: |row| Some(row.wasted_attempts as f64),
         },
         Panel {
@@ -58,7 +60,7 @@ fn panels(report: &FleetReport) -> [Panel; 2] {
                 "{}: probes at {} per open period",
                 report.scenario, report.primary
             ),
-            y_label: "probes per open period",
+            y_label: "probes per open period (log scale)",
             value: |row| row.probes_per_open_period,
         },
     ]
@@ -96,23 +98,28 @@ fn draw_panel<DB: DrawingBackend>(
                 .iter()
                 .filter(|row| row.variant == variant)
                 .filter_map(|row| Some((f64::from(row.replicas), (panel.value)(row)?)))
+                .filter(|&(_, y)| y > 0.0)
                 .collect();
             (variant, points)
         })
         .collect();
     let points = lines.iter().flat_map(|(_, points)| points);
     let x_max = points.clone().map(|p| p.0).fold(1.0, f64::max) * 1.3;
-    let y_max = (points.map(|p| p.1).fold(1.0, f64::max) * 1.1).ceil();
+    let y_min = points.clone().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let y_min = if y_min.is_finite() { y_min / 2.0 } else { 0.5 };
+    let y_max = points.map(|p| p.1).fold(1.0, f64::max) * 2.0;
     let mut chart = ChartBuilder::on(area)
         .caption(&panel.title, ("sans-serif", 17))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d((0.8..x_max).log_scale(), 0.0..y_max)?;
+        .build_cartesian_2d((0.8..x_max).log_scale(), (y_min..y_max).log_scale())?;
     chart
         .configure_mesh()
         .x_desc("replicas (log scale)")
         .y_desc(panel.y_label)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y}"))
         .draw()?;
     for (i, (variant, points)) in lines.into_iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
