@@ -118,10 +118,14 @@ pub fn run_strategy(
             tokio::spawn(count_opens(events, primary, opens.clone()))
         });
         upstream.start();
-        play(&strategy, scenario.arrival_iter(), |index, outcome| {
-            lock(&aggregate).request(&outcome);
-            finished(index, &outcome);
-        })
+        play(
+            std::slice::from_ref(&strategy),
+            scenario.arrival_iter(),
+            |index, outcome| {
+                lock(&aggregate).request(&outcome);
+                finished(index, &outcome);
+            },
+        )
         .await;
         strategy.shutdown().await;
         let mut report = lock(&aggregate).report(scenario);
@@ -157,10 +161,11 @@ async fn count_opens(
     }
 }
 
-/// Starts each request at its arrival time and hands each outcome to `finished` as the
-/// request ends.
-async fn play(
-    strategy: &Arc<Strategy>,
+/// Starts each request at its arrival time, request `i` on `strategies[i % len]` (round
+/// robin, as a load balancer would spread it over replicas), and hands each outcome to
+/// `finished` as the request ends.
+pub(super) async fn play(
+    strategies: &[Arc<Strategy>],
     arrivals: impl Iterator<Item = Duration>,
     mut finished: impl FnMut(u64, RequestOutcome),
 ) {
@@ -172,9 +177,12 @@ async fn play(
             finished(index, outcome);
         }
     };
+    let mut turn = strategies.iter().cycle();
     for (index, at) in (0..).zip(arrivals) {
         tokio::time::sleep_until(epoch + at).await;
-        let strategy = strategy.clone();
+        let Some(strategy) = turn.next().cloned() else {
+            return;
+        };
         tasks.spawn(async move {
             let driven = AssertUnwindSafe(strategy.drive(index, at)).catch_unwind();
             (index, driven.await.unwrap_or_else(|_| failed(at)))
@@ -198,7 +206,7 @@ fn failed(arrived: Duration) -> RequestOutcome {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // An aggregate stays consistent across a panic (each count is one statement), so
     // poisoning is moot.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)

@@ -24,6 +24,7 @@ use super::scenario::SimScenario;
 use super::upstream::SimUpstream;
 use crate::api::{MessagesRequest, WireRequest};
 use crate::config::Config;
+use crate::engine::fleet::Fleet;
 use crate::engine::{RequestOptions, Target};
 use crate::runtime::{DynUpstream, Runtime, RuntimeError};
 
@@ -95,12 +96,22 @@ impl Strategy {
                 CooldownConfig::default(),
             )),
             StrategyName::Breakwater => {
-                Kind::Runtime(start_runtime(scenario, &upstream, config).await?)
+                Kind::Runtime(start_runtime(scenario, &upstream, config, 0, None).await?)
             }
             _ => Kind::Loop,
         };
+        Ok(Self::new(name, scenario, upstream, chain, kind))
+    }
+
+    fn new(
+        name: StrategyName,
+        scenario: &SimScenario,
+        upstream: Arc<SimUpstream>,
+        chain: Vec<Target>,
+        kind: Kind,
+    ) -> Self {
         let primary = scenario.chain.first().cloned().unwrap_or_default();
-        Ok(Self {
+        Self {
             name,
             upstream,
             chain,
@@ -110,7 +121,40 @@ impl Strategy {
                 .with_user("Say hello in one sentence.")
                 .into(),
             kind,
-        })
+        }
+    }
+
+    /// Replica number `replica` of a fleet of breakwater runtimes over one `upstream`: the
+    /// `breakwater` strategy as [`Self::start`] starts it, seeded apart from the other
+    /// replicas (replica 0 draws as the lone strategy does), and joined to `fleet` if given.
+    ///
+    /// # Errors
+    /// [`RuntimeError`] if the runtime does not start (a bad fleet setting among them).
+    pub async fn replica(
+        scenario: &SimScenario,
+        upstream: Arc<SimUpstream>,
+        config: Option<&Config>,
+        replica: u64,
+        fleet: Option<Fleet>,
+    ) -> Result<Self, RuntimeError> {
+        let runtime = start_runtime(scenario, &upstream, config, replica, fleet).await?;
+        let chain = scenario.chain.iter().map(|m| Target::new(m.as_str()));
+        let kind = Kind::Runtime(runtime);
+        Ok(Self::new(
+            StrategyName::Breakwater,
+            scenario,
+            upstream,
+            chain.collect(),
+            kind,
+        ))
+    }
+
+    /// The breakwater runtime, if this strategy has one.
+    pub fn runtime(&self) -> Option<&Runtime> {
+        match &self.kind {
+            Kind::Runtime(runtime) => Some(runtime),
+            _ => None,
+        }
     }
 
     /// The strategy's name.
@@ -194,6 +238,7 @@ impl Strategy {
             model: a.target.model().to_owned(),
             status: a.status.or(a.failure.is_none().then_some(200)),
             class: a.failure,
+            probe: a.probe,
         }));
         answered_by
     }
@@ -201,21 +246,24 @@ impl Strategy {
 
 /// The runtime over the simulated API. The scenario's chain and models are the targets;
 /// `file` contributes its policies and the limits of the models it shares with the scenario.
-/// The scenario's seed wins over the file's, so a sim's seed fixes every draw.
+/// The scenario's seed wins over the file's, so a sim's seed fixes every draw; replica `n`
+/// of a fleet mixes `n` into it (0 leaves it as is), so replicas do not draw in lockstep.
 async fn start_runtime(
     scenario: &SimScenario,
     upstream: &Arc<SimUpstream>,
     file: Option<&Config>,
+    replica: u64,
+    fleet: Option<Fleet>,
 ) -> Result<Runtime, RuntimeError> {
     let mut config = Config::for_chain(&scenario.chain);
     if let Some(file) = file {
         config = config.with_policies_of(file);
     }
-    config.seed = Some(scenario.seed);
+    config.seed = Some(scenario.seed ^ replica.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let upstream: DynUpstream = upstream.clone();
-    Runtime::builder()
-        .config(config)
-        .upstream(upstream)
-        .start()
-        .await
+    let mut builder = Runtime::builder().config(config).upstream(upstream);
+    if let Some(fleet) = fleet {
+        builder = builder.fleet(fleet);
+    }
+    builder.start().await
 }

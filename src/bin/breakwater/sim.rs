@@ -1,18 +1,24 @@
 //! `breakwater sim`: the real runtime and today's retry strategies against a simulated
 //! Claude API in virtual time, with a progress bar on stderr and a table (or one JSON
-//! object) on stdout; `--out` adds a Markdown report and charts.
+//! object) on stdout; `--out` adds a Markdown report and charts. With `--replicas`, fleets of
+//! breakwater replicas sharing their breakers or not (see [`fleet`]).
+
+mod bar;
+mod fleet;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use bar::progress_bar;
 use breakwater::config::Config;
+use breakwater::sim::fleet::{FleetOptions, ReplicaCounts, StoreOutage};
 use breakwater::sim::report::{SimReport, table, write_dir};
 use breakwater::sim::run::Progress;
 use breakwater::sim::strategy::StrategyName;
 use breakwater::sim::{SimScenario, SimScenarioError};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
 use crate::exit;
 
@@ -20,13 +26,27 @@ use crate::exit;
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// A built-in scenario (brownout, outage, all-degraded, rate-limited, metastable,
-    /// flapping, surge) or a scenario TOML file.
-    #[arg(long, default_value = "brownout", value_name = "NAME|FILE")]
-    scenario: String,
+    /// flapping, surge) or a scenario TOML file. Default: brownout; with --replicas, outage.
+    #[arg(long, value_name = "NAME|FILE")]
+    scenario: Option<String>,
     /// Strategies to run, comma-separated: none, tutorial-loop, sdk-default, sdk-fallback,
     /// cooldown-router, breakwater. Default: all six.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', conflicts_with = "replicas")]
     strategies: Vec<StrategyName>,
+    /// Run fleets of this many breakwater replicas instead of the strategies, each with
+    /// breakers shared through one store and alone, e.g. 1,3,10,30,100; the scenario's
+    /// traffic is dealt to them round robin (see docs/SIM.md).
+    #[arg(long, value_name = "N,N,...")]
+    replicas: Option<ReplicaCounts>,
+    /// With --replicas: how long each call to the fleet's store takes (one way).
+    #[arg(long, value_name = "D", default_value = "1ms", value_parser = humantime::parse_duration, requires = "replicas")]
+    store_latency: Duration,
+    /// With --replicas: a window in which the fleet's store is unreachable, e.g. 30s..60s.
+    #[arg(long, value_name = "START..END", requires = "replicas")]
+    store_outage: Option<StoreOutage>,
+    /// With --replicas: write a chart of the fleets (PNG, or SVG for a .svg path).
+    #[arg(long, value_name = "PATH", requires = "replicas")]
+    chart: Option<PathBuf>,
     /// How long requests keep arriving (overrides the scenario's duration).
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
@@ -46,14 +66,19 @@ pub(crate) struct Args {
     #[arg(long)]
     json: bool,
     /// Write report.md and charts (PNG and SVG) into this directory.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "replicas")]
     out: Option<PathBuf>,
 }
 
 pub(crate) async fn run(args: Args) -> ExitCode {
-    let mut scenario = match SimScenario::load(&args.scenario) {
+    let fleets = args.replicas.is_some();
+    let name = args
+        .scenario
+        .as_deref()
+        .unwrap_or(if fleets { "outage" } else { "brownout" });
+    let mut scenario = match SimScenario::load(name) {
         Ok(scenario) => scenario,
-        Err(error) => return exit::usage(&describe(&args.scenario, &error)),
+        Err(error) => return exit::usage(&describe(name, &error)),
     };
     if let Some(duration) = args.duration {
         scenario.duration = duration;
@@ -71,6 +96,14 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         },
         None => None,
     };
+    if let Some(replicas) = &args.replicas {
+        let options = FleetOptions {
+            replicas: replicas.0.clone(),
+            store_latency: args.store_latency,
+            store_outage: args.store_outage,
+        };
+        return fleet::run(scenario, config, options, args.json, args.chart.as_deref()).await;
+    }
     let strategies = if args.strategies.is_empty() {
         StrategyName::ALL.to_vec()
     } else {
@@ -120,16 +153,6 @@ fn parse_rps(text: &str) -> Result<f64, String> {
             "{text:?} is not a rate: give requests per second as a number above 0, e.g. 50"
         )),
     }
-}
-
-fn progress_bar() -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(Some(1), indicatif::ProgressDrawTarget::stderr());
-    if let Ok(style) =
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}")
-    {
-        bar.set_style(style);
-    }
-    bar
 }
 
 fn show(bar: &ProgressBar, p: Progress) {

@@ -74,7 +74,7 @@ pub fn write_charts(report: &SimReport, dir: &Path) -> Result<Vec<String>, PlotE
     Ok(written)
 }
 
-fn register_font() {
+pub(crate) fn register_font() {
     static FONT: Once = Once::new();
     FONT.call_once(|| {
         // The embedded font is a valid TTF; were it not, text would be left out, not fail.

@@ -18,6 +18,8 @@ pub struct AttemptOutcome {
     pub status: Option<u16>,
     /// `None` on success, else the class of its failure.
     pub class: Option<Class>,
+    /// Whether breakwater sent it as a half-open probe (never, for the other strategies).
+    pub probe: bool,
 }
 
 /// One request on its way: makes attempts and logs them.
@@ -40,6 +42,7 @@ impl Trip<'_> {
             model: target.model().to_owned(),
             status,
             class,
+            probe: false,
         });
         outcome.map(|_| ())
     }
