@@ -55,11 +55,13 @@ impl<U: Upstream> ActorState<U> {
                 failures: 0,
                 successes: 1,
                 trailing: 0,
+                qualifying: 0,
             },
-            Evidence::Failure => Op::Evidence {
+            Evidence::Failure | Evidence::Shortage => Op::Evidence {
                 failures: 1,
                 successes: 0,
                 trailing: 1,
+                qualifying: u32::from(self.breaker.evidence() == Evidence::Failure),
             },
             Evidence::Nothing => return,
         };

@@ -97,6 +97,7 @@ struct Tally {
     failures: u32,
     successes: u32,
     trailing: u32,
+    qualifying: u32,
 }
 
 impl Link {
@@ -168,7 +169,9 @@ impl Link {
     async fn wait_local(&mut self, notes: &mut mpsc::Receiver<Note>) -> bool {
         let until = Instant::now() + self.config.retry;
         loop {
+            // Biased: the same order every time, so a simulated fleet replays exactly.
             tokio::select! {
+                biased;
                 note = notes.recv() => match note {
                     Some(Note::Follow(target)) => self.follow(target),
                     Some(Note::Op(..)) => {}
@@ -205,6 +208,7 @@ impl Link {
         resync.reset();
         loop {
             tokio::select! {
+                biased;
                 note = notes.recv() => {
                     let Some(note) = note else { return Ok(()) };
                     let mut batch = vec![note];
@@ -250,6 +254,7 @@ impl Link {
                         failures,
                         successes,
                         trailing,
+                        qualifying,
                     },
                 ) => {
                     let tally = tallies.entry(target).or_default();
@@ -257,8 +262,10 @@ impl Link {
                     if successes > 0 {
                         tally.successes += successes;
                         tally.trailing = trailing;
+                        tally.qualifying = qualifying;
                     } else {
                         tally.trailing += failures;
+                        tally.qualifying += qualifying;
                     }
                 }
                 Note::Op(target, op) => ops.push((target, op)),
@@ -269,6 +276,7 @@ impl Link {
                 failures: tally.failures,
                 successes: tally.successes,
                 trailing: tally.trailing,
+                qualifying: tally.qualifying,
             };
             self.apply(&target, &op).await?;
         }
@@ -429,17 +437,6 @@ impl Link {
     fn follow(&mut self, target: Target) {
         self.keys.insert(key(&target), target.clone());
         self.targets.insert(target);
-    }
-
-    async fn heartbeat(&mut self) -> Result<(), StoreError> {
-        let store = self.store.clone();
-        let replica = self.config.replica.clone();
-        let now_ms = self.clock.now_ms();
-        let ttl = self.config.member_ttl;
-        let alive = self.call(store.heartbeat(&replica, now_ms, ttl)).await?;
-        self.live = u32::try_from(alive.len()).unwrap_or(u32::MAX).max(1);
-        self.status.set_live(self.live);
-        Ok(())
     }
 
     async fn call<T>(

@@ -62,9 +62,10 @@ pub enum SharedState {
 /// What a replica asks of the shared breaker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
-    /// Outcomes since the last report: health `failures` that qualify for a trip (see
-    /// `CircuitBreaker::evidence`), `successes`, and how many of the failures came after the
-    /// last success (all of them if there was none).
+    /// Outcomes since the last report: health `failures`, `successes`, how many of the
+    /// failures came after the last success (`trailing`; all of them if there was none), and
+    /// how many of those may end a run in a trip (`qualifying`: not a 529 or timeout the
+    /// reporting replica's adaptive limit is answering; see `CircuitBreaker::evidence`).
     Evidence {
         /// See the variant.
         failures: u32,
@@ -72,6 +73,8 @@ pub enum Op {
         successes: u32,
         /// See the variant.
         trailing: u32,
+        /// See the variant.
+        qualifying: u32,
     },
     /// The open interval has passed here: take the probe if nobody holds it.
     Claim,
@@ -194,6 +197,7 @@ impl SharedBreaker {
             failures,
             successes,
             trailing,
+            qualifying,
         } = *op
         else {
             return false;
@@ -210,7 +214,10 @@ impl SharedBreaker {
             self.voters.push(cx.replica.to_owned());
         }
         let quorum = cx.quorum.max(1) as usize;
-        if self.run >= cx.config.consecutive_failures.get() && self.voters.len() >= quorum {
+        // As on one replica: the run counts every failure, but only one that may trip (not a
+        // shortage the limits are answering) ends it in a trip.
+        let long_enough = self.run >= cx.config.consecutive_failures.get();
+        if long_enough && self.voters.len() >= quorum && qualifying > 0 {
             self.open(cx, Duration::ZERO, rng);
             return true;
         }
@@ -268,6 +275,7 @@ mod tests {
             failures: n,
             successes: 0,
             trailing: n,
+            qualifying: n,
         }
     }
 
@@ -309,6 +317,7 @@ mod tests {
             failures: 0,
             successes: 1,
             trailing: 0,
+            qualifying: 0,
         };
         let r = run(
             &start,
@@ -327,6 +336,7 @@ mod tests {
             failures: 0,
             successes: 3,
             trailing: 0,
+            qualifying: 0,
         };
         let mut rng = SmallRng::seed_from_u64(0);
         assert_eq!(start.apply(&success, &cx("b", 5, 2), &mut rng), None);
@@ -432,5 +442,20 @@ mod tests {
             SharedBreaker::parse(&other).unwrap_err(),
             "a breaker record of format 9"
         );
+    }
+
+    #[test]
+    fn shortages_count_toward_the_run_but_only_a_failure_that_may_trip_ends_it() {
+        let start = SharedBreaker::closed("a", 0);
+        let shortage = |n| Op::Evidence {
+            failures: n,
+            successes: 0,
+            trailing: n,
+            qualifying: 0,
+        };
+        let r = run(&start, &[("a", shortage(4)), ("b", shortage(4))], 1, 2);
+        assert_eq!((r.state.clone(), r.run), (SharedState::Closed, 8));
+        let r = run(&r, &[("a", fail(1))], 1, 2);
+        assert!(matches!(r.state, SharedState::Open { .. }));
     }
 }

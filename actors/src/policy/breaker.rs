@@ -88,9 +88,13 @@ pub struct CircuitBreaker {
 pub enum Evidence {
     /// A success while closed.
     Healthy,
-    /// A health failure while closed that counts toward a trip here: not a 529 or timeout the
-    /// adaptive limit is answering (one met while older attempts still run, above the floor).
+    /// A health failure while closed that may end a run in a trip here: not a 529 or timeout
+    /// the adaptive limit is answering.
     Failure,
+    /// A 529 or timeout while closed that the adaptive limit is answering (met while older
+    /// attempts still run, with the limit above its floor): it counts toward the run of
+    /// failures, but cannot be the one that trips the breaker.
+    Shortage,
     /// Nothing: a 429, an invalid request, a straggler while open, a probe.
     Nothing,
 }
@@ -296,9 +300,12 @@ impl CircuitBreaker {
                 self.consecutive = self.consecutive.saturating_add(1);
                 self.window.record(now, 1, 1);
                 let floored = self.limit.is_some_and(|view| view.at_floor);
-                if !shortage || self.limit.is_none() || self.whole_round() || floored {
-                    self.evidence = Evidence::Failure;
-                }
+                self.evidence =
+                    if !shortage || self.limit.is_none() || self.whole_round() || floored {
+                        Evidence::Failure
+                    } else {
+                        Evidence::Shortage
+                    };
                 let reason = self.trip_reason(shortage, now)?;
                 Some(self.open(reason, retry_after, now))
             }

@@ -120,6 +120,17 @@ impl Store for ObservedStore {
         self.inner.heartbeat(replica, now_ms, ttl)
     }
 
+    fn report<'a>(
+        &'a self,
+        key: &'a str,
+        field: &'a str,
+        value: String,
+        now_ms: u64,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Vec<(String, String)>, StoreError>> {
+        self.inner.report(key, field, value, now_ms, ttl)
+    }
+
     fn leave<'a>(&'a self, replica: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
         self.inner.leave(replica)
     }

@@ -1,6 +1,6 @@
-//! The link's demand reports: each replica's attempts per second at each target, shared so
-//! that each takes its part of a target's fleet-wide cap, rate-limit remainder and retry
-//! reserve (see `Board::share`).
+//! The link's heartbeats (who is alive) and demand reports: each replica's attempts per
+//! second at each target, shared so that each takes its part of a target's fleet-wide cap,
+//! rate-limit remainder and retry reserve (see `Board::share`).
 
 use tokio::time::Instant;
 
@@ -8,6 +8,17 @@ use super::{Link, StoreError};
 use crate::upstream::Target;
 
 impl Link {
+    pub(super) async fn heartbeat(&mut self) -> Result<(), StoreError> {
+        let store = self.store.clone();
+        let replica = self.config.replica.clone();
+        let now_ms = self.clock.now_ms();
+        let ttl = self.config.member_ttl;
+        let alive = self.call(store.heartbeat(&replica, now_ms, ttl)).await?;
+        self.live = u32::try_from(alive.len()).unwrap_or(u32::MAX).max(1);
+        self.status.set_live(self.live);
+        Ok(())
+    }
+
     /// Reports this replica's demand for every followed target (attempts started per second
     /// since the last report), reads the others', and sets its share of each on the board:
     /// `(own + 1) / (fleet + replicas)`, so that a replica with no demand yet still has a
