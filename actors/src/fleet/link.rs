@@ -7,7 +7,7 @@
 //! [`FleetView`]. Any store call that fails or takes longer than `call-timeout` puts it in
 //! local mode: breakers then decide alone, and it reconnects after `retry`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,7 +78,7 @@ pub(crate) struct Link {
     clock: Clock,
     deliver: Deliver,
     rng: SmallRng,
-    targets: HashSet<Target>,
+    targets: BTreeSet<Target>,
     /// Each followed target by its key.
     keys: HashMap<String, Target>,
     /// The last record seen per target, with its version.
@@ -110,7 +110,7 @@ impl Link {
             clock: parts.clock,
             deliver: parts.deliver,
             rng: SmallRng::seed_from_u64(parts.seed),
-            targets: HashSet::new(),
+            targets: BTreeSet::new(),
             keys: HashMap::new(),
             cache: HashMap::new(),
             garbage: HashSet::new(),

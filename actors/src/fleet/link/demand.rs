@@ -44,7 +44,12 @@ impl Link {
                 .call(store.report(&key, &replica, format!("{own:.3}"), now_ms, ttl))
                 .await
             {
-                Ok(fields) => fields,
+                Ok(mut fields) => {
+                    // In one order, so that the sum is the same whatever order the store
+                    // returned the fields in (a simulated fleet replays exactly).
+                    fields.sort_unstable();
+                    fields
+                }
                 Err(StoreError::Garbage { key, reason }) => {
                     tracing::debug!(key, reason, "fleet: unreadable demand table");
                     continue;
