@@ -513,3 +513,28 @@ fn a_chain_from_the_command_line_keeps_the_files_catalogue_and_adapt_settings() 
         catalog.get("claude-haiku-4-5").unwrap().max_output_tokens
     );
 }
+
+#[test]
+fn a_fleets_probe_lease_must_outlast_every_attempt_and_errors_hide_redis_passwords() {
+    let fleet = r#"
+        [models.claude-x]
+        attempt-timeout = "90s"
+        [cluster]
+        redis = "redis://:pw@127.0.0.1:6379"
+    "#;
+    let message = invalid(fleet, "cluster.probe-lease");
+    assert!(
+        message.contains("models.claude-x.attempt-timeout"),
+        "{message}"
+    );
+    // Without Redis the lease is not used, and the same models are fine.
+    let alone = "[models.claude-x]\nattempt-timeout = \"90s\"\n";
+    assert!(Config::from_toml(alone).is_ok());
+    // A misplaced URL is an unknown key; the error quotes the line, without the password.
+    let misplaced = "redis = \"redis://app:s3cret@h:6379\"\n[models.claude-x]\n";
+    let message = toml_error(misplaced);
+    assert!(
+        message.contains("redis://app:***@h:6379") && !message.contains("s3cret"),
+        "{message}"
+    );
+}

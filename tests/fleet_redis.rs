@@ -450,6 +450,18 @@ async fn a_report_keeps_each_replicas_field_until_it_expires_as_the_memory_store
     assert!(matches!(error, StoreError::Garbage { .. }), "{error}");
     let kept: String = raw.get("bw-test:{model-y}:demand").await.unwrap();
     assert_eq!(kept, "hello");
+    // Another program's hash at the same place is left whole too.
+    let _: () = raw
+        .hset("bw-test:{model-z}:demand", "name", "theirs")
+        .await
+        .unwrap();
+    let error = redis
+        .report("{model-z}:demand", "r1", "1".into(), 1, ttl)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Garbage { .. }), "{error}");
+    let theirs: Vec<(String, String)> = raw.hgetall("bw-test:{model-z}:demand").await.unwrap();
+    assert_eq!(theirs, [("name".to_owned(), "theirs".to_owned())]);
 }
 
 /// A runtime over the mock that joins the fleet at `redis`, and waits until its link has

@@ -144,11 +144,12 @@ impl<U: Upstream> Actor for BreakerActor<U> {
                 if transition.is_none() && state.breaker.open_until() > until {
                     state.extended(&myself, now);
                 }
-                state.report(probe, transition.as_ref());
+                state.report(&myself, probe, retry_after, transition.as_ref());
                 transition
             }
             BreakerMsg::ReleaseProbe => {
                 state.breaker.release_probe();
+                state.probe_freed(&myself);
                 None
             }
             BreakerMsg::Admit(job) => state.admit(*job, now),

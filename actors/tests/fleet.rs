@@ -364,3 +364,34 @@ async fn a_replica_that_goes_local_takes_the_whole_cap_again() {
         assert_eq!(cap_of(engine), 30);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn replicas_following_an_open_fleet_breaker_decide_alone_once_its_record_turns_unreadable() {
+    let start = Instant::now();
+    let store = MemoryStore::new();
+    let shared = replicas(Some(&store), down()).await;
+    traffic(&shared, ms(20), ms(1_000)).await;
+    for (fake, engine) in shared.iter() {
+        assert_eq!(state_of(engine, "a"), StateKind::Open);
+        fake.set_default("a", ok(10));
+    }
+    // Another version writes a record this one cannot read: each replica's breaker stays
+    // open only as long as it would have alone, then probes for itself.
+    store.put_raw("{a}:breaker", "{\"format\":2}");
+    while shared
+        .iter()
+        .any(|(_, engine)| state_of(engine, "a") != StateKind::Closed)
+    {
+        assert!(
+            Instant::now() < start + ms(10_000),
+            "every replica closes on its own"
+        );
+        traffic(&shared, ms(20), ms(30)).await;
+    }
+    for (_, engine) in shared.iter() {
+        assert_eq!(
+            engine.fleet().expect("in a fleet").unreadable,
+            vec!["a".to_owned()]
+        );
+    }
+}

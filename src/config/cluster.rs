@@ -112,6 +112,28 @@ pub(crate) fn redact(url: &str) -> String {
     }
 }
 
+/// `text` with the password of every URL in it hidden (see [`redact`]): for messages that
+/// quote a line of the configuration, such as TOML's parse errors.
+pub(crate) fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let is_end = |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | ',' | ']');
+        let start = rest[..at].rfind(is_end).map_or(0, |i| i + 1);
+        let tail = &rest[at + 3..];
+        let end = at
+            + 3
+            + tail
+                .find(|c: char| is_end(c) || c == '/')
+                .unwrap_or(tail.len());
+        out.push_str(&rest[..start]);
+        out.push_str(&redact(&rest[start..end]));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 impl fmt::Debug for RedisUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?}", self.redacted())
@@ -153,6 +175,15 @@ mod tests {
             assert_eq!(url.redacted(), shown);
             assert!(!format!("{url:?} {url}").contains("s3cret"));
         }
+    }
+
+    #[test]
+    fn urls_in_quoted_configuration_lines_lose_their_passwords() {
+        let text = "1 | redis = \"redis://app:s3cret@h:6379/0\"\n  | ^ unknown field, see http://example.com/x";
+        let shown = redact_urls(text);
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("redis://app:***@h:6379/0\""), "{shown}");
+        assert!(shown.ends_with("see http://example.com/x"), "{shown}");
     }
 
     #[test]

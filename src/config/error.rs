@@ -11,7 +11,7 @@ pub enum ConfigError {
     /// The text is not TOML, or a value has the wrong type or range (a zero count, an
     /// unparseable duration, an unknown key). toml's message gives the line, the column and
     /// the offending line.
-    #[error("{}", .0.to_string().trim_end())]
+    #[error("{}", super::cluster::redact_urls(.0.to_string().trim_end()))]
     Toml(#[source] toml::de::Error),
     /// A value parses but cannot work.
     #[error("invalid {field}: {reason}")]

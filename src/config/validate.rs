@@ -95,6 +95,22 @@ impl Config {
             .fleet
             .validate()
             .map_err(|e| ConfigError::within("cluster", e))?;
+        if self.cluster.redis.is_some() {
+            // The fleet's probe must not outlive its lease, or a second replica takes it over
+            // and probes too.
+            let lease = self.cluster.fleet.probe_lease;
+            if let Some((model, limits)) = self
+                .models
+                .iter()
+                .find(|(_, limits)| limits.attempt_timeout >= lease)
+            {
+                let reason = format!(
+                    "{lease:?} is not longer than models.{model}.attempt-timeout ({:?}): a probe could outlive its lease",
+                    limits.attempt_timeout
+                );
+                return Err(ConfigError::invalid("cluster.probe-lease", reason));
+            }
+        }
         self.admission
             .validate()
             .map_err(|e| ConfigError::within("admission", e))

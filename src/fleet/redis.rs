@@ -1,6 +1,7 @@
 //! The fleet's [`Store`] on Redis: one hash per key (`v`, the version; `d`, the data) under
-//! `{prefix}:{key}`, written by compare-and-swap in one Lua script on one key (so it works on
-//! Redis Cluster: the link's keys carry their own hash tag), every write published on
+//! `{prefix}:{key}`, written by compare-and-swap in one Lua script on one key (the scheme a Redis Cluster
+//! needs: the link's keys carry their own hash tag; this store connects to one server,
+//! though), every write published on
 //! `{prefix}:events`, and the living replicas in the sorted set `{prefix}:members` (score: the
 //! Unix millisecond each one's heartbeat runs out).
 //!

@@ -3,6 +3,8 @@
 //! and, when an open interval the fleet set ends, claims the fleet's one probe instead of
 //! half-opening on its own. In local mode (the store unavailable) it decides alone.
 
+use std::time::Duration;
+
 use ractor::ActorRef;
 use tokio::time::Instant;
 
@@ -27,9 +29,16 @@ pub(super) struct Following {
 }
 
 impl<U: Upstream> ActorState<U> {
-    /// Tells the link what a recorded outcome adds to the fleet's evidence, or, for the
-    /// fleet's probe, how it ended (`transition`: what it did to this breaker).
-    pub(super) fn report(&mut self, probe: bool, transition: Option<&Transition>) {
+    /// Tells the link what a recorded outcome adds to the fleet's evidence (`retry_after`:
+    /// what the upstream said with it), or, for the fleet's probe, how it ended
+    /// (`transition`: what it did to this breaker).
+    pub(super) fn report(
+        &mut self,
+        myself: &ActorRef<BreakerMsg<U>>,
+        probe: bool,
+        retry_after: Option<Duration>,
+        transition: Option<&Transition>,
+    ) {
         let Some(fleet) = self.fleet.as_ref().filter(|fleet| fleet.shared()) else {
             return;
         };
@@ -39,15 +48,19 @@ impl<U: Upstream> ActorState<U> {
                 StateKind::Open => Some(false),
                 _ => None,
             });
-            if let Some(ok) = done {
-                self.following.holding = None;
-                let retry_after = self
-                    .breaker
-                    .open_until()
-                    .map(|until| until.saturating_duration_since(Instant::now()))
-                    .unwrap_or_default();
-                fleet.op(&self.target, Op::ProbeDone { ok, retry_after });
-            }
+            let Some(ok) = done else {
+                // A 429 or an invalid request says nothing of the model: the next request
+                // probes, or the probe goes back to the fleet after probe-idle.
+                self.probe_freed(myself);
+                return;
+            };
+            self.following.holding = None;
+            let retry_after = self
+                .breaker
+                .open_until()
+                .map(|until| until.saturating_duration_since(Instant::now()))
+                .unwrap_or_default();
+            fleet.op(&self.target, Op::ProbeDone { ok, retry_after });
             return;
         }
         let op = match self.breaker.evidence() {
@@ -56,16 +69,30 @@ impl<U: Upstream> ActorState<U> {
                 successes: 1,
                 trailing: 0,
                 qualifying: 0,
+                retry_after: Duration::ZERO,
             },
             Evidence::Failure | Evidence::Shortage => Op::Evidence {
                 failures: 1,
                 successes: 0,
                 trailing: 1,
                 qualifying: u32::from(self.breaker.evidence() == Evidence::Failure),
+                retry_after: retry_after.unwrap_or_default(),
             },
             Evidence::Nothing => return,
         };
         fleet.op(&self.target, op);
+    }
+
+    /// The probe this replica holds for the fleet ended without a verdict, or never ran:
+    /// another request may probe, and if none comes within probe-idle the probe goes back.
+    pub(super) fn probe_freed(&mut self, myself: &ActorRef<BreakerMsg<U>>) {
+        let Some(fleet) = &self.fleet else { return };
+        if self.following.holding.is_some() {
+            let now = Instant::now();
+            self.following.holding = Some(now);
+            self.following.probed = false;
+            myself.send_after(fleet.probe_idle, || BreakerMsg::Tick);
+        }
     }
 
     /// Follows the fleet's breaker.
@@ -77,6 +104,7 @@ impl<U: Upstream> ActorState<U> {
     ) -> Option<Transition> {
         let local = self.breaker.state();
         let (to, tick) = match view {
+            FleetView::Local => return self.alone(now),
             FleetView::Closed => {
                 if !self.following.fleet_sourced || local == BreakerState::Closed {
                     return None;
@@ -93,6 +121,11 @@ impl<U: Upstream> ActorState<U> {
                 lease_until: _,
             } => {
                 if !matches!(local, BreakerState::Open { .. }) {
+                    // Granted a probe it no longer wants (it closed, or restarted): give it
+                    // back at once rather than hold the fleet for the lease.
+                    if let Some(fleet) = self.fleet.as_ref().filter(|f| f.shared()) {
+                        fleet.op(&self.target, Op::Release);
+                    }
                     return None;
                 }
                 self.following.holding = Some(now);
@@ -134,6 +167,25 @@ impl<U: Upstream> ActorState<U> {
             myself.send_after(at.saturating_duration_since(now), || BreakerMsg::Tick);
         }
         transition
+    }
+
+    /// The fleet's breaker can no longer be followed (the store is unavailable, or the
+    /// target's record unreadable): decide alone from here, and keep an open interval the
+    /// fleet set no longer than this breaker would have set its first.
+    fn alone(&mut self, now: Instant) -> Option<Transition> {
+        if !self.following.fleet_sourced {
+            return None;
+        }
+        self.following = Following::default();
+        let first = now + *self.breaker.config().open_range(0).end();
+        if let BreakerState::Open { until } = self.breaker.state() {
+            if until > first {
+                self.breaker
+                    .follow(BreakerState::Open { until: first }, now);
+                self.board.extend(&self.target, first);
+            }
+        }
+        None
     }
 
     /// The timer: with the fleet shared, an open interval the fleet set ends in a claim for

@@ -19,14 +19,15 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::config::{Clock, FleetConfig};
-use super::record::{Context, Op, SharedBreaker, SharedState};
+use super::record::{Context, Op, SharedBreaker};
 use super::status::{FleetStatus, Mode};
-use super::store::{Published, Store, StoreError, Swap, Versioned};
+use super::store::{Published, Store, StoreError, Swap};
 use crate::board::Board;
 use crate::policy::BreakerConfig;
 use crate::upstream::Target;
 
 mod demand;
+mod records;
 
 /// What a breaker tells the link.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +47,9 @@ pub(crate) enum FleetView {
     Open { until: Instant },
     /// Half-open; `mine`: this replica holds the probe, until `lease_until`.
     HalfOpen { mine: bool, lease_until: Instant },
+    /// The fleet's breaker cannot be followed (the store is unavailable, or the target's
+    /// record unreadable): decide alone.
+    Local,
 }
 
 /// Where the link hands each target's view.
@@ -54,6 +58,14 @@ pub(crate) type Deliver = Arc<dyn Fn(&Target, FleetView) + Send + Sync>;
 /// Notes waiting when the channel is full are dropped (outcomes are evidence, not orders;
 /// a lost claim or probe result is recovered by the lease).
 pub(crate) const NOTES: usize = 4096;
+
+/// Notes handled in one turn of the loop at most, between looks at the timers and the
+/// subscription.
+const BATCH: usize = 1024;
+
+/// How long connecting (the first call, which opens the store's connections) may take: more
+/// than one call, as it takes several round trips.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Attempts at a compare-and-swap before an op is given up (another replica kept winning).
 const SWAP_TRIES: usize = 8;
@@ -98,6 +110,7 @@ struct Tally {
     successes: u32,
     trailing: u32,
     qualifying: u32,
+    retry_after: Duration,
 }
 
 impl Link {
@@ -153,7 +166,12 @@ impl Link {
 
     async fn connect(&mut self) -> Result<BoxStream<'static, Published>, StoreError> {
         let store = self.store.clone();
-        let stream = self.call(store.subscribe()).await?;
+        let limit = self.config.call_timeout.max(CONNECT_TIMEOUT);
+        let Ok(subscribed) = tokio::time::timeout(limit, store.subscribe()).await else {
+            let reason = format!("could not connect within {limit:?}");
+            return Err(StoreError::Unreachable(reason));
+        };
+        let stream = subscribed?;
         self.heartbeat().await?;
         let targets: Vec<Target> = self.targets.iter().cloned().collect();
         for target in targets {
@@ -192,6 +210,7 @@ impl Link {
         self.cache.clear();
         for target in &self.targets {
             self.board.set_share(target, 1.0);
+            (self.deliver)(target, FleetView::Local);
         }
     }
 
@@ -207,22 +226,11 @@ impl Link {
         resync.set_missed_tick_behavior(MissedTickBehavior::Delay);
         resync.reset();
         loop {
+            // Biased, so that a simulated fleet replays exactly; the timers and the
+            // subscription first, so that a steady flow of notes cannot starve the heartbeat
+            // (the others would count this replica gone) or leave writes unread.
             tokio::select! {
                 biased;
-                note = notes.recv() => {
-                    let Some(note) = note else { return Ok(()) };
-                    let mut batch = vec![note];
-                    while let Ok(more) = notes.try_recv() {
-                        batch.push(more);
-                    }
-                    self.handle(batch).await?;
-                }
-                published = stream.next() => {
-                    let Some(published) = published else {
-                        return Err(StoreError::Unreachable("the subscription ended".to_owned()));
-                    };
-                    self.published(&published);
-                }
                 _ = beat.tick() => {
                     self.heartbeat().await?;
                     self.share().await?;
@@ -232,6 +240,21 @@ impl Link {
                     for target in targets {
                         self.refresh(&target).await?;
                     }
+                }
+                published = stream.next() => {
+                    let Some(published) = published else {
+                        return Err(StoreError::Unreachable("the subscription ended".to_owned()));
+                    };
+                    self.published(&published);
+                }
+                note = notes.recv() => {
+                    let Some(note) = note else { return Ok(()) };
+                    let mut batch = vec![note];
+                    while batch.len() < BATCH {
+                        let Ok(more) = notes.try_recv() else { break };
+                        batch.push(more);
+                    }
+                    self.handle(batch).await?;
                 }
             }
         }
@@ -243,7 +266,12 @@ impl Link {
         for note in batch {
             match note {
                 Note::Follow(target) => {
-                    if !self.targets.contains(&target) {
+                    if self.targets.contains(&target) {
+                        // A breaker restarted: tell it where the fleet's breaker is.
+                        if let Some((_, record)) = self.cache.get(&target) {
+                            self.deliver(&target, record);
+                        }
+                    } else {
                         self.follow(target.clone());
                         self.refresh(&target).await?;
                     }
@@ -255,9 +283,11 @@ impl Link {
                         successes,
                         trailing,
                         qualifying,
+                        retry_after,
                     },
                 ) => {
                     let tally = tallies.entry(target).or_default();
+                    tally.retry_after = tally.retry_after.max(retry_after);
                     tally.failures += failures;
                     if successes > 0 {
                         tally.successes += successes;
@@ -277,6 +307,7 @@ impl Link {
                 successes: tally.successes,
                 trailing: tally.trailing,
                 qualifying: tally.qualifying,
+                retry_after: tally.retry_after,
             };
             self.apply(&target, &op).await?;
         }
@@ -326,7 +357,7 @@ impl Link {
                 Ok(Swap::Conflict(found)) => {
                     self.cache.remove(target);
                     if let Some(found) = found {
-                        self.take(target, &found);
+                        self.take(target, &found, true);
                     }
                 }
                 Err(StoreError::Garbage { key, reason }) => {
@@ -353,85 +384,6 @@ impl Link {
             0,
             SharedBreaker::closed(&self.config.replica, self.clock.now_us()),
         )))
-    }
-
-    async fn refresh(&mut self, target: &Target) -> Result<(), StoreError> {
-        let key = key(target);
-        let store = self.store.clone();
-        match self.call(store.get(&key)).await {
-            Ok(Some(found)) => self.take(target, &found),
-            Ok(None) => {}
-            Err(StoreError::Garbage { key, reason }) => self.mark_garbage(target, &key, &reason),
-            Err(error) => return Err(error),
-        }
-        Ok(())
-    }
-
-    fn published(&mut self, published: &Published) {
-        let Some(target) = self.keys.get(&published.key).cloned() else {
-            return;
-        };
-        self.take(&target, &published.value);
-    }
-
-    /// Takes a record read or published, if newer than the one cached.
-    fn take(&mut self, target: &Target, found: &Versioned) {
-        if self
-            .cache
-            .get(target)
-            .is_some_and(|(v, _)| *v >= found.version)
-        {
-            return;
-        }
-        match SharedBreaker::parse(&found.value) {
-            Ok(record) => {
-                if record.by != self.config.replica {
-                    let lag = self.clock.now_us().saturating_sub(record.at_us);
-                    self.status.record_lag(Duration::from_micros(lag));
-                }
-                self.accept(target, found.version, record);
-            }
-            Err(reason) => self.mark_garbage(target, &key(target), &reason),
-        }
-    }
-
-    fn accept(&mut self, target: &Target, version: u64, record: SharedBreaker) {
-        let changed = self
-            .cache
-            .get(target)
-            .is_none_or(|(_, old)| old.state != record.state);
-        if self.garbage.remove(target) {
-            self.status.set_garbage(target, false);
-        }
-        if changed {
-            self.deliver(target, &record);
-        }
-        self.cache.insert(target.clone(), (version, record));
-    }
-
-    fn deliver(&self, target: &Target, record: &SharedBreaker) {
-        let view = match &record.state {
-            SharedState::Closed => FleetView::Closed,
-            SharedState::Open { until_ms } => FleetView::Open {
-                until: self.clock.instant(*until_ms),
-            },
-            SharedState::HalfOpen {
-                owner,
-                lease_until_ms,
-            } => FleetView::HalfOpen {
-                mine: *owner == self.config.replica,
-                lease_until: self.clock.instant(*lease_until_ms),
-            },
-        };
-        (self.deliver)(target, view);
-    }
-
-    fn mark_garbage(&mut self, target: &Target, key: &str, reason: &str) {
-        if self.garbage.insert(target.clone()) {
-            tracing::warn!(target = %target, key, reason, "fleet: a shared key holds data this version cannot read; this target's breaker stays local (delete the key to share it again)");
-            self.status.set_garbage(target, true);
-        }
-        self.cache.remove(target);
     }
 
     fn follow(&mut self, target: Target) {

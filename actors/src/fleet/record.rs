@@ -75,6 +75,9 @@ pub enum Op {
         trailing: u32,
         /// See the variant.
         qualifying: u32,
+        /// The longest `retry-after` the failures came with: an open interval is never
+        /// shorter.
+        retry_after: Duration,
     },
     /// The open interval has passed here: take the probe if nobody holds it.
     Claim,
@@ -198,6 +201,7 @@ impl SharedBreaker {
             successes,
             trailing,
             qualifying,
+            retry_after,
         } = *op
         else {
             return false;
@@ -218,7 +222,7 @@ impl SharedBreaker {
         // shortage the limits are answering) ends it in a trip.
         let long_enough = self.run >= cx.config.consecutive_failures.get();
         if long_enough && self.voters.len() >= quorum && qualifying > 0 {
-            self.open(cx, Duration::ZERO, rng);
+            self.open(cx, retry_after, rng);
             return true;
         }
         (self.run, &self.voters) != (before.0, &before.1)
@@ -276,6 +280,7 @@ mod tests {
             successes: 0,
             trailing: n,
             qualifying: n,
+            retry_after: Duration::ZERO,
         }
     }
 
@@ -318,6 +323,7 @@ mod tests {
             successes: 1,
             trailing: 0,
             qualifying: 0,
+            retry_after: Duration::ZERO,
         };
         let r = run(
             &start,
@@ -337,6 +343,7 @@ mod tests {
             successes: 3,
             trailing: 0,
             qualifying: 0,
+            retry_after: Duration::ZERO,
         };
         let mut rng = SmallRng::seed_from_u64(0);
         assert_eq!(start.apply(&success, &cx("b", 5, 2), &mut rng), None);
@@ -452,6 +459,7 @@ mod tests {
             successes: 0,
             trailing: n,
             qualifying: 0,
+            retry_after: Duration::ZERO,
         };
         let r = run(&start, &[("a", shortage(4)), ("b", shortage(4))], 1, 2);
         assert_eq!((r.state.clone(), r.run), (SharedState::Closed, 8));

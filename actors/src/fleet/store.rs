@@ -2,7 +2,7 @@
 //! runtime, [`MemoryStore`] in tests and the simulator.
 //!
 //! The store is deliberately small and dumb: versioned values under keys, written by
-//! compare-and-swap (one atomic operation on one key, so it works on Redis Cluster), every
+//! compare-and-swap (one atomic operation on one key, as Redis Cluster needs), every
 //! successful write published to every subscriber, and a membership set kept by heartbeats.
 //! Every decision about what the values mean is made in Rust, in [`super::record`], so the
 //! Redis store and the in-memory one cannot disagree about the rules.

@@ -31,8 +31,14 @@ pub(crate) struct Connection {
     #[arg(long = "beta")]
     betas: Vec<String>,
     /// Share breakers, limits and budgets with the other replicas through this Redis
-    /// (redis://[user:password@]host:port[/db]; wins over the config's cluster.redis).
-    #[arg(long, value_name = "URL")]
+    /// (redis://[user:password@]host:port[/db]; wins over the config's cluster.redis). Put a
+    /// URL with a password in the environment rather than on the command line.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "BREAKWATER_REDIS",
+        hide_env_values = true
+    )]
     redis: Option<String>,
     /// This replica's name in its fleet (default: the config's cluster.replica, else host
     /// name, process id and a random suffix).

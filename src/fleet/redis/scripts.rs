@@ -1,4 +1,4 @@
-//! The Lua scripts the store runs, one key each (so they work on Redis Cluster), and their
+//! The Lua scripts the store runs, one key each (as a Redis Cluster would need), and their
 //! replies read back. A record is a hash: `v`, its version (a positive integer, canonical
 //! decimal), and `d`, its data. The scripts never write over a key that is not such a record:
 //! they answer with a garbage marker instead, which the store turns into
@@ -78,8 +78,12 @@ return {'ok'}
 const REPORT: &str = r"
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'none' and kind ~= 'hash' then return {'g', 'type', kind} end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3] .. '|' .. ARGV[2])
 local all = redis.call('HGETALL', KEYS[1])
+for i = 2, #all, 2 do
+  if not string.match(all[i], '^[0-9]+|') then return {'g', 'bad-field'} end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3] .. '|' .. ARGV[2])
+all = redis.call('HGETALL', KEYS[1])
 local out = {'t'}
 local now = tonumber(ARGV[4])
 for i = 1, #all, 2 do
@@ -203,6 +207,9 @@ fn garbage_reason(what: &[u8], detail: Option<&Vec<u8>>) -> String {
         b"no-v" => "a hash without a version (field v), not a breakwater record".to_owned(),
         b"bad-v" => "a hash whose version (field v) is not a positive integer".to_owned(),
         b"no-d" => "a hash without data (field d), not a breakwater record".to_owned(),
+        b"bad-field" => {
+            "a hash with a field that is not `expiry|value`, not a breakwater table".to_owned()
+        }
         _ => "something breakwater cannot read".to_owned(),
     }
 }
