@@ -19,6 +19,7 @@ mod env;
 mod error;
 mod forward;
 mod prepare;
+mod sigv4;
 mod stream;
 mod transport;
 
@@ -39,6 +40,9 @@ pub use credentials::{Credentials, Secret};
 pub(crate) use env::non_empty_env;
 pub use error::ClientError;
 pub use forward::{AnswerStream, ForwardStream};
+pub use sigv4::{
+    AwsCredentials, BEDROCK_SERVICE, BedrockAuth, Payload, RequestToSign, SigV4Error, SigV4Signer,
+};
 
 /// The Claude Messages API as an [`Upstream`]. Cheap to clone; clones share one
 /// connection pool.

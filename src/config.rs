@@ -23,11 +23,13 @@ use crate::engine::{EngineConfig, SupervisionConfig, Target, TargetLimits};
 pub(crate) mod cluster;
 mod error;
 pub(crate) mod gateway;
+mod platform;
 mod validate;
 
 pub use cluster::{ClusterConfig, RedisUrl};
 pub use error::ConfigError;
 pub use gateway::{ClientKey, GatewayConfig};
+pub use platform::{Platform, TargetSyntaxError, UnknownPlatform, parse_target};
 pub use validate::ConfigWarning;
 
 /// The name of the chain used by requests that name none.

@@ -24,9 +24,11 @@ mod rules;
 mod scenario;
 mod server;
 mod signature;
+mod sigv4;
 
 pub use capacity::{Admission, ModelCapacity, SlotGuard};
 pub use fault::{Fault, FaultKind};
 pub use registry::{MAX_DEFAULT_MODELS, ModelStats, OVERFLOW_MODEL, Stats};
 pub use scenario::{Brownout, Distribution, ModelSpec, Scenario, ScenarioError};
 pub use server::MockServer;
+pub use sigv4::{MAX_SKEW, SigV4Rejection, SigV4Verifier};

@@ -11,3 +11,10 @@ pub fn unix_now() -> Duration {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
 }
+
+/// The wall-clock instant `since_epoch` after the Unix epoch, for the few APIs that take a
+/// `SystemTime` (SigV4 signing): the time itself still comes from [`unix_now`] or a test.
+#[allow(clippy::disallowed_types)]
+pub fn system_time(since_epoch: Duration) -> std::time::SystemTime {
+    UNIX_EPOCH + since_epoch
+}
