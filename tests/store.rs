@@ -152,6 +152,20 @@ fn claim_takes_due_items_lowest_ordinal_first() {
 }
 
 #[test]
+fn an_unclaimed_item_is_pending_again_with_its_claim_not_counted() {
+    let (_dir, store) = open();
+    store.enqueue(DEFERRED, "t", "{}", None).unwrap();
+    assert_eq!(1, store.claim(DEFERRED, 0, 1).unwrap()[0].attempts);
+    store.unclaim(DEFERRED, "t").unwrap();
+    let item = store.get(DEFERRED, "t").unwrap().unwrap();
+    assert_eq!((State::Pending, 0), (item.state, item.attempts));
+    assert_eq!(1, store.claim(DEFERRED, 0, 1).unwrap()[0].attempts);
+    // Only an item in flight can be given back.
+    store.unclaim(DEFERRED, "t").unwrap();
+    assert!(store.unclaim(DEFERRED, "t").is_err());
+}
+
+#[test]
 fn release_holds_an_item_back_until_not_before_and_keeps_its_error() {
     let (_dir, store) = open();
     store.enqueue(DEFERRED, "t", "{}", None).unwrap();

@@ -145,6 +145,21 @@ async fn pump(
         } else {
             Vec::new()
         };
+        // The claim waited on the database: if every model opened meanwhile, give the items
+        // back as they were rather than send them into open breakers.
+        let claimed = if claimed.is_empty() || has_capacity(&core) {
+            claimed
+        } else {
+            let keys: Vec<String> = claimed.into_iter().map(|item| item.key).collect();
+            let given = store
+                .call(move |store| keys.iter().try_for_each(|key| store.unclaim(DEFERRED, key)))
+                .await;
+            if let Err(error) = given {
+                // They stay in flight, and are put back at the next start.
+                tracing::warn!(%error, "cannot give back deferred requests");
+            }
+            Vec::new()
+        };
         let idle = claimed.is_empty();
         for item in claimed {
             let (core, store) = (core.clone(), store.clone());

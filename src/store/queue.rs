@@ -188,6 +188,24 @@ impl Store {
         )
     }
 
+    /// Gives a claimed item back untouched: pending again, its claim not counted as an
+    /// attempt. For a claim that turned out not to be usable (its runner found no capacity
+    /// once the claim returned).
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::succeed`].
+    pub fn unclaim(&self, queue: &str, key: &str) -> Result<(), StoreError> {
+        self.update_in_flight(
+            queue,
+            key,
+            "UPDATE items SET state = 'pending', attempts = max(attempts - 1, 0), sent_at = NULL,
+                 updated_at = ?3
+             WHERE queue = ?1 AND key = ?2 AND state = 'in_flight'",
+            (queue, key, now_ms()),
+        )
+    }
+
     /// Puts the in-flight item back to pending, not to be claimed before `not_before` (unix
     /// ms), recording `last_error` (kept as it was when `None`). For a retry later in the job.
     ///
