@@ -173,7 +173,11 @@ impl Upstream for ClaudeClient {
         target: &Target,
         request: &WireRequest,
     ) -> tracing::Span {
-        telemetry::spans::attempt_span(parent, target, request, &self.messages_url)
+        let url = match (&self.bedrock, target.upstream()) {
+            (Some(bedrock), Some(BEDROCK_UPSTREAM)) => bedrock.url.as_str(),
+            _ => &self.messages_url,
+        };
+        telemetry::spans::attempt_span(parent, target, request, url)
     }
 }
 
