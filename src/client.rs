@@ -12,6 +12,7 @@
 //! [`Class::ServerError`]: crate::engine::Class::ServerError
 
 mod attempt;
+mod bedrock;
 mod config;
 mod count;
 mod credentials;
@@ -34,6 +35,7 @@ use crate::engine::policy::Cost;
 use crate::engine::{EventStream, Outcome, Target, Upstream};
 use crate::telemetry;
 
+pub use bedrock::BEDROCK_UPSTREAM;
 pub use config::{ClientConfig, DEFAULT_API_VERSION, DEFAULT_BASE_URL};
 pub use count::Forwarded;
 pub use credentials::{Credentials, Secret};
@@ -60,6 +62,8 @@ pub struct ClaudeClient {
     betas: Arc<[String]>,
     catalog: Arc<Catalog>,
     adapt: AdaptMode,
+    config: Arc<ClientConfig>,
+    bedrock: Option<Arc<bedrock::BedrockRoute>>,
 }
 
 impl ClaudeClient {
@@ -89,6 +93,11 @@ impl ClaudeClient {
             betas: config.betas.iter().cloned().collect(),
             catalog: Catalog::builtin(),
             adapt: AdaptMode::default(),
+            config: Arc::new(ClientConfig {
+                credentials: None,
+                ..config.clone()
+            }),
+            bedrock: None,
         })
     }
 
@@ -99,6 +108,25 @@ impl ClaudeClient {
         self.catalog = catalog;
         self.adapt = adapt;
         self
+    }
+
+    /// The same client, also serving targets via [`BEDROCK_UPSTREAM`]: they go to
+    /// `{base_url}/anthropic/v1/messages` (`base_url` as `https://bedrock-mantle.{region}.api.aws`),
+    /// authenticated by `auth`, signatures scoped to `region`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::BaseUrl`] for a base URL that is not http(s), [`ClientError::Header`]
+    /// for an API key that cannot be a header value.
+    pub fn with_bedrock(
+        mut self,
+        base_url: &str,
+        region: &str,
+        auth: BedrockAuth,
+    ) -> Result<Self, ClientError> {
+        let route = bedrock::BedrockRoute::new(base_url, region, auth, &self.config)?;
+        self.bedrock = Some(Arc::new(route));
+        Ok(self)
     }
 
     /// The model catalogue requests are adapted by.
@@ -145,7 +173,11 @@ impl Upstream for ClaudeClient {
         target: &Target,
         request: &WireRequest,
     ) -> tracing::Span {
-        telemetry::spans::attempt_span(parent, target, request, &self.messages_url)
+        let url = match (&self.bedrock, target.upstream()) {
+            (Some(bedrock), Some(BEDROCK_UPSTREAM)) => bedrock.url.as_str(),
+            _ => &self.messages_url,
+        };
+        telemetry::spans::attempt_span(parent, target, request, url)
     }
 }
 

@@ -29,7 +29,10 @@ mod validate;
 pub use cluster::{ClusterConfig, RedisUrl};
 pub use error::ConfigError;
 pub use gateway::{ClientKey, GatewayConfig};
-pub use platform::{Platform, TargetSyntaxError, UnknownPlatform, parse_target};
+pub use platform::{
+    BedrockConfig, Platform, PlatformsConfig, TargetSyntaxError, UnknownPlatform, VertexConfig,
+    parse_target,
+};
 pub use validate::ConfigWarning;
 
 /// The name of the chain used by requests that name none.
@@ -91,6 +94,10 @@ pub struct Config {
     /// `[cluster]`: the fleet this replica shares what it learns with, through Redis.
     /// Default: none (the replica decides alone).
     pub cluster: ClusterConfig,
+    /// `[platforms]`: where `MODEL@bedrock` (and, later, `MODEL@vertex`) chain entries are
+    /// served. Default: none (every model on the Claude API).
+    #[serde(skip_serializing_if = "PlatformsConfig::is_empty")]
+    pub platforms: PlatformsConfig,
 }
 
 impl Default for Config {
@@ -113,6 +120,7 @@ impl Default for Config {
             throttle: ThrottleSettings::default(),
             gateway: GatewayConfig::default(),
             cluster: ClusterConfig::default(),
+            platforms: PlatformsConfig::default(),
         }
     }
 }
@@ -211,6 +219,7 @@ impl Config {
             throttle: other.throttle,
             gateway: other.gateway.clone(),
             cluster: other.cluster.clone(),
+            platforms: other.platforms.clone(),
             ..self
         }
     }
@@ -248,13 +257,17 @@ impl Config {
 
     /// The chain called `name`, as targets, if it is configured.
     pub fn chain(&self, name: &str) -> Option<Vec<Target>> {
-        let models = self.chains.get(name)?;
-        Some(
-            models
-                .iter()
-                .map(|model| Target::new(model.as_str()))
-                .collect(),
-        )
+        let entries = self.chains.get(name)?;
+        Some(entries.iter().map(|entry| target_of(entry)).collect())
+    }
+
+    /// The limits of `target`: `[models."MODEL@PLATFORM"]` when that table exists, else
+    /// `[models.MODEL]`, so one table serves a model on every platform unless a platform's
+    /// target has its own.
+    pub fn limits_for(&self, target: &Target) -> Option<&TargetLimits> {
+        self.models
+            .get(&target.to_string())
+            .or_else(|| self.models.get(target.model()))
     }
 
     /// The chain for requests that name none: `chains.default`, or else the only model when
@@ -265,7 +278,7 @@ impl Config {
             return chain;
         }
         match self.models.keys().collect::<Vec<_>>().as_slice() {
-            [only] => vec![Target::new(only.as_str())],
+            [only] => vec![target_of(only)],
             _ => Vec::new(),
         }
     }
@@ -275,10 +288,10 @@ impl Config {
     /// and the seed.
     pub fn engine_config(&self) -> EngineConfig {
         let chain = self.default_chain();
-        let rest = self.models.keys().map(|model| Target::new(model.as_str()));
+        let rest = self.models.keys().map(|model| target_of(model));
         let mut targets: Vec<(Target, TargetLimits)> = Vec::new();
         for target in chain.iter().cloned().chain(rest) {
-            let Some(limits) = self.models.get(target.model()) else {
+            let Some(limits) = self.limits_for(&target) else {
                 continue;
             };
             if !targets.iter().any(|(known, _)| *known == target) {
@@ -302,6 +315,17 @@ impl Config {
             throttle: self.throttle.enabled.then_some(self.throttle.config),
             seed: self.seed,
         }
+    }
+}
+
+/// The target a chain entry or a `[models]` key names: `MODEL` and `MODEL@anthropic` the model
+/// on the default upstream, `MODEL@bedrock` the model via the upstream called `bedrock`. An
+/// entry that does not parse (which [`Config::validate`] refuses) is taken as a model name.
+pub fn target_of(entry: &str) -> Target {
+    match parse_target(entry) {
+        Ok((model, Platform::Anthropic)) => Target::new(model),
+        Ok((model, platform)) => Target::new(model).via(platform.name()),
+        Err(_) => Target::new(entry),
     }
 }
 

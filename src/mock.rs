@@ -10,6 +10,7 @@
 
 mod app;
 mod batches;
+mod bedrock;
 mod capacity;
 mod connection;
 mod fault;
@@ -29,6 +30,6 @@ mod sigv4;
 pub use capacity::{Admission, ModelCapacity, SlotGuard};
 pub use fault::{Fault, FaultKind};
 pub use registry::{MAX_DEFAULT_MODELS, ModelStats, OVERFLOW_MODEL, Stats};
-pub use scenario::{Brownout, Distribution, ModelSpec, Scenario, ScenarioError};
+pub use scenario::{BedrockScenario, Brownout, Distribution, ModelSpec, Scenario, ScenarioError};
 pub use server::MockServer;
 pub use sigv4::{MAX_SKEW, SigV4Rejection, SigV4Verifier};

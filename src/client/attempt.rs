@@ -5,6 +5,7 @@
 use http::header;
 
 use super::ClaudeClient;
+use super::bedrock::{self, BEDROCK_UPSTREAM, BedrockRoute};
 use super::credentials::Credentials;
 use super::stream;
 use super::transport::transport;
@@ -18,17 +19,24 @@ impl ClaudeClient {
     /// request timeout (only until the head, for a stream).
     async fn post(
         &self,
+        target: &Target,
         request: &WireRequest,
         body: Chunks,
         stream: bool,
     ) -> Result<reqwest::Response, Failure> {
-        let mut builder = self
-            .http
-            .post(self.messages_target.clone())
-            .header(header::CONTENT_TYPE, "application/json")
+        let mut builder = if let Some(bedrock) = self.bedrock_for(target)? {
+            let headers = bedrock.headers(request, &self.betas, &body, wallclock::unix_now())?;
+            bedrock.http.post(bedrock.url.clone()).headers(headers)
+        } else {
+            let builder = self
+                .http
+                .post(self.messages_target.clone())
+                .header(header::CONTENT_TYPE, "application/json");
+            with_headers(builder, request.headers(), self.authenticated, &self.betas)
+        };
+        builder = builder
             .header(header::CONTENT_LENGTH, body.len())
             .body(http_body(body));
-        builder = with_headers(builder, request.headers(), self.authenticated, &self.betas);
         let sent = if stream {
             builder = builder.header(header::ACCEPT, "text/event-stream");
             // Only until the head: the body is bounded per event (`read_timeout`).
@@ -58,14 +66,16 @@ impl ClaudeClient {
     ) -> Outcome<WireMessage> {
         let mut prepared = self.prepare(target, request, false)?;
         let (status, meta, body) = loop {
-            let response = self.post(request, prepared.body.clone(), false).await?;
+            let response = self
+                .post(target, request, prepared.body.clone(), false)
+                .await?;
             let status = response.status().as_u16();
             let meta = ResponseMeta::from_headers(response.headers(), wallclock::unix_now());
             let body = read_body(response, &meta).await?;
             if (200..300).contains(&status) {
                 break (status, meta, body);
             }
-            let failure = api::failure(status, meta, &body);
+            let failure = platform_failure(target, status, meta, &body);
             match self.safer(target, request, &prepared, &failure) {
                 Some(safer) => prepared = safer,
                 None => return Err(failure),
@@ -91,14 +101,16 @@ impl ClaudeClient {
     ) -> Outcome<EventStream<WireEvent>> {
         let mut prepared = self.prepare(target, request, true)?;
         let (response, meta) = loop {
-            let response = self.post(request, prepared.body.clone(), true).await?;
+            let response = self
+                .post(target, request, prepared.body.clone(), true)
+                .await?;
             let status = response.status().as_u16();
             let meta = ResponseMeta::from_headers(response.headers(), wallclock::unix_now());
             if (200..300).contains(&status) {
                 break (response, meta);
             }
             let body = read_body(response, &meta).await?;
-            let failure = api::failure(status, meta, &body);
+            let failure = platform_failure(target, status, meta, &body);
             match self.safer(target, request, &prepared, &failure) {
                 Some(safer) => prepared = safer,
                 None => return Err(failure),
@@ -117,6 +129,35 @@ impl ClaudeClient {
 /// `builder` with the request's own `anthropic-version` (which replaces the configured one)
 /// and `anthropic-beta` (whose flags add to the configured `betas`), and, for a client
 /// without credentials, the caller's key.
+impl ClaudeClient {
+    /// The Bedrock route for a target via [`BEDROCK_UPSTREAM`], `None` for the Claude API.
+    fn bedrock_for(&self, target: &Target) -> Result<Option<&BedrockRoute>, Failure> {
+        match target.upstream() {
+            None => Ok(None),
+            Some(BEDROCK_UPSTREAM) => match &self.bedrock {
+                Some(route) => Ok(Some(route)),
+                None => Err(Failure::new(
+                    Class::Invalid,
+                    format!("{target}: Bedrock is not configured on this client"),
+                )),
+            },
+            Some(other) => Err(Failure::new(
+                Class::Invalid,
+                format!("{target}: no upstream called {other:?}"),
+            )),
+        }
+    }
+}
+
+/// The failure for an error response, by the rules of the target's platform.
+fn platform_failure(target: &Target, status: u16, meta: ResponseMeta, body: &[u8]) -> Failure {
+    if target.upstream() == Some(BEDROCK_UPSTREAM) {
+        bedrock::failure(status, &meta, body)
+    } else {
+        api::failure(status, meta, body)
+    }
+}
+
 pub(super) fn with_headers(
     mut builder: reqwest::RequestBuilder,
     headers: &api::RequestHeaders,

@@ -99,6 +99,11 @@ impl ClientConfig {
 
 /// The URL requests are posted to: `base_url` + `/v1/messages`.
 pub(super) fn messages_url(base_url: &str) -> Result<reqwest::Url, ClientError> {
+    messages_url_at(base_url, "/v1/messages")
+}
+
+/// `path` (starting with `/`) under `base_url`, checked as [`messages_url`] checks it.
+pub(super) fn messages_url_at(base_url: &str, path: &str) -> Result<reqwest::Url, ClientError> {
     let bad = |reason: &str| ClientError::BaseUrl {
         url: redact_userinfo(base_url),
         reason: reason.to_owned(),
@@ -110,7 +115,7 @@ pub(super) fn messages_url(base_url: &str) -> Result<reqwest::Url, ClientError> 
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("a base URL takes no query or fragment"));
     }
-    let joined = format!("{}/v1/messages", url.as_str().trim_end_matches('/'));
+    let joined = format!("{}{path}", url.as_str().trim_end_matches('/'));
     reqwest::Url::parse(&joined).map_err(|error| bad(&error.to_string()))
 }
 

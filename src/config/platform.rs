@@ -2,10 +2,14 @@
 //! three (the Claude API, Amazon Bedrock, Google Cloud Vertex AI) and [`parse_target`] splits
 //! an entry, `anthropic` when it has no `@`.
 //!
-//! Only the syntax so far (issue #19): chains are not yet routed by platform.
+//! `[platforms.bedrock]` and `[platforms.vertex]` ([`PlatformsConfig`]) say where each platform
+//! is reached. Chains route `MODEL@bedrock` to Bedrock's Anthropic-native endpoint; Vertex is
+//! configured and checked but not yet routable (issue #19).
 
 use std::fmt;
 use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
 
 /// Where a model is served.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -96,6 +100,112 @@ pub fn parse_target(entry: &str) -> Result<(&str, Platform), TargetSyntaxError> 
     Ok((model, platform))
 }
 
+/// `[platforms]`: where the platforms other than the Claude API are reached. Credentials never
+/// come from this file, only from the environment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PlatformsConfig {
+    /// `[platforms.bedrock]`: required by a chain entry or a `[models]` key naming `@bedrock`.
+    /// Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bedrock: Option<BedrockConfig>,
+    /// `[platforms.vertex]`: checked, not yet routable. Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vertex: Option<VertexConfig>,
+}
+
+impl PlatformsConfig {
+    /// Whether no platform is configured (the table is then left out when written).
+    pub fn is_empty(&self) -> bool {
+        self.bedrock.is_none() && self.vertex.is_none()
+    }
+
+    /// The first bad key, as its path under `platforms` and what is wrong with it.
+    pub(crate) fn problem(&self) -> Option<(String, String)> {
+        if let Some(bedrock) = &self.bedrock {
+            let problem = region_problem(&bedrock.region)
+                .map(|reason| ("region", reason))
+                .or_else(|| endpoint_problem(bedrock.endpoint.as_deref()).map(|r| ("endpoint", r)));
+            if let Some((key, reason)) = problem {
+                return Some((format!("bedrock.{key}"), reason));
+            }
+        }
+        if let Some(vertex) = &self.vertex {
+            let problem = region_problem(&vertex.region)
+                .map(|reason| ("region", reason))
+                .or_else(|| {
+                    (vertex.project.trim().is_empty())
+                        .then(|| ("project", "must name the Google Cloud project".to_owned()))
+                })
+                .or_else(|| endpoint_problem(vertex.endpoint.as_deref()).map(|r| ("endpoint", r)));
+            if let Some((key, reason)) = problem {
+                return Some((format!("vertex.{key}"), reason));
+            }
+        }
+        None
+    }
+}
+
+/// `[platforms.bedrock]`: Amazon Bedrock's Anthropic-native Messages endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BedrockConfig {
+    /// The AWS region, such as `us-east-1`: the endpoint's host and the signatures' scope.
+    pub region: String,
+    /// A base URL replacing `https://bedrock-mantle.{region}.api.aws` (a proxy, a test's
+    /// mock); requests go to `{endpoint}/anthropic/v1/messages`. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+}
+
+impl BedrockConfig {
+    /// The base URL requests go to: `endpoint`, else the region's.
+    pub fn base_url(&self) -> String {
+        match &self.endpoint {
+            Some(endpoint) => endpoint.trim_end_matches('/').to_owned(),
+            None => format!("https://bedrock-mantle.{}.api.aws", self.region),
+        }
+    }
+}
+
+/// `[platforms.vertex]`: Google Cloud Vertex AI (not yet routable).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct VertexConfig {
+    /// The Google Cloud project id.
+    pub project: String,
+    /// The region, such as `us-east5`, or `global`.
+    pub region: String,
+    /// A base URL replacing the region's. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+}
+
+fn region_problem(region: &str) -> Option<String> {
+    let valid = !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    (!valid).then(|| format!("{region:?} is not a region (such as \"us-east-1\")"))
+}
+
+fn endpoint_problem(endpoint: Option<&str>) -> Option<String> {
+    let endpoint = endpoint?;
+    let Some((scheme, rest)) = endpoint.split_once("://") else {
+        return Some("must be an http:// or https:// URL".to_owned());
+    };
+    if !matches!(scheme, "http" | "https") {
+        return Some("must be an http:// or https:// URL".to_owned());
+    }
+    if rest.is_empty() || rest.starts_with('/') {
+        return Some("must name a host".to_owned());
+    }
+    if rest.contains(['?', '#']) {
+        return Some("takes no query or fragment".to_owned());
+    }
+    None
+}
+
 fn platform_list() -> String {
     Platform::ALL.map(Platform::name).join(", ")
 }
@@ -115,6 +225,36 @@ mod tests {
             assert_eq!(parse_target(&entry), Ok(("claude-x", platform)));
             assert_eq!(platform.name().parse(), Ok(platform));
         }
+    }
+
+    #[test]
+    fn endpoints_must_be_http_and_regions_host_names() {
+        let bedrock = |region: &str, endpoint: Option<&str>| PlatformsConfig {
+            bedrock: Some(BedrockConfig {
+                region: region.into(),
+                endpoint: endpoint.map(Into::into),
+            }),
+            vertex: None,
+        };
+        assert_eq!(bedrock("us-east-1", None).problem(), None);
+        assert_eq!(
+            bedrock("us-east-1", Some("http://127.0.0.1:1/")).problem(),
+            None
+        );
+        let key = |p: PlatformsConfig| p.problem().map(|(key, _)| key);
+        assert_eq!(
+            key(bedrock("us east", None)).as_deref(),
+            Some("bedrock.region")
+        );
+        for endpoint in ["ftp://x", "x.example", "https://", "https://x/?a"] {
+            let found = key(bedrock("us-east-1", Some(endpoint)));
+            assert_eq!(found.as_deref(), Some("bedrock.endpoint"), "{endpoint}");
+        }
+        let base = BedrockConfig {
+            region: "eu-west-3".into(),
+            endpoint: None,
+        };
+        assert_eq!(base.base_url(), "https://bedrock-mantle.eu-west-3.api.aws");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::{Config, ConfigError, DEFAULT_CHAIN};
+use super::{Config, ConfigError, DEFAULT_CHAIN, Platform, parse_target, target_of};
 use crate::engine::TargetLimits;
 use crate::engine::policy::PolicyError;
 
@@ -60,7 +60,11 @@ impl Config {
                 "must configure at least one model, as [models.NAME]",
             ));
         }
+        if let Some((field, reason)) = self.platforms.problem() {
+            return Err(ConfigError::invalid(format!("platforms.{field}"), reason));
+        }
         for (model, limits) in &self.models {
+            self.validate_entry(&format!("models.{model}"), model, true)?;
             validate_limits(model, limits)?;
         }
         for (name, chain) in &self.chains {
@@ -122,7 +126,8 @@ impl Config {
             return Err(ConfigError::invalid(format!("chains.{name}"), reason));
         }
         for (index, model) in chain.iter().enumerate() {
-            if !self.models.contains_key(model) {
+            self.validate_entry(&format!("chains.{name}[{index}]"), model, false)?;
+            if self.limits_for(&target_of(model)).is_none() {
                 let reason = format!(
                     "{model} is not a configured model (configured: {})",
                     self.model_list()
@@ -134,6 +139,28 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// A chain entry or (`key`) a `[models]` key, `field` where it is written: it must parse
+    /// as `MODEL[@PLATFORM]`, on a platform that is routed and configured.
+    fn validate_entry(&self, field: &str, entry: &str, key: bool) -> Result<(), ConfigError> {
+        let (_, platform) =
+            parse_target(entry).map_err(|error| ConfigError::invalid(field, error.to_string()))?;
+        let reason = match platform {
+            Platform::Anthropic if key && entry.contains('@') => {
+                format!("{entry}: the Claude API's limits are [models.MODEL], without @anthropic")
+            }
+            Platform::Anthropic => return Ok(()),
+            Platform::Bedrock if self.platforms.bedrock.is_some() => return Ok(()),
+            Platform::Bedrock => format!(
+                "{entry} needs [platforms.bedrock] (its region, and optionally an endpoint)"
+            ),
+            Platform::Vertex => format!(
+                "{entry}: Vertex AI is not yet supported (issue #19); targets may be MODEL, \
+                 MODEL@anthropic or MODEL@bedrock"
+            ),
+        };
+        Err(ConfigError::invalid(field, reason))
     }
 
     /// Each of `names`, the keys of the per-chain table `table`, must name a chain.

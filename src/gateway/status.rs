@@ -110,7 +110,7 @@ pub(super) async fn state(State(gateway): State<Arc<Gateway>>) -> Json<impl Seri
             let status = board.status(&target);
             let load = board.load(&target).unwrap_or_default();
             ModelState {
-                configured: runtime.config().models.contains_key(target.model()),
+                configured: runtime.config().limits_for(&target).is_some(),
                 breaker: board.state(&target).as_label(),
                 breaker_for_ms: status
                     .map_or(0, |s| millis(now.saturating_duration_since(s.since))),

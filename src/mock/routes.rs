@@ -17,6 +17,7 @@ use axum::{Extension, Json, Router};
 use bytes::Bytes;
 
 use super::app::{App, has_key};
+use super::bedrock;
 use super::capacity::{Admission, SlotGuard};
 use super::connection::ConnectionHandle;
 use super::fault::{self, Fault, FaultKind};
@@ -26,6 +27,7 @@ use super::reply;
 use super::respond::{self, RequestNumber};
 use super::rules;
 use crate::api::{ErrorType, MessagesRequest};
+use crate::wallclock;
 
 /// The largest request body accepted, as the real API's 32 MB; a larger one gets 413
 /// `request_too_large`.
@@ -35,6 +37,7 @@ const BODY_LIMIT: usize = 32 << 20;
 pub(crate) fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/v1/messages", post(messages))
+        .route("/anthropic/v1/messages", post(bedrock_messages))
         .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/stats", get(stats))
         .merge(platform::router(Arc::clone(&app)))
@@ -127,6 +130,41 @@ async fn messages(
         let message = "missing api key: send x-api-key or authorization: bearer";
         return respond::error(number, ErrorType::Authentication, message);
     }
+    messages_of(&app, number, connection, body).await
+}
+
+/// `POST /anthropic/v1/messages` when the scenario has `[bedrock]`: Bedrock's authentication
+/// (see [`bedrock::check`]), then what `/v1/messages` does.
+async fn bedrock_messages(
+    State(app): State<Arc<App>>,
+    Extension(number): Extension<RequestNumber>,
+    connection: Option<Extension<ConnectionHandle>>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Some(spec) = &app.registry.scenario().bedrock else {
+        return no_route(Extension(number), uri).await;
+    };
+    let body = match respond::body(body, number, BODY_LIMIT) {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    if let Err((kind, message)) = bedrock::check(spec, path, &headers, &body, wallclock::unix_now())
+    {
+        return bedrock::refused(kind, &message);
+    }
+    messages_of(&app, number, connection, body).await
+}
+
+/// A `/v1/messages` request past its key check.
+async fn messages_of(
+    app: &App,
+    number: RequestNumber,
+    connection: Option<Extension<ConnectionHandle>>,
+    body: Bytes,
+) -> Response {
     let request = match MessagesRequest::from_json(&body) {
         Ok(request) => request,
         Err(err) => return respond::error(number, ErrorType::InvalidRequest, err.to_string()),
@@ -140,7 +178,7 @@ async fn messages(
     };
     model.count_request();
     // Before the faults and the capacity model: an invalid request costs no capacity.
-    let response = match judge(&app, &body) {
+    let response = match judge(app, &body) {
         Err(violation) => respond::error(number, ErrorType::InvalidRequest, violation.message),
         Ok(thinker) => {
             let connection = connection.map(|Extension(c)| c);
@@ -149,7 +187,7 @@ async fn messages(
                 number,
                 thinker: thinker.as_deref(),
             };
-            serve(&app, &model, reply, connection).await
+            serve(app, &model, reply, connection).await
         }
     };
     model.count_status(response.status().as_str());

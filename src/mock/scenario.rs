@@ -261,6 +261,40 @@ pub struct Scenario {
     pub default_model: Option<ModelSpec>,
     /// Per-model settings, by model name. Default: none
     pub models: BTreeMap<String, ModelSpec>,
+    /// `[bedrock]`: also serve `POST /anthropic/v1/messages` as Amazon Bedrock does, with
+    /// its authentication. Default: none (that path is 404)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bedrock: Option<BedrockScenario>,
+}
+
+/// `[bedrock]`: the credentials Bedrock's endpoint accepts. A request with `x-api-key` must
+/// carry `api-key`; any other must be signed with SigV4 for `region` and service `bedrock`
+/// by `access-key-id` and `secret-access-key` (and `session-token`, when set).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BedrockScenario {
+    /// The region signatures must be scoped to. Default: "us-east-1"
+    pub region: String,
+    /// The access key id accepted. Default: none (no signature passes)
+    pub access_key_id: Option<String>,
+    /// Its secret. Default: none
+    pub secret_access_key: Option<String>,
+    /// The session token required with it. Default: none
+    pub session_token: Option<String>,
+    /// The Bedrock API key accepted in `x-api-key`. Default: none (no key passes)
+    pub api_key: Option<String>,
+}
+
+impl Default for BedrockScenario {
+    fn default() -> Self {
+        Self {
+            region: "us-east-1".to_owned(),
+            access_key_id: None,
+            secret_access_key: None,
+            session_token: None,
+            api_key: None,
+        }
+    }
 }
 
 impl Default for Scenario {
@@ -272,6 +306,7 @@ impl Default for Scenario {
             enforce_catalog: true,
             default_model: None,
             models: BTreeMap::new(),
+            bedrock: None,
         }
     }
 }

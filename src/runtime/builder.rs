@@ -14,8 +14,11 @@ use super::deferred::Deferred;
 use super::error::RuntimeError;
 use super::watch::{FailureNote, Watched};
 use crate::catalog::Catalog;
-use crate::client::{ClaudeClient, ClientConfig, Credentials, DEFAULT_BASE_URL, non_empty_env};
-use crate::config::{Config, ConfigError, RedisUrl};
+use crate::client::{
+    BEDROCK_UPSTREAM, BedrockAuth, ClaudeClient, ClientConfig, Credentials, DEFAULT_BASE_URL,
+    non_empty_env,
+};
+use crate::config::{Config, ConfigError, RedisUrl, target_of};
 use crate::engine::Engine;
 use crate::engine::fleet::Fleet;
 
@@ -43,6 +46,7 @@ pub struct RuntimeBuilder {
     config: Config,
     base_url: Option<String>,
     credentials: Option<Credentials>,
+    bedrock: Option<BedrockAuth>,
     upstream: Option<DynUpstream>,
     store: Option<PathBuf>,
     fleet: Option<Fleet>,
@@ -88,6 +92,14 @@ impl RuntimeBuilder {
     #[must_use]
     pub fn credentials(mut self, credentials: Credentials) -> Self {
         self.credentials = Some(credentials);
+        self
+    }
+
+    /// How requests to Bedrock authenticate, instead of the environment's
+    /// (`AWS_BEARER_TOKEN_BEDROCK`, else `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`).
+    #[must_use]
+    pub fn bedrock_credentials(mut self, auth: BedrockAuth) -> Self {
+        self.bedrock = Some(auth);
         self
     }
 
@@ -139,7 +151,22 @@ impl RuntimeBuilder {
         } else {
             let mut client = client_config(&self.config, self.base_url);
             client.credentials = self.credentials.or(client.credentials);
-            let client = ClaudeClient::new(&client)?;
+            let mut client = ClaudeClient::new(&client)?;
+            if let Some(bedrock) = &self.config.platforms.bedrock {
+                let auth = self.bedrock.take().or_else(BedrockAuth::from_env);
+                match (auth, bedrock_entry(&self.config)) {
+                    (Some(auth), _) => {
+                        client = client.with_bedrock(&bedrock.base_url(), &bedrock.region, auth)?;
+                    }
+                    (None, Some(entry)) => {
+                        return Err(RuntimeError::NoCredentials {
+                            platform: "platforms.bedrock",
+                            entry,
+                        });
+                    }
+                    (None, None) => {}
+                }
+            }
             let catalog;
             (catalog, listed) = catalog_for(&self.config, &client).await?;
             let client = client.with_catalog(catalog, self.config.adapt);
@@ -163,6 +190,17 @@ impl RuntimeBuilder {
 
 /// The client settings: the base URL from the builder, else the config file when it names
 /// one, else `ANTHROPIC_BASE_URL`, else the public API; credentials from the environment.
+/// The first chain entry or `[models]` key that names a Bedrock target.
+fn bedrock_entry(config: &Config) -> Option<String> {
+    config
+        .chains
+        .values()
+        .flatten()
+        .chain(config.models.keys())
+        .find(|entry| target_of(entry).upstream() == Some(BEDROCK_UPSTREAM))
+        .cloned()
+}
+
 fn client_config(config: &Config, base_url: Option<String>) -> ClientConfig {
     let mut client = config.upstream.clone();
     client.credentials = Credentials::from_env();

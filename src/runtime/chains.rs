@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::catalog::AdaptMode;
-use crate::config::{Config, DEFAULT_CHAIN};
+use crate::config::{Config, DEFAULT_CHAIN, target_of};
 use crate::engine::Target;
 
 /// The chain a request for `model` runs on, from `model` on; `None` when no chain holds it
@@ -45,9 +45,10 @@ pub(super) fn resolve(config: &Config) -> HashMap<String, (Arc<[Target]>, AdaptM
         .values()
         .flatten()
         .chain(config.models.keys())
-        .filter_map(|model| {
-            let (name, chain) = named_chain_for_model(config, model)?;
-            Some((model.clone(), (Arc::from(chain), config.adapt_for(name))))
+        .filter_map(|entry| {
+            let model = target_of(entry).model().to_owned();
+            let (name, chain) = named_chain_for_model(config, &model)?;
+            Some((model, (Arc::from(chain), config.adapt_for(name))))
         })
         .collect()
 }

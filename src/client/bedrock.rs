@@ -1,0 +1,211 @@
+//! Amazon Bedrock's Anthropic-native Messages endpoint, `{base}/anthropic/v1/messages`: the
+//! same body and events as the Claude API, authenticated with a Bedrock API key (`x-api-key`)
+//! or a SigV4 signature over exactly the bytes sent. [`BedrockRoute`] holds its own HTTP
+//! client with no default headers, so the Claude API's key never reaches Bedrock.
+//!
+//! Bedrock's errors carry no `retry-after` and no rate-limit headers: a 429
+//! (`ThrottlingException`) is [`Class::RateLimited`], a 503 (`ServiceUnavailableException`)
+//! or 529 [`Class::Overloaded`], and every message names Bedrock, so a 403 for a bad
+//! signature or key reads as Bedrock's refusal, never the Claude API's.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue, header};
+use sha2::{Digest, Sha256};
+
+use super::config::ClientConfig;
+use super::config::messages_url_at;
+use super::error::ClientError;
+use super::sigv4::{BedrockAuth, Payload, RequestToSign, SigV4Signer};
+use crate::api::json::Chunks;
+use crate::api::{self, ResponseMeta, WireRequest};
+use crate::engine::{Class, Failure};
+
+/// The upstream name of Bedrock targets (`Target::via`).
+pub const BEDROCK_UPSTREAM: &str = "bedrock";
+
+/// The path under the base URL.
+const PATH: &str = "/anthropic/v1/messages";
+
+/// How requests to Bedrock are authenticated.
+#[derive(Clone, Debug)]
+enum Signing {
+    ApiKey(HeaderValue),
+    SigV4(Box<SigV4Signer>),
+}
+
+/// Where and how Bedrock is reached.
+#[derive(Clone, Debug)]
+pub(super) struct BedrockRoute {
+    pub(super) http: reqwest::Client,
+    pub(super) url: reqwest::Url,
+    signing: Signing,
+    api_version: String,
+}
+
+impl BedrockRoute {
+    pub(super) fn new(
+        base_url: &str,
+        region: &str,
+        auth: BedrockAuth,
+        config: &ClientConfig,
+    ) -> Result<Self, ClientError> {
+        let url = messages_url_at(base_url, PATH)?;
+        let signing = match auth {
+            BedrockAuth::ApiKey(key) => {
+                let mut value =
+                    HeaderValue::from_str(key.expose()).map_err(|_| ClientError::Header {
+                        field: "AWS_BEARER_TOKEN_BEDROCK",
+                    })?;
+                value.set_sensitive(true);
+                Signing::ApiKey(value)
+            }
+            BedrockAuth::SigV4(credentials) => {
+                Signing::SigV4(Box::new(SigV4Signer::bedrock(credentials, region)))
+            }
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .user_agent(concat!("breakwater/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(ClientError::Build)?;
+        Ok(Self {
+            http,
+            url,
+            signing,
+            api_version: config.api_version.clone(),
+        })
+    }
+
+    /// The headers of one request carrying `body`: `content-type`, `anthropic-version` (the
+    /// request's own, else the default), `anthropic-beta` (the configured betas and the
+    /// request's), and the key or the signature over them, `host` and the body.
+    pub(super) fn headers(
+        &self,
+        request: &WireRequest,
+        betas: &[String],
+        body: &Chunks,
+        at: Duration,
+    ) -> Result<HeaderMap, Failure> {
+        let invalid = |what: &str| Failure::new(Class::Invalid, format!("Bedrock: {what}"));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let version = request
+            .headers()
+            .version
+            .as_deref()
+            .unwrap_or(&self.api_version);
+        let version = HeaderValue::from_str(version)
+            .map_err(|_| invalid("anthropic-version is not a valid header value"))?;
+        headers.insert("anthropic-version", version);
+        let beta = api::merge_betas(betas, request.headers().beta.as_deref());
+        if !beta.is_empty() {
+            let beta = HeaderValue::from_str(&beta)
+                .map_err(|_| invalid("anthropic-beta is not a valid header value"))?;
+            headers.insert("anthropic-beta", beta);
+        }
+        match &self.signing {
+            Signing::ApiKey(key) => {
+                headers.insert("x-api-key", key.clone());
+            }
+            Signing::SigV4(signer) => {
+                let hash = sha256_hex(body);
+                let to_sign = RequestToSign {
+                    method: "POST",
+                    url: self.url.as_str(),
+                    headers: &headers,
+                    payload: Payload::Sha256Hex(&hash),
+                };
+                let signed = signer
+                    .sign(&to_sign, at)
+                    .map_err(|error| invalid(&error.to_string()))?;
+                headers.extend(signed);
+            }
+        }
+        Ok(headers)
+    }
+}
+
+fn sha256_hex(body: &Chunks) -> String {
+    let mut hasher = Sha256::new();
+    for part in body.parts() {
+        hasher.update(part);
+    }
+    let mut hex = String::with_capacity(64);
+    for byte in hasher.finalize() {
+        // Writing to a String cannot fail.
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
+}
+
+/// The failure for Bedrock's error response: its class by Bedrock's statuses, its message
+/// (`message`, or the Claude API's `error.message`) prefixed with `Bedrock`.
+pub(super) fn failure(status: u16, meta: &ResponseMeta, body: &[u8]) -> Failure {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let error_type = parsed
+        .as_ref()
+        .and_then(|v| v.pointer("/error/type").and_then(|t| t.as_str()));
+    let text = parsed.as_ref().and_then(|v| {
+        v.get("message")
+            .or_else(|| v.pointer("/error/message"))
+            .and_then(|m| m.as_str())
+    });
+    let text = text.map_or_else(
+        || String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+        str::to_owned,
+    );
+    let (class, message) = match status {
+        429 => (
+            Class::RateLimited,
+            format!("Bedrock throttled the request: {text}"),
+        ),
+        503 | 529 => (Class::Overloaded, format!("Bedrock is unavailable: {text}")),
+        401 | 403 => (
+            Class::Invalid,
+            format!("Bedrock refused the credentials or the signature (HTTP {status}): {text}"),
+        ),
+        _ => (api::classify(status, None), format!("Bedrock: {text}")),
+    };
+    let mut failure =
+        api::answered(class, message, status, meta.request_id.as_deref()).with_limits(meta.limits);
+    if let Some(kind) = error_type {
+        failure = failure.with_error_type(kind);
+    }
+    failure
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> ResponseMeta {
+        ResponseMeta::from_headers(&HeaderMap::new(), Duration::ZERO)
+    }
+
+    #[test]
+    fn bedrock_statuses_are_classified_by_bedrock_rules() {
+        let body = br#"{"message":"Too many requests, please wait before trying again."}"#;
+        let throttled = failure(429, &meta(), body);
+        assert_eq!(throttled.class(), Class::RateLimited);
+        assert!(throttled.message().contains("Too many requests"));
+        assert_eq!(failure(503, &meta(), b"{}").class(), Class::Overloaded);
+        assert_eq!(failure(529, &meta(), b"").class(), Class::Overloaded);
+        let denied = failure(
+            403,
+            &meta(),
+            br#"{"message":"The request signature we calculated does not match"}"#,
+        );
+        assert_eq!(denied.class(), Class::Invalid);
+        assert!(
+            denied.message().starts_with("Bedrock refused"),
+            "{}",
+            denied.message()
+        );
+        assert_eq!(failure(500, &meta(), b"oops").class(), Class::ServerError);
+    }
+}

@@ -1,0 +1,283 @@
+//! `MODEL@bedrock` end to end (issue #19): chains route a Bedrock target to
+//! `{endpoint}/anthropic/v1/messages`, signed with SigV4 (or a Bedrock API key), against the
+//! mock serving that path as Bedrock does (`[bedrock]` in its scenario). Two mocks per test:
+//! one as the Claude API, one as Bedrock (one mock shares a model's capacity between both
+//! paths). Real loopback HTTP, millisecond settings.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use breakwater::api::MessagesRequest;
+use breakwater::client::{AwsCredentials, BedrockAuth, Credentials, Secret};
+use breakwater::config::{BedrockConfig, Config, VertexConfig};
+use breakwater::engine::policy::{Jitter, StateKind};
+use breakwater::engine::{Class, Error, TargetLimits};
+use breakwater::mock::{MockServer, Scenario};
+use breakwater::runtime::{Runtime, RuntimeError};
+use futures::StreamExt;
+
+const MODEL: &str = "claude-sonnet-5-5";
+const KEY_ID: &str = "AKIDEXAMPLE";
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+async fn mock(toml: &str) -> MockServer {
+    let scenario = Scenario::from_toml(toml).expect("test scenario is valid");
+    MockServer::start(scenario, ([127, 0, 0, 1], 0).into())
+        .await
+        .expect("mock starts")
+}
+
+/// A mock as Bedrock in us-east-1, accepting [`KEY_ID`] and [`SECRET`], serving [`MODEL`] as
+/// `model_toml` says (Bedrock's errors: no `retry-after`, no rate-limit headers).
+async fn bedrock_mock(model_toml: &str) -> MockServer {
+    mock(&format!(
+        "[bedrock]\nregion = \"us-east-1\"\naccess-key-id = \"{KEY_ID}\"\n\
+         secret-access-key = \"{SECRET}\"\napi-key = \"bedrock-api-key\"\n\
+         [models.{MODEL}]\nservice-time = \"1ms\"\nretry-after = false\n\
+         rate-limit-headers = false\n{model_toml}"
+    ))
+    .await
+}
+
+/// `chain` (entries as written) with only `[models.MODEL]` configured, Bedrock's endpoint
+/// at `bedrock`, millisecond policies.
+fn config(chain: &[&str], bedrock: &MockServer) -> Config {
+    let mut config = Config {
+        models: BTreeMap::from([(MODEL.to_owned(), TargetLimits::default())]),
+        chains: BTreeMap::from([(
+            "default".to_owned(),
+            chain.iter().map(|entry| (*entry).to_owned()).collect(),
+        )]),
+        ..Config::default()
+    };
+    config.platforms.bedrock = Some(BedrockConfig {
+        region: "us-east-1".into(),
+        endpoint: Some(bedrock.base_url()),
+    });
+    config.retry.backoff.base = ms(10);
+    config.retry.backoff.cap = ms(40);
+    config.retry.backoff.jitter = Jitter::None;
+    config.breaker.open_for = ms(500);
+    config.breaker.open_jitter = 0.0;
+    config.seed = Some(3);
+    config
+}
+
+fn sigv4(secret: &str) -> BedrockAuth {
+    BedrockAuth::SigV4(AwsCredentials::new(KEY_ID, Secret::new(secret), None))
+}
+
+async fn runtime(config: Config, anthropic: &MockServer, auth: BedrockAuth) -> Runtime {
+    Runtime::builder()
+        .config(config)
+        .base_url(anthropic.base_url())
+        .credentials(Credentials::ApiKey(Secret::new("anthropic-key")))
+        .bedrock_credentials(auth)
+        .start()
+        .await
+        .expect("runtime starts")
+}
+
+fn request() -> MessagesRequest {
+    MessagesRequest::new(MODEL, 32).with_user("hello")
+}
+
+fn by_status(server: &MockServer, status: &str) -> u64 {
+    let stats = server.stats();
+    let model = stats.models.get(MODEL);
+    model
+        .and_then(|m| m.by_status.get(status).copied())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn an_overloaded_model_falls_back_to_itself_on_bedrock_whole_and_streamed() {
+    let anthropic = mock(&format!(
+        "[models.{MODEL}]\nservice-time = \"1ms\"\n\
+         brownouts = [{{ start = \"0s\", end = \"1h\", fraction = 0.0 }}]\n"
+    ))
+    .await;
+    let bedrock = bedrock_mock("").await;
+    for auth in [
+        sigv4(SECRET),
+        BedrockAuth::ApiKey(Secret::new("bedrock-api-key")),
+    ] {
+        let chain = [MODEL, &format!("{MODEL}@bedrock")];
+        let runtime = runtime(config(&chain, &bedrock), &anthropic, auth).await;
+        let answer = runtime.send(request()).await.expect("answered by Bedrock");
+        assert_eq!(answer.target.to_string(), format!("{MODEL}@bedrock"));
+        assert_eq!(answer.value.model, MODEL);
+        let answer = runtime
+            .stream(request())
+            .await
+            .expect("streamed by Bedrock");
+        assert_eq!(answer.target.upstream(), Some("bedrock"));
+        let events: Vec<_> = answer.value.tail.collect().await;
+        assert!(events.iter().all(Result::is_ok), "the stream ends whole");
+    }
+    assert!(
+        by_status(&anthropic, "529") >= 2,
+        "the Claude API was overloaded"
+    );
+    assert_eq!(by_status(&bedrock, "200"), 4, "Bedrock answered all four");
+}
+
+#[tokio::test]
+async fn a_wrong_secret_is_bedrocks_refusal_and_not_retried() {
+    let anthropic = mock(&format!("[models.{MODEL}]\nservice-time = \"1ms\"\n")).await;
+    let bedrock = bedrock_mock("").await;
+    let chain = [&*format!("{MODEL}@bedrock")];
+    let runtime = runtime(
+        config(&chain, &bedrock),
+        &anthropic,
+        sigv4("not-the-secret"),
+    )
+    .await;
+    let error = runtime.send(request()).await.unwrap_err();
+    let Error::Upstream { failure, attempts } = &error else {
+        panic!("{error}")
+    };
+    assert_eq!(
+        (failure.status(), failure.class()),
+        (Some(403), Class::Invalid)
+    );
+    assert!(
+        failure.message().starts_with("Bedrock refused")
+            && failure
+                .message()
+                .contains("signature we calculated does not match"),
+        "{}",
+        failure.message()
+    );
+    assert!(!error.to_string().contains("not-the-secret"), "{error}");
+    assert_eq!(attempts.len(), 1, "a 403 is not retried");
+    assert_eq!(
+        bedrock.stats().models.get(MODEL).map_or(0, |m| m.requests),
+        0
+    );
+    assert_eq!(
+        anthropic
+            .stats()
+            .models
+            .get(MODEL)
+            .map_or(0, |m| m.requests),
+        0
+    );
+}
+
+#[tokio::test]
+async fn bedrock_throttling_holds_back_only_the_bedrock_target() {
+    let anthropic = mock(&format!("[models.{MODEL}]\nservice-time = \"1ms\"\n")).await;
+    let bedrock = bedrock_mock("rpm = 60\n").await;
+    let chain = [&*format!("{MODEL}@bedrock"), MODEL];
+    let runtime = runtime(config(&chain, &bedrock), &anthropic, sigv4(SECRET)).await;
+    let mut answered_by = Vec::new();
+    for _ in 0..6 {
+        let answer = runtime.send(request()).await.expect("answered");
+        answered_by.push(answer.target.to_string());
+    }
+    assert_eq!(answered_by[0], format!("{MODEL}@bedrock"));
+    assert!(answered_by.iter().any(|t| t == MODEL), "{answered_by:?}");
+    assert!(by_status(&bedrock, "429") >= 1, "Bedrock throttled");
+    for (target, status) in runtime.breakers() {
+        if target.upstream().is_none() {
+            assert_eq!(status.state, StateKind::Closed, "{target} stays closed");
+        }
+    }
+}
+
+#[test]
+fn chains_name_platforms_and_bedrock_needs_its_table() {
+    let base = "[models.claude-x]\n[chains]\n";
+    let error = Config::from_toml(&format!(
+        "{base}default = [\"claude-x\", \"claude-x@bedrock\"]\n"
+    ))
+    .unwrap_err();
+    assert_eq!(error.field(), Some("chains.default[1]"));
+    assert!(error.to_string().contains("[platforms.bedrock]"), "{error}");
+    let text = format!(
+        "{base}default = [\"claude-x\", \"claude-x@vertex\"]\n\
+         [platforms.vertex]\nproject = \"p\"\nregion = \"us-east5\"\n"
+    );
+    let error = Config::from_toml(&text).unwrap_err();
+    assert_eq!(error.field(), Some("chains.default[1]"));
+    assert!(error.to_string().contains("not yet supported"), "{error}");
+    let error = Config::from_toml(&format!("{base}default = [\"claude-x@bedrok\"]\n")).unwrap_err();
+    assert_eq!(error.field(), Some("chains.default[0]"));
+    let text =
+        "[models.claude-x]\n[platforms.bedrock]\nregion = \"us-east-1\"\nendpoint = \"ftp://x\"\n";
+    let error = Config::from_toml(text).unwrap_err();
+    assert_eq!(error.field(), Some("platforms.bedrock.endpoint"));
+    let text = "[models.claude-x]\n[platforms.vertex]\nproject = \"\"\nregion = \"us-east5\"\n";
+    let error = Config::from_toml(text).unwrap_err();
+    assert_eq!(error.field(), Some("platforms.vertex.project"));
+    let _ = VertexConfig {
+        project: "p".into(),
+        region: "global".into(),
+        endpoint: None,
+    };
+}
+
+#[test]
+fn a_bedrock_target_takes_its_own_limits_else_the_models() {
+    let text = r#"
+        [models.claude-x]
+        concurrency = 4
+        [models."claude-y@bedrock"]
+        concurrency = 2
+        [models.claude-y]
+        concurrency = 9
+        [chains]
+        default = ["claude-x", "claude-x@bedrock", "claude-y@bedrock"]
+        [platforms.bedrock]
+        region = "us-east-1"
+    "#;
+    let config = Config::from_toml(text).unwrap();
+    let engine = config.engine_config();
+    let targets: Vec<(String, u32)> = engine
+        .targets
+        .iter()
+        .map(|(target, limits)| (target.to_string(), limits.concurrency.get()))
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            ("claude-x".into(), 4),
+            ("claude-x@bedrock".into(), 4),
+            ("claude-y@bedrock".into(), 2),
+            ("claude-y".into(), 9),
+        ]
+    );
+    let written = toml::to_string(&config).unwrap();
+    assert_eq!(Config::from_toml(&written).unwrap(), config);
+}
+
+#[tokio::test]
+async fn a_chain_naming_bedrock_without_credentials_does_not_start() {
+    if BedrockAuth::from_env().is_some() {
+        return; // This machine has AWS credentials in its environment.
+    }
+    let bedrock = bedrock_mock("").await;
+    let chain = [&*format!("{MODEL}@bedrock")];
+    let error = Runtime::builder()
+        .config(config(&chain, &bedrock))
+        .start()
+        .await
+        .err()
+        .expect("no credentials, no start");
+    assert!(
+        matches!(error, RuntimeError::NoCredentials { .. }),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("platforms.bedrock")
+            && message.contains("AWS_ACCESS_KEY_ID")
+            && message.contains("AWS_BEARER_TOKEN_BEDROCK"),
+        "{message}"
+    );
+}
