@@ -31,61 +31,19 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness import ROOT, free_port, start, stop
+
 PRIMARY, FALLBACK = "claude-sonnet-5-5", "claude-haiku-5-5"
 OUTAGE_START = 3.0
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(argv, pattern, log, env=None):
-    """Starts a binary, returns (process, url) once it prints its address."""
-    process = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=ROOT
-    )
-    found = {}
-
-    def read():
-        for line in process.stdout:
-            match = re.search(pattern, line)
-            if match and "url" not in found:
-                found["url"] = match.group(1)
-
-    threading.Thread(target=read, daemon=True).start()
-    deadline = time.monotonic() + 60
-    while "url" not in found:
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            sys.exit(f"error: {' '.join(argv[:2])} did not start (see {log.name})")
-        time.sleep(0.02)
-    return process, found["url"]
-
-
-def stop(process):
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=40)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def start_redis(workdir, log):

@@ -14,21 +14,17 @@ latency percentiles. Both runs see the same arrivals (seeded) and a fresh mock.
 import argparse
 import os
 import random
-import re
-import signal
 import subprocess
-import sys
-import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import anthropic
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness import ROOT, start, stop
+
 PRIMARY = "claude-sonnet-5-5"
 SCENARIO = """
 description = "claude-sonnet-5-5 keeps 5% of its slots for the whole run; claude-haiku-5-5 is healthy"
@@ -44,35 +40,6 @@ service-time = "150ms"
 distribution = "exponential"
 """
 
-
-def start(args, pattern, env=None):
-    process = subprocess.Popen(
-        args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
-    )
-    found = {}
-
-    def read():
-        for line in process.stdout:
-            match = re.search(pattern, line)
-            if match and "url" not in found:
-                found["url"] = match.group(1)
-
-    threading.Thread(target=read, daemon=True).start()
-    deadline = time.monotonic() + 60
-    while "url" not in found:
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            sys.exit(f"{args[1]} did not start")
-        time.sleep(0.02)
-    return process, found["url"]
-
-
-def stop(process):
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=40)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 def one(client, n, stream):
@@ -143,13 +110,13 @@ def main():
     print("| client | requests | answered | whole texts | p50 / p95 / p99 ms | outcomes |")
     print("| --- | --- | --- | --- | --- | --- |")
 
-    mock, mock_url = start(mock_args, r"listening on (\S+)")
+    mock, mock_url = start(mock_args, r"listening on (\S+)", subprocess.DEVNULL)
     mock_url = mock_url if mock_url.startswith("http") else f"http://{mock_url}"
     env = dict(os.environ, ANTHROPIC_API_KEY="bar-key")
     gateway, url = start(
         [options.binary, "serve", "--listen", "127.0.0.1:0", "--base-url", mock_url,
          "--chain", f"{PRIMARY},claude-haiku-5-5"],
-        r"listening on (http://\S+)", env,
+        r"listening on (http://\S+)", subprocess.DEVNULL, env,
     )
     through = anthropic.Anthropic(base_url=url, api_key="any", max_retries=0, timeout=60)
     report("SDK, max_retries=0, through breakwater serve",
@@ -157,7 +124,7 @@ def main():
     stop(gateway)
     stop(mock)
 
-    mock, mock_url = start(mock_args, r"listening on (\S+)")
+    mock, mock_url = start(mock_args, r"listening on (\S+)", subprocess.DEVNULL)
     mock_url = mock_url if mock_url.startswith("http") else f"http://{mock_url}"
     direct = anthropic.Anthropic(base_url=mock_url, api_key="bar-key", timeout=60)
     report("SDK, default retries (2), straight to the server",

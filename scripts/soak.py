@@ -38,17 +38,15 @@ import asyncio
 import json
 import os
 import random
-import re
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness import ROOT, start, stop
+
 PRIMARY, FALLBACK = "claude-sonnet-5-5", "claude-haiku-5-5"
 CLIENT_TIMEOUT = 90.0
 
@@ -87,38 +85,6 @@ distribution = "exponential"
 stream-pause = "30ms"
 """
     return text, cycle
-
-
-def start(argv, pattern, log, env=None):
-    """Starts a binary, returns (process, url) once it prints its address."""
-    process = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=ROOT
-    )
-    found = {}
-
-    def read():
-        for line in process.stdout:
-            match = re.search(pattern, line)
-            if match and "url" not in found:
-                found["url"] = match.group(1)
-
-    threading.Thread(target=read, daemon=True).start()
-    deadline = time.monotonic() + 60
-    while "url" not in found:
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            sys.exit(f"error: {argv[1]} did not start (see {log.name})")
-        time.sleep(0.02)
-    return process, found["url"]
-
-
-def stop(process):
-    process.send_signal(signal.SIGTERM)
-    try:
-        return process.wait(timeout=40)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,8 +1,7 @@
 //! The fleet table: one row per fleet size and variant, aligned for the terminal.
 
-use std::fmt::Write as _;
-
 use super::{FleetReport, FleetRow};
+use crate::sim::report::table::aligned;
 
 const HEADER: [&str; 10] = [
     "replicas",
@@ -41,15 +40,6 @@ fn row(r: &FleetRow) -> [String; 10] {
 /// The table as aligned text: a line about the run, a header, a line per fleet.
 pub fn text(report: &FleetReport) -> String {
     let rows: Vec<[String; 10]> = report.rows.iter().map(row).collect();
-    let widths: Vec<usize> = (0..HEADER.len())
-        .map(|i| {
-            rows.iter()
-                .map(|r| r[i].len())
-                .chain([HEADER[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
     let outage = report
         .store_outage
         .map_or_else(|| "never".to_owned(), |o| o.to_string());
@@ -57,21 +47,6 @@ pub fn text(report: &FleetReport) -> String {
         "{}: {:.0} s at {} requests/s over the fleet; store latency {} ms, store down {outage}\n",
         report.scenario, report.duration_s, report.rps, report.store_latency_ms
     );
-    let header = HEADER.map(String::from);
-    for line in std::iter::once(&header).chain(&rows) {
-        let cells: Vec<String> = line
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(i, (cell, &w))| {
-                if i == 1 {
-                    format!("{cell:<w$}")
-                } else {
-                    format!("{cell:>w$}")
-                }
-            })
-            .collect();
-        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
-    }
+    out.push_str(&aligned(&HEADER, &rows, 1));
     out
 }

@@ -55,23 +55,38 @@ fn percent(share: Option<f64>) -> String {
 /// Aligned columns for the terminal, with a header line.
 pub fn text(report: &SimReport) -> String {
     let (header, rows) = cells(report);
+    aligned(&header, &rows, 0)
+}
+
+/// `header` and `rows` as columns two spaces apart, each as wide as its widest cell: column
+/// `left` aligned left (the names), the others right (the figures).
+pub(crate) fn aligned<S: AsRef<str>>(
+    header: &[S],
+    rows: &[impl AsRef<[String]>],
+    left: usize,
+) -> String {
+    let header: Vec<&str> = header.iter().map(AsRef::as_ref).collect();
     let widths: Vec<usize> = (0..header.len())
         .map(|i| {
             rows.iter()
-                .map(|r| r[i].len())
+                .filter_map(|r| r.as_ref().get(i).map(String::len))
                 .chain([header[i].len()])
                 .max()
                 .unwrap_or(0)
         })
         .collect();
     let mut out = String::new();
-    for line in std::iter::once(&header).chain(&rows) {
+    let lines = std::iter::once(header).chain(
+        rows.iter()
+            .map(|r| r.as_ref().iter().map(String::as_str).collect()),
+    );
+    for line in lines {
         let cells: Vec<String> = line
             .iter()
             .zip(&widths)
             .enumerate()
             .map(|(i, (cell, &w))| {
-                if i == 0 {
+                if i == left {
                     format!("{cell:<w$}")
                 } else {
                     format!("{cell:>w$}")
