@@ -296,6 +296,19 @@ mod tests {
         })
     }
 
+    /// The fleet opened at 0 by a and b, and a claimed the probe at 5 s.
+    fn claimed_by_a() -> SharedBreaker {
+        let open = run(
+            &SharedBreaker::closed("a", 0),
+            &[("a", fail(3)), ("b", fail(2))],
+            0,
+            2,
+        );
+        let mut rng = SmallRng::seed_from_u64(0);
+        open.apply(&Op::Claim, &cx("a", 5_000, 2), &mut rng)
+            .expect("claims")
+    }
+
     #[test]
     fn five_failures_in_a_row_from_two_replicas_open_the_fleet_breaker() {
         let start = SharedBreaker::closed("a", 0);
@@ -385,16 +398,8 @@ mod tests {
 
     #[test]
     fn a_failed_probe_reopens_for_twice_as_long_or_the_retry_after() {
-        let open = run(
-            &SharedBreaker::closed("a", 0),
-            &[("a", fail(3)), ("b", fail(2))],
-            0,
-            2,
-        );
         let mut rng = SmallRng::seed_from_u64(0);
-        let claimed = open
-            .apply(&Op::Claim, &cx("a", 5_000, 2), &mut rng)
-            .expect("claims");
+        let claimed = claimed_by_a();
         let failed = Op::ProbeDone {
             ok: false,
             retry_after: Duration::ZERO,
@@ -416,16 +421,8 @@ mod tests {
 
     #[test]
     fn a_released_probe_can_be_claimed_at_once() {
-        let open = run(
-            &SharedBreaker::closed("a", 0),
-            &[("a", fail(3)), ("b", fail(2))],
-            0,
-            2,
-        );
         let mut rng = SmallRng::seed_from_u64(0);
-        let claimed = open
-            .apply(&Op::Claim, &cx("a", 5_000, 2), &mut rng)
-            .expect("claims");
+        let claimed = claimed_by_a();
         let released = claimed
             .apply(&Op::Release, &cx("a", 5_100, 2), &mut rng)
             .expect("frees");
