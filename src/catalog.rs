@@ -171,6 +171,15 @@ impl Catalog {
         self.models.keys().map(String::as_str)
     }
 
+    /// The id of the model whose id on `platform` (a `platforms` key: `bedrock`, `vertex`)
+    /// is `platform_id`.
+    pub fn by_platform_id(&self, platform: &str, platform_id: &str) -> Option<&str> {
+        self.models
+            .iter()
+            .find(|(_, spec)| spec.platforms.get(platform).map(String::as_str) == Some(platform_id))
+            .map(|(id, _)| id.as_str())
+    }
+
     /// Every entry, by id.
     pub fn specs(&self) -> impl Iterator<Item = &ModelSpec> {
         self.models.values().map(AsRef::as_ref)

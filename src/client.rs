@@ -20,9 +20,11 @@ mod env;
 mod error;
 mod forward;
 mod prepare;
+mod route;
 mod sigv4;
 mod stream;
 mod transport;
+mod vertex;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +47,9 @@ pub use forward::{AnswerStream, ForwardStream};
 pub use sigv4::{
     AwsCredentials, BEDROCK_SERVICE, BedrockAuth, Payload, RequestToSign, SigV4Error, SigV4Signer,
 };
+pub use vertex::{
+    VERTEX_BODY_VERSION, VERTEX_TOKEN_ENV, VERTEX_UPSTREAM, VertexAuth, VertexAuthError,
+};
 
 /// The Claude Messages API as an [`Upstream`]. Cheap to clone; clones share one
 /// connection pool.
@@ -64,6 +69,7 @@ pub struct ClaudeClient {
     adapt: AdaptMode,
     config: Arc<ClientConfig>,
     bedrock: Option<Arc<bedrock::BedrockRoute>>,
+    vertex: Option<Arc<vertex::VertexRoute>>,
 }
 
 impl ClaudeClient {
@@ -98,6 +104,7 @@ impl ClaudeClient {
                 ..config.clone()
             }),
             bedrock: None,
+            vertex: None,
         })
     }
 
@@ -126,6 +133,26 @@ impl ClaudeClient {
     ) -> Result<Self, ClientError> {
         let route = bedrock::BedrockRoute::new(base_url, region, auth, &self.config)?;
         self.bedrock = Some(Arc::new(route));
+        Ok(self)
+    }
+
+    /// The same client, also serving targets via [`VERTEX_UPSTREAM`]: they go to
+    /// `{base_url}/v1/projects/{project}/locations/{region}/publishers/anthropic/models/
+    /// {model}:rawPredict` (`base_url` as `https://aiplatform.googleapis.com`), with a bearer
+    /// token from `auth`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::BaseUrl`] for a base URL that is not http(s).
+    pub fn with_vertex(
+        mut self,
+        base_url: &str,
+        project: &str,
+        region: &str,
+        auth: VertexAuth,
+    ) -> Result<Self, ClientError> {
+        let route = vertex::VertexRoute::new(base_url, project, region, auth, &self.config)?;
+        self.vertex = Some(Arc::new(route));
         Ok(self)
     }
 
@@ -173,8 +200,9 @@ impl Upstream for ClaudeClient {
         target: &Target,
         request: &WireRequest,
     ) -> tracing::Span {
-        let url = match (&self.bedrock, target.upstream()) {
-            (Some(bedrock), Some(BEDROCK_UPSTREAM)) => bedrock.url.as_str(),
+        let url = match (target.upstream(), &self.bedrock, &self.vertex) {
+            (Some(BEDROCK_UPSTREAM), Some(bedrock), _) => bedrock.url.as_str(),
+            (Some(VERTEX_UPSTREAM), _, Some(vertex)) => &vertex.models_url,
             _ => &self.messages_url,
         };
         telemetry::spans::attempt_span(parent, target, request, url)

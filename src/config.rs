@@ -94,7 +94,7 @@ pub struct Config {
     /// `[cluster]`: the fleet this replica shares what it learns with, through Redis.
     /// Default: none (the replica decides alone).
     pub cluster: ClusterConfig,
-    /// `[platforms]`: where `MODEL@bedrock` (and, later, `MODEL@vertex`) chain entries are
+    /// `[platforms]`: where `MODEL@bedrock` and `MODEL@vertex` chain entries are
     /// served. Default: none (every model on the Claude API).
     #[serde(skip_serializing_if = "PlatformsConfig::is_empty")]
     pub platforms: PlatformsConfig,

@@ -15,6 +15,7 @@ mod capacity;
 mod connection;
 mod fault;
 mod files;
+mod messages;
 mod paging;
 mod platform;
 mod registry;
@@ -26,10 +27,14 @@ mod scenario;
 mod server;
 mod signature;
 mod sigv4;
+mod tokens;
+mod vertex;
 
 pub use capacity::{Admission, ModelCapacity, SlotGuard};
 pub use fault::{Fault, FaultKind};
 pub use registry::{MAX_DEFAULT_MODELS, ModelStats, OVERFLOW_MODEL, Stats};
-pub use scenario::{BedrockScenario, Brownout, Distribution, ModelSpec, Scenario, ScenarioError};
+pub use scenario::{
+    BedrockScenario, Brownout, Distribution, ModelSpec, Scenario, ScenarioError, VertexScenario,
+};
 pub use server::MockServer;
 pub use sigv4::{MAX_SKEW, SigV4Rejection, SigV4Verifier};

@@ -5,10 +5,12 @@
 use http::header;
 
 use super::ClaudeClient;
-use super::bedrock::{self, BEDROCK_UPSTREAM, BedrockRoute};
+use super::bedrock;
 use super::credentials::Credentials;
+use super::route::Route;
 use super::stream;
 use super::transport::transport;
+use super::vertex;
 use crate::api::json::Chunks;
 use crate::api::{self, ResponseMeta, WireEvent, WireMessage, WireRequest};
 use crate::engine::{Class, EventStream, Failure, Outcome, Reply, Target};
@@ -20,19 +22,29 @@ impl ClaudeClient {
     async fn post(
         &self,
         target: &Target,
+        route: Route<'_>,
         request: &WireRequest,
         body: Chunks,
         stream: bool,
     ) -> Result<reqwest::Response, Failure> {
-        let mut builder = if let Some(bedrock) = self.bedrock_for(target)? {
-            let headers = bedrock.headers(request, &self.betas, &body, wallclock::unix_now())?;
-            bedrock.http.post(bedrock.url.clone()).headers(headers)
-        } else {
-            let builder = self
-                .http
-                .post(self.messages_target.clone())
-                .header(header::CONTENT_TYPE, "application/json");
-            with_headers(builder, request.headers(), self.authenticated, &self.betas)
+        let mut builder = match route {
+            Route::Claude => {
+                let builder = self
+                    .http
+                    .post(self.messages_target.clone())
+                    .header(header::CONTENT_TYPE, "application/json");
+                with_headers(builder, request.headers(), self.authenticated, &self.betas)
+            }
+            Route::Bedrock(bedrock) => {
+                let headers =
+                    bedrock.headers(request, &self.betas, &body, wallclock::unix_now())?;
+                bedrock.http.post(bedrock.url.clone()).headers(headers)
+            }
+            Route::Vertex(vertex) => {
+                let url = vertex.url(self.model_on(target, route), stream)?;
+                let headers = vertex.headers(request, &self.betas).await?;
+                vertex.http.post(url).headers(headers)
+            }
         };
         builder = builder
             .header(header::CONTENT_LENGTH, body.len())
@@ -64,10 +76,11 @@ impl ClaudeClient {
         target: &Target,
         request: &WireRequest,
     ) -> Outcome<WireMessage> {
-        let mut prepared = self.prepare(target, request, false)?;
+        let route = self.route_for(target)?;
+        let mut prepared = self.prepare(target, route, request, false)?;
         let (status, meta, body) = loop {
             let response = self
-                .post(target, request, prepared.body.clone(), false)
+                .post(target, route, request, prepared.body.clone(), false)
                 .await?;
             let status = response.status().as_u16();
             let meta = ResponseMeta::from_headers(response.headers(), wallclock::unix_now());
@@ -75,7 +88,7 @@ impl ClaudeClient {
             if (200..300).contains(&status) {
                 break (status, meta, body);
             }
-            let failure = platform_failure(target, status, meta, &body);
+            let failure = platform_failure(route, status, meta, &body);
             match self.safer(target, request, &prepared, &failure) {
                 Some(safer) => prepared = safer,
                 None => return Err(failure),
@@ -99,10 +112,11 @@ impl ClaudeClient {
         target: &Target,
         request: &WireRequest,
     ) -> Outcome<EventStream<WireEvent>> {
-        let mut prepared = self.prepare(target, request, true)?;
+        let route = self.route_for(target)?;
+        let mut prepared = self.prepare(target, route, request, true)?;
         let (response, meta) = loop {
             let response = self
-                .post(target, request, prepared.body.clone(), true)
+                .post(target, route, request, prepared.body.clone(), true)
                 .await?;
             let status = response.status().as_u16();
             let meta = ResponseMeta::from_headers(response.headers(), wallclock::unix_now());
@@ -110,7 +124,7 @@ impl ClaudeClient {
                 break (response, meta);
             }
             let body = read_body(response, &meta).await?;
-            let failure = platform_failure(target, status, meta, &body);
+            let failure = platform_failure(route, status, meta, &body);
             match self.safer(target, request, &prepared, &failure) {
                 Some(safer) => prepared = safer,
                 None => return Err(failure),
@@ -126,38 +140,18 @@ impl ClaudeClient {
     }
 }
 
+/// The failure for an error response, by the rules of the target's platform.
+fn platform_failure(route: Route<'_>, status: u16, meta: ResponseMeta, body: &[u8]) -> Failure {
+    match route {
+        Route::Claude => api::failure(status, meta, body),
+        Route::Bedrock(_) => bedrock::failure(status, &meta, body),
+        Route::Vertex(_) => vertex::failure(status, &meta, body),
+    }
+}
+
 /// `builder` with the request's own `anthropic-version` (which replaces the configured one)
 /// and `anthropic-beta` (whose flags add to the configured `betas`), and, for a client
 /// without credentials, the caller's key.
-impl ClaudeClient {
-    /// The Bedrock route for a target via [`BEDROCK_UPSTREAM`], `None` for the Claude API.
-    fn bedrock_for(&self, target: &Target) -> Result<Option<&BedrockRoute>, Failure> {
-        match target.upstream() {
-            None => Ok(None),
-            Some(BEDROCK_UPSTREAM) => match &self.bedrock {
-                Some(route) => Ok(Some(route)),
-                None => Err(Failure::new(
-                    Class::Invalid,
-                    format!("{target}: Bedrock is not configured on this client"),
-                )),
-            },
-            Some(other) => Err(Failure::new(
-                Class::Invalid,
-                format!("{target}: no upstream called {other:?}"),
-            )),
-        }
-    }
-}
-
-/// The failure for an error response, by the rules of the target's platform.
-fn platform_failure(target: &Target, status: u16, meta: ResponseMeta, body: &[u8]) -> Failure {
-    if target.upstream() == Some(BEDROCK_UPSTREAM) {
-        bedrock::failure(status, &meta, body)
-    } else {
-        api::failure(status, meta, body)
-    }
-}
-
 pub(super) fn with_headers(
     mut builder: reqwest::RequestBuilder,
     headers: &api::RequestHeaders,

@@ -3,6 +3,7 @@
 //! and the safety net, one resend in the minimal safe form after a fallback's 400.
 
 use super::ClaudeClient;
+use super::route::Route;
 use crate::api::ErrorType;
 use crate::api::WireRequest;
 use crate::api::adapt::{self, Verdict};
@@ -26,6 +27,7 @@ impl ClaudeClient {
     pub(super) fn prepare(
         &self,
         target: &Target,
+        route: Route<'_>,
         request: &WireRequest,
         stream: bool,
     ) -> Result<Prepared, Failure> {
@@ -36,7 +38,7 @@ impl ClaudeClient {
             }
             _ => Verdict::Same,
         };
-        let (edit, changes) = match verdict {
+        let (mut edit, changes) = match verdict {
             Verdict::Same => (ObjectEdit::new(), Vec::new()),
             Verdict::Refused(why) => return Err(Failure::new(Class::Unsuitable, why)),
             Verdict::Adapted { .. } if request.adapt().unwrap_or(self.adapt) == AdaptMode::Skip => {
@@ -51,11 +53,19 @@ impl ClaudeClient {
         for change in &changes {
             metrics::counter!("breakwater_adapt_changes_total", "change" => *change).increment(1);
         }
-        let body = request
-            .body_with(target.model(), stream, edit)
-            .map_err(|error| {
-                Failure::new(Class::Invalid, format!("cannot build the body: {error}"))
-            })?;
+        // The platform's shape: Vertex AI takes the model in the URL and its version in the
+        // body; Bedrock and the Claude API take the model in the body, by their own ids.
+        let model = match route {
+            Route::Vertex(vertex) => {
+                edit.remove("model");
+                edit.set("anthropic_version", &vertex.body_version());
+                request.model()
+            }
+            Route::Claude | Route::Bedrock(_) => self.model_on(target, route),
+        };
+        let body = request.body_with(model, stream, edit).map_err(|error| {
+            Failure::new(Class::Invalid, format!("cannot build the body: {error}"))
+        })?;
         Ok(Prepared {
             body,
             changes,

@@ -3,8 +3,8 @@
 //! an entry, `anthropic` when it has no `@`.
 //!
 //! `[platforms.bedrock]` and `[platforms.vertex]` ([`PlatformsConfig`]) say where each platform
-//! is reached. Chains route `MODEL@bedrock` to Bedrock's Anthropic-native endpoint; Vertex is
-//! configured and checked but not yet routable (issue #19).
+//! is reached. Chains route `MODEL@bedrock` to Bedrock's Anthropic-native endpoint and
+//! `MODEL@vertex` to Vertex AI's `rawPredict`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -109,7 +109,8 @@ pub struct PlatformsConfig {
     /// Default: none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bedrock: Option<BedrockConfig>,
-    /// `[platforms.vertex]`: checked, not yet routable. Default: none.
+    /// `[platforms.vertex]`: required by a chain entry or a `[models]` key naming `@vertex`.
+    /// Default: none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vertex: Option<VertexConfig>,
 }
@@ -133,10 +134,7 @@ impl PlatformsConfig {
         if let Some(vertex) = &self.vertex {
             let problem = region_problem(&vertex.region)
                 .map(|reason| ("region", reason))
-                .or_else(|| {
-                    (vertex.project.trim().is_empty())
-                        .then(|| ("project", "must name the Google Cloud project".to_owned()))
-                })
+                .or_else(|| project_problem(&vertex.project).map(|reason| ("project", reason)))
                 .or_else(|| endpoint_problem(vertex.endpoint.as_deref()).map(|r| ("endpoint", r)));
             if let Some((key, reason)) = problem {
                 return Some((format!("vertex.{key}"), reason));
@@ -168,17 +166,35 @@ impl BedrockConfig {
     }
 }
 
-/// `[platforms.vertex]`: Google Cloud Vertex AI (not yet routable).
+/// `[platforms.vertex]`: Google Cloud Vertex AI's `rawPredict` / `streamRawPredict`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct VertexConfig {
     /// The Google Cloud project id.
     pub project: String,
-    /// The region, such as `us-east5`, or `global`.
+    /// The region, such as `us-east5`, `global`, or the multi-regions `us` and `eu`.
     pub region: String,
-    /// A base URL replacing the region's. Default: none.
+    /// A base URL replacing the region's host (a proxy, a test's mock); requests go to
+    /// `{endpoint}/v1/projects/{project}/locations/{region}/publishers/anthropic/models/...`.
+    /// Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+}
+
+impl VertexConfig {
+    /// The base URL requests go to: `endpoint`, else the region's host
+    /// (`aiplatform.googleapis.com` for `global`, `aiplatform.{us,eu}.rep.googleapis.com` for
+    /// the multi-regions, `{region}-aiplatform.googleapis.com` otherwise).
+    pub fn base_url(&self) -> String {
+        match (&self.endpoint, self.region.as_str()) {
+            (Some(endpoint), _) => endpoint.trim_end_matches('/').to_owned(),
+            (None, "global") => "https://aiplatform.googleapis.com".to_owned(),
+            (None, multi @ ("us" | "eu")) => {
+                format!("https://aiplatform.{multi}.rep.googleapis.com")
+            }
+            (None, region) => format!("https://{region}-aiplatform.googleapis.com"),
+        }
+    }
 }
 
 fn region_problem(region: &str) -> Option<String> {
@@ -187,6 +203,17 @@ fn region_problem(region: &str) -> Option<String> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     (!valid).then(|| format!("{region:?} is not a region (such as \"us-east-1\")"))
+}
+
+fn project_problem(project: &str) -> Option<String> {
+    // Google's project ids: lowercase letters, digits and hyphens (domain-scoped ones also
+    // hold `.` and `:`); nothing that could end a URL path segment.
+    let valid = !project.is_empty()
+        && project.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b':')
+        });
+    (!valid)
+        .then(|| format!("{project:?} is not a Google Cloud project id (such as \"my-project\")"))
 }
 
 fn endpoint_problem(endpoint: Option<&str>) -> Option<String> {
@@ -255,6 +282,29 @@ mod tests {
             endpoint: None,
         };
         assert_eq!(base.base_url(), "https://bedrock-mantle.eu-west-3.api.aws");
+        let vertex = |region: &str, project: &str| VertexConfig {
+            project: project.into(),
+            region: region.into(),
+            endpoint: None,
+        };
+        let hosts = [
+            ("global", "https://aiplatform.googleapis.com"),
+            ("us", "https://aiplatform.us.rep.googleapis.com"),
+            ("eu", "https://aiplatform.eu.rep.googleapis.com"),
+            ("us-east5", "https://us-east5-aiplatform.googleapis.com"),
+        ];
+        for (region, host) in hosts {
+            assert_eq!(vertex(region, "p").base_url(), host);
+        }
+        let platforms = |v: VertexConfig| PlatformsConfig {
+            bedrock: None,
+            vertex: Some(v),
+        };
+        assert_eq!(platforms(vertex("global", "my-project")).problem(), None);
+        for project in ["", "a/b", "My Project"] {
+            let found = key(platforms(vertex("global", project)));
+            assert_eq!(found.as_deref(), Some("vertex.project"), "{project}");
+        }
     }
 
     #[test]

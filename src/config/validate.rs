@@ -155,9 +155,10 @@ impl Config {
             Platform::Bedrock => format!(
                 "{entry} needs [platforms.bedrock] (its region, and optionally an endpoint)"
             ),
+            Platform::Vertex if self.platforms.vertex.is_some() => return Ok(()),
             Platform::Vertex => format!(
-                "{entry}: Vertex AI is not yet supported (issue #19); targets may be MODEL, \
-                 MODEL@anthropic or MODEL@bedrock"
+                "{entry} needs [platforms.vertex] (its project and region, and optionally an \
+                 endpoint)"
             ),
         };
         Err(ConfigError::invalid(field, reason))

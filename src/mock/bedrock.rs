@@ -10,8 +10,12 @@ use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use bytes::Bytes;
+
+use super::app::App;
 use super::scenario::BedrockScenario;
 use super::sigv4::{SigV4Rejection, SigV4Verifier};
+use crate::api::json::ObjectEdit;
 use crate::client::{BEDROCK_SERVICE, Secret};
 
 /// Bedrock's message for a signature that does not match.
@@ -72,4 +76,24 @@ pub(super) fn refused(error_type: &'static str, message: &str) -> Response {
         .headers_mut()
         .insert("x-amzn-errortype", HeaderValue::from_static(error_type));
     response
+}
+
+/// The body with its `model`, when that is a Bedrock id the catalogue knows
+/// (`anthropic.claude-opus-5-5`), replaced by the model's API id; else as it came.
+pub(super) fn with_api_model(app: &App, body: Bytes) -> Bytes {
+    let model = serde_json::from_slice::<ModelOnly>(&body)
+        .ok()
+        .and_then(|only| app.platform_model("bedrock", &only.model));
+    let Some(model) = model else {
+        return body;
+    };
+    let mut edit = ObjectEdit::new();
+    edit.set("model", &model);
+    edit.apply(&body).map_or(body, |patched| patched.join())
+}
+
+/// The one field [`with_api_model`] reads.
+#[derive(serde::Deserialize)]
+struct ModelOnly {
+    model: String,
 }

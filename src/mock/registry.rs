@@ -31,6 +31,9 @@ pub struct Stats {
     /// `count_tokens` calls answered.
     #[serde(default)]
     pub count_tokens: u64,
+    /// Vertex AI access tokens `POST /token` issued.
+    #[serde(default)]
+    pub tokens_issued: u64,
 }
 
 /// One model's counters. Requests rejected before the model was known (401, an unreadable
@@ -176,6 +179,7 @@ impl Registry {
         Stats {
             models,
             count_tokens: self.counted.load(Ordering::Relaxed),
+            tokens_issued: 0,
         }
     }
 

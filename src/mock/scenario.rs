@@ -265,6 +265,40 @@ pub struct Scenario {
     /// its authentication. Default: none (that path is 404)
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bedrock: Option<BedrockScenario>,
+    /// `[vertex]`: also serve Vertex AI's `rawPredict` / `streamRawPredict` for `project` and
+    /// `region`, with bearer tokens, and `POST /token` issuing them. Default: none (those
+    /// paths are 404)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vertex: Option<VertexScenario>,
+}
+
+/// `[vertex]`: where Vertex AI's endpoint serves and the tokens it accepts: any of `tokens`,
+/// or one `POST /token` issued (a service account's JWT grant, as Google's token endpoint
+/// takes it) that is less than `token-lifetime` old. A request without a valid token gets
+/// 401 `UNAUTHENTICATED`, one for another project 403 `PERMISSION_DENIED`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct VertexScenario {
+    /// The project served. Default: "breakwater-test"
+    pub project: String,
+    /// The region (`locations/...`) served. Default: "global"
+    pub region: String,
+    /// Ready access tokens accepted, never expiring. Default: none
+    pub tokens: Vec<String>,
+    /// How long an issued token is accepted, and its `expires_in`. Default: 1h
+    #[serde(with = "humantime_serde")]
+    pub token_lifetime: Duration,
+}
+
+impl Default for VertexScenario {
+    fn default() -> Self {
+        Self {
+            project: "breakwater-test".to_owned(),
+            region: "global".to_owned(),
+            tokens: Vec::new(),
+            token_lifetime: Duration::from_secs(3600),
+        }
+    }
 }
 
 /// `[bedrock]`: the credentials Bedrock's endpoint accepts. A request with `x-api-key` must
@@ -307,6 +341,7 @@ impl Default for Scenario {
             default_model: None,
             models: BTreeMap::new(),
             bedrock: None,
+            vertex: None,
         }
     }
 }
@@ -363,6 +398,14 @@ impl Scenario {
         }
         for (name, spec) in &self.models {
             spec.validate(&format!("models.{name}"))?;
+        }
+        if let Some(vertex) = &self.vertex
+            && vertex.token_lifetime < Duration::from_secs(1)
+        {
+            return Err(invalid(
+                "vertex.token-lifetime".into(),
+                "must be at least 1s",
+            ));
         }
         Ok(())
     }

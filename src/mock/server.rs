@@ -88,7 +88,7 @@ impl MockServer {
 
     /// A snapshot of the per-model counters (the same data as `GET /stats`).
     pub fn stats(&self) -> Stats {
-        self.app.registry.stats()
+        self.app.stats()
     }
 
     /// Stops accepting, closes every connection, and waits until the port is released.

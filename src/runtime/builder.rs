@@ -16,7 +16,7 @@ use super::watch::{FailureNote, Watched};
 use crate::catalog::Catalog;
 use crate::client::{
     BEDROCK_UPSTREAM, BedrockAuth, ClaudeClient, ClientConfig, Credentials, DEFAULT_BASE_URL,
-    non_empty_env,
+    VERTEX_UPSTREAM, VertexAuth, non_empty_env,
 };
 use crate::config::{Config, ConfigError, RedisUrl, target_of};
 use crate::engine::Engine;
@@ -47,6 +47,7 @@ pub struct RuntimeBuilder {
     base_url: Option<String>,
     credentials: Option<Credentials>,
     bedrock: Option<BedrockAuth>,
+    vertex: Option<VertexAuth>,
     upstream: Option<DynUpstream>,
     store: Option<PathBuf>,
     fleet: Option<Fleet>,
@@ -103,6 +104,15 @@ impl RuntimeBuilder {
         self
     }
 
+    /// How requests to Vertex AI authenticate, instead of the environment's
+    /// (`GOOGLE_OAUTH_ACCESS_TOKEN`, else the standard Google chain: see
+    /// [`VertexAuth::discover`]).
+    #[must_use]
+    pub fn vertex_credentials(mut self, auth: VertexAuth) -> Self {
+        self.vertex = Some(auth);
+        self
+    }
+
     /// Sends requests to `upstream` instead of the HTTP client.
     #[must_use]
     pub fn upstream(mut self, upstream: DynUpstream) -> Self {
@@ -154,7 +164,7 @@ impl RuntimeBuilder {
             let mut client = ClaudeClient::new(&client)?;
             if let Some(bedrock) = &self.config.platforms.bedrock {
                 let auth = self.bedrock.take().or_else(BedrockAuth::from_env);
-                match (auth, bedrock_entry(&self.config)) {
+                match (auth, entry_on(&self.config, BEDROCK_UPSTREAM)) {
                     (Some(auth), _) => {
                         client = client.with_bedrock(&bedrock.base_url(), &bedrock.region, auth)?;
                     }
@@ -162,10 +172,34 @@ impl RuntimeBuilder {
                         return Err(RuntimeError::NoCredentials {
                             platform: "platforms.bedrock",
                             entry,
+                            how: "set AWS_BEARER_TOKEN_BEDROCK (a Bedrock API key), or \
+                                  AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and \
+                                  AWS_SESSION_TOKEN for temporary credentials)"
+                                .to_owned(),
                         });
                     }
                     (None, None) => {}
                 }
+            }
+            if let Some(vertex) = &self.config.platforms.vertex
+                && let Some(entry) = entry_on(&self.config, VERTEX_UPSTREAM)
+            {
+                let auth = match self.vertex.take().or_else(VertexAuth::from_env) {
+                    Some(auth) => auth,
+                    None => VertexAuth::discover().await.map_err(|error| {
+                        RuntimeError::NoCredentials {
+                            platform: "platforms.vertex",
+                            entry,
+                            how: error.to_string(),
+                        }
+                    })?,
+                };
+                client = client.with_vertex(
+                    &vertex.base_url(),
+                    &vertex.project,
+                    &vertex.region,
+                    auth,
+                )?;
             }
             let catalog;
             (catalog, listed) = catalog_for(&self.config, &client).await?;
@@ -190,14 +224,14 @@ impl RuntimeBuilder {
 
 /// The client settings: the base URL from the builder, else the config file when it names
 /// one, else `ANTHROPIC_BASE_URL`, else the public API; credentials from the environment.
-/// The first chain entry or `[models]` key that names a Bedrock target.
-fn bedrock_entry(config: &Config) -> Option<String> {
+/// The first chain entry or `[models]` key that names a target on `upstream`.
+fn entry_on(config: &Config, upstream: &str) -> Option<String> {
     config
         .chains
         .values()
         .flatten()
         .chain(config.models.keys())
-        .find(|entry| target_of(entry).upstream() == Some(BEDROCK_UPSTREAM))
+        .find(|entry| target_of(entry).upstream() == Some(upstream))
         .cloned()
 }
 

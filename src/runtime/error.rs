@@ -24,15 +24,13 @@ pub enum RuntimeError {
     Store(#[from] StoreError),
     /// A chain names a platform whose credentials are not in the environment (nor given to
     /// the builder).
-    #[error(
-        "{platform} has no credentials: a chain names {entry}; set AWS_BEARER_TOKEN_BEDROCK (a \
-         Bedrock API key), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN \
-         for temporary credentials)"
-    )]
+    #[error("{platform} has no credentials: a chain names {entry}; {how}")]
     NoCredentials {
         /// The platform, as `platforms.bedrock`.
         platform: &'static str,
         /// The first chain entry or model naming it.
         entry: String,
+        /// Where its credentials come from, or why none were found.
+        how: String,
     },
 }
