@@ -299,3 +299,23 @@ fn vertex_tables_round_trip_and_name_what_is_wrong() {
     let error = Config::from_toml(text).unwrap_err();
     assert_eq!(error.field(), Some("platforms.vertex.region"));
 }
+
+#[tokio::test]
+async fn a_platform_lacking_a_server_tool_is_passed_over_unasked() {
+    let anthropic = anthropic_mock(true).await;
+    let (bedrock, vertex) = (bedrock_mock(false).await, vertex_mock(false, "1h").await);
+    let entries = chain(&["anthropic", "bedrock", "vertex"]);
+    let runtime = start(config(&entries, &bedrock, &vertex), &anthropic, token()).await;
+    let body = format!(
+        r#"{{"model":"{MODEL}","max_tokens":32,"messages":[{{"role":"user","content":"hi"}}],
+            "tools":[{{"type":"web_search_20250305","name":"web_search","max_uses":1}}]}}"#
+    );
+    let request = MessagesRequest::from_json(body.as_bytes()).expect("valid request");
+    let answer = runtime.send(request).await.expect("answered");
+    assert_eq!(answer.target.to_string(), format!("{MODEL}@vertex"));
+    assert_eq!(
+        bedrock.stats().models[MODEL].requests,
+        0,
+        "Bedrock has no server tools: never asked"
+    );
+}

@@ -21,12 +21,14 @@
 //!   becomes adaptive (which relaxes the rule) or is turned off for that attempt.
 
 mod blocks;
+mod platform;
 mod shape;
 mod thinking;
 
 use crate::api::json::{JsonError, ObjectEdit};
 use crate::catalog::{ModelSpec, PrefillRule, SamplingRule, ThinkingType};
 
+pub use platform::{PlatformKind, platform_refusal};
 use shape::Shape;
 
 /// What an attempt at a target needs done to the caller's body.

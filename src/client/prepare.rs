@@ -31,6 +31,12 @@ impl ClaudeClient {
         request: &WireRequest,
         stream: bool,
     ) -> Result<Prepared, Failure> {
+        if let Some(why) = route
+            .platform()
+            .and_then(|platform| adapt::platform_refusal(platform, request.body()))
+        {
+            return Err(Failure::new(Class::Unsuitable, format!("{target}: {why}")));
+        }
         let verdict = match self.catalog.get(target.model()) {
             Some(spec) if target.model() != request.model() => {
                 adapt::adapt(request.body(), self.catalog.get(request.model()), spec)

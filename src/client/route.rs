@@ -5,6 +5,7 @@
 use super::ClaudeClient;
 use super::bedrock::{BEDROCK_UPSTREAM, BedrockRoute};
 use super::vertex::{VERTEX_UPSTREAM, VertexRoute};
+use crate::api::adapt::PlatformKind;
 use crate::engine::{Class, Failure, Target};
 
 /// The platform a target's attempts go to.
@@ -17,6 +18,15 @@ pub(super) enum Route<'a> {
 }
 
 impl Route<'_> {
+    /// The platform, for its rules (`adapt::platform_refusal`); `None` for the Claude API.
+    pub(super) fn platform(self) -> Option<PlatformKind> {
+        match self {
+            Route::Claude => None,
+            Route::Bedrock(_) => Some(PlatformKind::Bedrock),
+            Route::Vertex(_) => Some(PlatformKind::Vertex),
+        }
+    }
+
     /// The catalogue's `platforms` key for the model's id here; `None` for the Claude API.
     fn catalog_key(self) -> Option<&'static str> {
         match self {
