@@ -4,7 +4,9 @@
 //! Message Batches, Files) must work through the gateway (see tests/python/sdk_gateway.py).
 //! And with the chain heads down behind a mock that enforces the model catalogue, requests a
 //! fallback would refuse as they came must be answered by it, adapted, while a request no
-//! model can take comes back as its own 400 (see tests/python/sdk_fallback.py).
+//! model can take comes back as its own 400 (see tests/python/sdk_fallback.py). And the SDK's
+//! own Vertex AI client is served by the mock as Vertex AI, while the plain SDK through a
+//! gateway falling back to Vertex AI sees ordinary answers (see tests/python/sdk_vertex.py).
 //!
 //! It needs a Python with the SDK installed, named by `BREAKWATER_PYTHON`; `scripts/test`
 //! (the README's test command, and CI's) makes one in a virtual environment and sets
@@ -20,6 +22,11 @@ fn the_official_python_sdk_with_retries_off_is_answered_whole_through_the_gatewa
 #[test]
 fn the_official_python_sdk_sees_fallbacks_answer_what_the_fallback_would_refuse_as_it_came() {
     run_script("sdk_fallback.py", "ok: every fallback answered");
+}
+
+#[test]
+fn the_official_python_sdk_speaks_to_the_mock_as_vertex_ai_and_through_a_vertex_fallback() {
+    run_script("sdk_vertex.py", "ok: Vertex AI checked by the official SDK");
 }
 
 /// Runs `tests/python/SCRIPT` with the SDK's Python, and asserts that it succeeds and prints

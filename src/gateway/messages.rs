@@ -212,12 +212,16 @@ async fn chain(
     }
 }
 
-/// What breakwater adds to an answer: the model that answered, the attempts it took, the
-/// upstream's `request-id`, and what was adapted for a fallback (`x-breakwater-adapted`).
+/// What breakwater adds to an answer: the target that answered (`MODEL`, or `MODEL@bedrock`
+/// / `MODEL@vertex` for another platform), the attempts it took, the upstream's
+/// `request-id`, and what was adapted for a fallback (`x-breakwater-adapted`).
 fn answer_headers<T>(answer: &Answer<T>) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(3);
-    let model = HeaderValue::from_str(answer.target.model())
-        .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+    let model = match answer.target.upstream() {
+        None => HeaderValue::from_str(answer.target.model()),
+        Some(_) => HeaderValue::from_str(&answer.target.to_string()),
+    }
+    .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
     headers.insert("x-breakwater-model", model);
     headers.insert(
         "x-breakwater-attempts",
