@@ -319,3 +319,84 @@ async fn a_platform_lacking_a_server_tool_is_passed_over_unasked() {
         "Bedrock has no server tools: never asked"
     );
 }
+
+/// `breakwater send` with `config` (a file), the Claude API at `anthropic`, `env` set and
+/// every Google credential variable of this machine removed: its exit status and stderr.
+fn send_with(config: &str, anthropic: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("breakwater.toml");
+    std::fs::write(&path, config).expect("config written");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_breakwater"))
+        .args(["send", "--deadline", "10s", "--config"])
+        .arg(&path)
+        .args([
+            "--base-url",
+            anthropic,
+            "--model",
+            &format!("{MODEL}@vertex"),
+            "hello",
+        ])
+        .env("ANTHROPIC_API_KEY", "anthropic-key")
+        .env_remove("GOOGLE_OAUTH_ACCESS_TOKEN")
+        .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+        .envs(env.iter().copied())
+        .output()
+        .expect("breakwater runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), format!("{stdout}{stderr}"))
+}
+
+fn vertex_only_config(vertex: &MockServer) -> String {
+    format!(
+        "[models.{MODEL}]\n[chains]\ndefault = [\"{MODEL}@vertex\"]\n\
+         [platforms.vertex]\nproject = \"{PROJECT}\"\nregion = \"global\"\nendpoint = \"{}\"\n",
+        vertex.base_url()
+    )
+}
+
+#[tokio::test]
+async fn the_cli_takes_its_token_from_the_environment_and_never_prints_it() {
+    let (anthropic, vertex) = (anthropic_mock(false).await, vertex_mock(false, "1h").await);
+    let config = vertex_only_config(&vertex);
+    let base = anthropic.base_url();
+    let (ok, output) = tokio::task::spawn_blocking(move || {
+        send_with(
+            &config,
+            &base,
+            &[("GOOGLE_OAUTH_ACCESS_TOKEN", TOKEN), ("RUST_LOG", "trace")],
+        )
+    })
+    .await
+    .expect("joined");
+    assert!(ok, "{output}");
+    assert_eq!(by_status(&vertex, "200"), 1, "Vertex AI answered: {output}");
+    assert!(!output.contains(TOKEN), "the token was printed:\n{output}");
+}
+
+#[tokio::test]
+async fn a_chain_naming_vertex_without_credentials_does_not_start() {
+    let (anthropic, vertex) = (anthropic_mock(false).await, vertex_mock(false, "1h").await);
+    let config = vertex_only_config(&vertex);
+    let base = anthropic.base_url();
+    // A key file that is not there: the Google chain stops at its first link, without
+    // asking a metadata server.
+    let missing = "/nonexistent/breakwater-test/key.json";
+    let (ok, output) = tokio::task::spawn_blocking(move || {
+        send_with(
+            &config,
+            &base,
+            &[("GOOGLE_APPLICATION_CREDENTIALS", missing)],
+        )
+    })
+    .await
+    .expect("joined");
+    assert!(!ok, "started without credentials:\n{output}");
+    assert!(
+        output.contains("platforms.vertex has no credentials")
+            && output.contains(&format!("{MODEL}@vertex"))
+            && output.contains("GOOGLE_OAUTH_ACCESS_TOKEN"),
+        "{output}"
+    );
+    assert_eq!(vertex.stats().models[MODEL].requests, 0);
+}
