@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use breakwater::api::WireRequest;
-use breakwater::client::{Credentials, Secret};
+use breakwater::client::{Credentials, Secret, VertexAuth};
 use breakwater::config::Config;
 use breakwater::engine::{Error, RequestOptions};
 use breakwater::runtime::Runtime;
@@ -118,4 +118,75 @@ async fn the_requested_models_own_400_is_never_resent() {
     assert_eq!(failure.status(), Some(400));
     assert_eq!(failure.message(), "max_tokens is too large");
     assert_eq!(bodies.lock().unwrap().len(), 1, "sent once, to the primary");
+}
+
+/// Vertex AI for [`PRIMARY`]: 400 to any history holding a thinking block (as a platform
+/// answers blocks another account signed), else an answer.
+async fn vertex_predict(State(bodies): State<Bodies>, body: Bytes) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    bodies.lock().unwrap().push(body.clone());
+    if body.to_string().contains(r#""type":"thinking""#) {
+        return invalid("messages.1.content.0: Invalid `signature` in `thinking` block");
+    }
+    axum::Json(
+        json!({"id": "msg_2", "type": "message", "role": "assistant", "model": PRIMARY,
+        "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn",
+        "stop_sequence": null, "usage": {"input_tokens": 1, "output_tokens": 1}}),
+    )
+    .into_response()
+}
+
+#[tokio::test]
+async fn the_same_model_on_another_platform_is_a_fallback_and_gets_the_resend() {
+    let claude = Bodies::default();
+    let vertex = Bodies::default();
+    let app = axum::Router::new()
+        .route("/v1/messages", axum::routing::post(messages))
+        .with_state(claude.clone())
+        .route(
+            "/v1/projects/p/locations/global/publishers/anthropic/models/{call}",
+            axum::routing::post(vertex_predict).with_state(vertex.clone()),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let entries = [PRIMARY.to_owned(), format!("{PRIMARY}@vertex")];
+    let mut config = Config::for_chain(&entries);
+    config.retry.max_retries_per_target = 0;
+    config.catalog.refresh = false;
+    config.platforms.vertex = Some(breakwater::config::VertexConfig {
+        project: "p".into(),
+        region: "global".into(),
+        endpoint: Some(format!("http://{address}")),
+    });
+    let runtime = Runtime::builder()
+        .config(config)
+        .base_url(format!("http://{address}"))
+        .credentials(Credentials::ApiKey(Secret::new("test-key")))
+        .vertex_credentials(VertexAuth::Token(Secret::new("ya29.test")))
+        .start()
+        .await
+        .expect("runtime starts");
+    let answer = runtime
+        .send_wire(request(1024), RequestOptions::default())
+        .await
+        .expect("answered on Vertex AI");
+    assert_eq!(answer.target.to_string(), format!("{PRIMARY}@vertex"));
+    assert_eq!(answer.changes.as_deref(), Some("thinking_blocks"));
+    let sent = vertex.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2, "the refused attempt, then one resend");
+    assert_eq!(
+        sent[1]["messages"][1]["content"],
+        json!([{"type": "text", "text": "hello"}])
+    );
+    assert_eq!(
+        sent[1].get("model"),
+        None,
+        "Vertex AI takes the model in the URL"
+    );
+    assert_eq!(
+        claude.lock().unwrap().len(),
+        1,
+        "the Claude API's 529, once"
+    );
 }

@@ -81,8 +81,8 @@ impl ClaudeClient {
 
     /// The safety net for what the catalogue does not know: a fallback target that refused
     /// an attempt with 400 `invalid_request_error` gets one more, in the minimal safe form
-    /// (see [`adapt::minimal`]), when that form differs. Never for the model asked for (its
-    /// own 400 comes back as it came), never twice.
+    /// (see [`adapt::minimal`]), when that form differs. Never for the model asked for on
+    /// the Claude API (its own 400 comes back as it came), never twice.
     pub(super) fn safer(
         &self,
         target: &Target,
@@ -92,7 +92,11 @@ impl ClaudeClient {
     ) -> Option<Prepared> {
         let refused = failure.status() == Some(400)
             && failure.error_type() == Some(ErrorType::InvalidRequest.as_str());
-        if !refused || sent.resent || target.model() == request.model() {
+        // The model asked for is the model on the Claude API: the same model on another
+        // platform is a fallback (another account, where thinking blocks of some models do
+        // not verify), so its 400 gets the resend too.
+        let asked_for = target.model() == request.model() && target.upstream().is_none();
+        if !refused || sent.resent || asked_for {
             return None;
         }
         let body = sent.body.join();

@@ -5,8 +5,8 @@
 //! answer, so the request goes where it can be honoured.
 //!
 //! - Amazon Bedrock: no server tools (web search, web fetch, code execution, tool search, the
-//!   MCP connector's `mcp_servers`), no structured outputs (`output_config.format`, the beta
-//!   `output_format`), no `fallbacks`.
+//!   MCP connector's `mcp_servers`), no `computer_toolset_20260801`, no structured outputs
+//!   (`output_config.format`, the beta `output_format`), no `fallbacks`.
 //! - Google Vertex AI: no `fallbacks`, no MCP connector.
 //!
 //! Client tools (`bash_*`, `text_editor_*`, `computer_*`, `memory_*`) run on the caller's side
@@ -25,6 +25,9 @@ const SERVER_TOOLS: [&str; 5] = [
     "tool_search_tool_",
     "mcp_toolset",
 ];
+
+/// Client tool types Bedrock lacks (the docs name `computer_toolset_20260801`).
+const NOT_ON_BEDROCK: [&str; 1] = ["computer_toolset_20260801"];
 
 /// The platforms this module knows, by their upstream names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +96,15 @@ pub fn platform_refusal(platform: PlatformKind, body: &[u8]) -> Option<String> {
     if let Some(kind) = server_tool {
         return lacks(&format!("server tools (tool type {kind})"));
     }
+    let missing_tool = fields
+        .tools
+        .iter()
+        .flatten()
+        .filter_map(|tool| tool.kind.as_deref())
+        .find(|kind| NOT_ON_BEDROCK.contains(kind));
+    if let Some(kind) = missing_tool {
+        return lacks(&format!("tool type {kind}"));
+    }
     let structured = fields.output_format.is_some()
         || fields
             .output_config
@@ -144,6 +156,10 @@ mod tests {
                 Some("MCP"),
             ),
             (r#""fallbacks":["claude-haiku-4-5"],"#, Some("fallbacks")),
+            (
+                r#""tools":[{"type":"computer_toolset_20260801","name":"c"}],"#,
+                Some("computer_toolset"),
+            ),
         ];
         for (extra, refused) in cases {
             let found = platform_refusal(Bedrock, with(extra).as_bytes());
