@@ -12,6 +12,7 @@
 //! [`Class::ServerError`]: crate::engine::Class::ServerError
 
 mod attempt;
+mod aws_chain;
 mod bedrock;
 mod config;
 mod count;
@@ -37,6 +38,7 @@ use crate::engine::policy::Cost;
 use crate::engine::{EventStream, Outcome, Target, Upstream};
 use crate::telemetry;
 
+pub use aws_chain::AwsChain;
 pub use bedrock::BEDROCK_UPSTREAM;
 pub use config::{ClientConfig, DEFAULT_API_VERSION, DEFAULT_BASE_URL};
 pub use count::Forwarded;

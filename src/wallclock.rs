@@ -18,3 +18,10 @@ pub fn unix_now() -> Duration {
 pub fn system_time(since_epoch: Duration) -> std::time::SystemTime {
     UNIX_EPOCH + since_epoch
 }
+
+/// Time since the Unix epoch at `at`, for the few APIs that give a `SystemTime` (credential
+/// expiry); zero before the epoch.
+#[allow(clippy::disallowed_types)]
+pub fn since_epoch(at: std::time::SystemTime) -> Duration {
+    at.duration_since(UNIX_EPOCH).unwrap_or_default()
+}

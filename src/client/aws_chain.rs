@@ -1,0 +1,194 @@
+//! AWS credentials from the standard chain's local links, through `aws-config`: the
+//! environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), then the
+//! shared profile files (`~/.aws/credentials` and `~/.aws/config`, or the files named by
+//! `AWS_SHARED_CREDENTIALS_FILE` / `AWS_CONFIG_FILE`; the profile named by `AWS_PROFILE`, else
+//! `default`), with static keys or a `credential_process`. [`AwsChain`] keeps what it was given
+//! and asks again five minutes before it expires, so temporary credentials roll over without a
+//! restart.
+//!
+//! Links that need an HTTP client of their own (SSO, the instance metadata service, STS role
+//! assumption) are not in the chain.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::environment::credentials::EnvironmentVariableCredentialsProvider;
+use aws_config::meta::credentials::CredentialsProviderChain;
+use aws_config::profile::ProfileFileCredentialsProvider;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use tokio::sync::Mutex;
+
+use super::credentials::Secret;
+use super::sigv4::AwsCredentials;
+use crate::wallclock;
+
+/// How long before their expiry credentials are asked for again.
+const REFRESH_BEFORE: Duration = Duration::from_secs(300);
+
+/// Credentials from the environment or the profile files, kept until shortly before they
+/// expire. `Debug` names no key.
+#[derive(Clone)]
+pub struct AwsChain {
+    provider: SharedCredentialsProvider,
+    cached: Arc<Mutex<Option<Held>>>,
+}
+
+#[derive(Clone)]
+struct Held {
+    credentials: AwsCredentials,
+    /// When they expire, since the Unix epoch; `None` for keys that do not.
+    expires: Option<Duration>,
+}
+
+impl fmt::Debug for AwsChain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AwsChain")
+    }
+}
+
+impl AwsChain {
+    /// The chain, if it gives credentials now: `None` when neither the environment nor a
+    /// profile holds any (the error says why).
+    ///
+    /// # Errors
+    /// Why no credentials were found, as `aws-config` words it.
+    pub async fn discover() -> Result<Self, String> {
+        let chain = CredentialsProviderChain::first_try(
+            "Environment",
+            EnvironmentVariableCredentialsProvider::new(),
+        )
+        .or_else("Profile", ProfileFileCredentialsProvider::builder().build());
+        let chain = Self::new(SharedCredentialsProvider::new(chain));
+        chain.current().await?;
+        Ok(chain)
+    }
+
+    /// A chain over `provider` (tests, or an embedding application's own provider).
+    pub fn new(provider: SharedCredentialsProvider) -> Self {
+        Self {
+            provider,
+            cached: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The credentials to sign with now: the ones held, unless they expire within five
+    /// minutes.
+    ///
+    /// # Errors
+    /// Why the provider gave none.
+    pub async fn current(&self) -> Result<AwsCredentials, String> {
+        let mut cached = self.cached.lock().await;
+        let now = wallclock::unix_now();
+        if let Some(held) = cached.as_ref()
+            && held
+                .expires
+                .is_none_or(|expires| expires > now + REFRESH_BEFORE)
+        {
+            return Ok(held.credentials.clone());
+        }
+        let fresh = self
+            .provider
+            .provide_credentials()
+            .await
+            .map_err(|error| error_text(&error))?;
+        let held = held(&fresh);
+        let credentials = held.credentials.clone();
+        *cached = Some(held);
+        Ok(credentials)
+    }
+}
+
+fn held(credentials: &Credentials) -> Held {
+    Held {
+        credentials: AwsCredentials::new(
+            credentials.access_key_id(),
+            Secret::new(credentials.secret_access_key()),
+            credentials.session_token().map(Secret::new),
+        ),
+        expires: credentials.expiry().map(wallclock::since_epoch),
+    }
+}
+
+/// The error and its causes, one line.
+fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use aws_credential_types::provider::future;
+
+    use super::*;
+
+    /// Hands out `key-N` credentials expiring `lifetime` from now, counting the calls.
+    #[derive(Debug)]
+    struct Counting {
+        calls: Arc<AtomicU32>,
+        lifetime: Option<Duration>,
+    }
+
+    impl ProvideCredentials for Counting {
+        fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            let expiry = self
+                .lifetime
+                .map(|lifetime| wallclock::system_time(wallclock::unix_now() + lifetime));
+            future::ProvideCredentials::ready(Ok(Credentials::new(
+                format!("key-{n}"),
+                "secret",
+                None,
+                expiry,
+                "test",
+            )))
+        }
+    }
+
+    fn chain(lifetime: Option<Duration>) -> (AwsChain, Arc<AtomicU32>) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let provider = Counting {
+            calls: Arc::clone(&calls),
+            lifetime,
+        };
+        (
+            AwsChain::new(SharedCredentialsProvider::new(provider)),
+            calls,
+        )
+    }
+
+    #[tokio::test]
+    async fn credentials_are_kept_until_five_minutes_before_they_expire() {
+        let (lasting, calls) = chain(Some(Duration::from_secs(3600)));
+        for _ in 0..3 {
+            assert_eq!(lasting.current().await.unwrap().access_key_id(), "key-1");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        let (expiring, calls) = chain(Some(Duration::from_secs(200)));
+        assert_eq!(expiring.current().await.unwrap().access_key_id(), "key-1");
+        assert_eq!(expiring.current().await.unwrap().access_key_id(), "key-2");
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "asked again within 5 min");
+
+        let (forever, calls) = chain(None);
+        forever.current().await.unwrap();
+        forever.current().await.unwrap();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "keys without expiry are kept"
+        );
+    }
+}
