@@ -20,7 +20,7 @@ pub mod wire;
 pub use classify::{answered, classify, failure, stream_failure};
 pub use content::ContentBlock;
 pub use error::{ApiError, ErrorBody, ErrorType};
-pub use headers::{ResponseMeta, merge_betas, rate_limit_headers};
+pub use headers::{AMZN_REQUEST_ID, ResponseMeta, merge_betas, rate_limit_headers};
 pub use request::{
     InputMessage, MessageContent, MessagesRequest, RequestError, RequestHeaders, Role, System,
 };

@@ -280,3 +280,82 @@ async fn a_chain_naming_bedrock_without_credentials_does_not_start() {
         "{message}"
     );
 }
+
+/// Whether `id` is the mock's Bedrock request id (`x-amzn-requestid`, a UUID), not a
+/// Claude API `request-id`.
+fn is_bedrock_request_id(id: Option<&str>) -> bool {
+    id.is_some_and(|id| id.starts_with("00000000-0000-4000-8000-") && id.len() == 36)
+}
+
+#[tokio::test]
+async fn bedrocks_x_amzn_requestid_is_the_answers_request_id_whole_streamed_and_refused() {
+    let anthropic = mock(&format!("[models.{MODEL}]\nservice-time = \"1ms\"\n")).await;
+    let bedrock = bedrock_mock("").await;
+    let chain = [&*format!("{MODEL}@bedrock")];
+    let good = runtime(config(&chain, &bedrock), &anthropic, sigv4(SECRET)).await;
+    let whole = good.send(request()).await.expect("answered by Bedrock");
+    assert!(
+        is_bedrock_request_id(whole.request_id.as_deref()),
+        "{:?}",
+        whole.request_id
+    );
+    let streamed = good.stream(request()).await.expect("streamed by Bedrock");
+    assert!(
+        is_bedrock_request_id(streamed.request_id.as_deref()),
+        "{:?}",
+        streamed.request_id
+    );
+    assert_ne!(whole.request_id, streamed.request_id, "one id per answer");
+    let _: Vec<_> = streamed.value.tail.collect().await;
+
+    let refused = runtime(
+        config(&chain, &bedrock),
+        &anthropic,
+        sigv4("not-the-secret"),
+    )
+    .await;
+    let error = refused.send(request()).await.unwrap_err();
+    let Error::Upstream { failure, .. } = &error else {
+        panic!("{error}")
+    };
+    assert_eq!(failure.status(), Some(403));
+    assert!(
+        is_bedrock_request_id(failure.request_id()),
+        "{:?}",
+        failure.request_id()
+    );
+}
+
+#[tokio::test]
+async fn the_mocks_bedrock_route_takes_the_key_as_bearer_or_x_api_key_with_amazons_request_id() {
+    let bedrock = bedrock_mock("").await;
+    let url = format!("{}/anthropic/v1/messages", bedrock.base_url());
+    let body = format!(
+        r#"{{"model":"{MODEL}","max_tokens":8,"messages":[{{"role":"user","content":"hi"}}]}}"#
+    );
+    let post = |name: &'static str, value: &'static str| {
+        reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("anthropic-version", "2023-06-01")
+            .header(name, value)
+            .body(body.clone())
+            .send()
+    };
+    for (name, value, status) in [
+        ("authorization", "Bearer bedrock-api-key", 200),
+        ("x-api-key", "bedrock-api-key", 200),
+        ("authorization", "Bearer not-the-key", 403),
+        ("x-api-key", "not-the-key", 403),
+    ] {
+        let response = post(name, value).await.expect("the mock answers");
+        assert_eq!(response.status().as_u16(), status, "{name}: {value}");
+        let headers = response.headers();
+        assert!(headers.get("request-id").is_none(), "{headers:?}");
+        let id = headers
+            .get("x-amzn-requestid")
+            .and_then(|v| v.to_str().ok());
+        assert!(is_bedrock_request_id(id), "{headers:?}");
+    }
+    assert_eq!(by_status(&bedrock, "200"), 2);
+}

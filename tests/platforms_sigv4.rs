@@ -9,7 +9,9 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use breakwater::client::{AwsCredentials, Payload, RequestToSign, Secret, SigV4Signer};
+use breakwater::client::{
+    AwsCredentials, BEDROCK_SERVICE, Payload, RequestToSign, Secret, SigV4Signer,
+};
 use breakwater::mock::{SigV4Rejection, SigV4Verifier};
 use http::{HeaderMap, HeaderValue};
 
@@ -28,7 +30,7 @@ fn credentials(token: Option<&str>) -> AwsCredentials {
 }
 
 fn verifier(token: Option<&str>) -> SigV4Verifier {
-    SigV4Verifier::new(REGION, "bedrock").with_key(
+    SigV4Verifier::new(REGION, BEDROCK_SERVICE).with_key(
         KEY_ID,
         Secret::new(SECRET),
         token.map(Secret::new),
@@ -77,6 +79,11 @@ fn sign(token: Option<&str>) -> HeaderMap {
 fn the_clients_signature_verifies_with_the_mocks_verifier() {
     for token in [None, Some(TOKEN)] {
         let headers = received(&sign(token));
+        let authorization = headers["authorization"].to_str().unwrap();
+        assert!(
+            authorization.contains("/20250115/us-east-1/bedrock-mantle/aws4_request,"),
+            "{authorization}"
+        );
         let now = AT + Duration::from_secs(30);
         assert_eq!(
             verifier(token).verify("POST", PATH, &headers, BODY.as_bytes(), now),
@@ -90,7 +97,7 @@ fn the_clients_signature_verifies_with_the_mocks_verifier() {
 fn the_mock_refuses_what_does_not_match_and_says_why() {
     let headers = received(&sign(None));
     let other_secret =
-        SigV4Verifier::new(REGION, "bedrock").with_key(KEY_ID, Secret::new("wrong"), None);
+        SigV4Verifier::new(REGION, BEDROCK_SERVICE).with_key(KEY_ID, Secret::new("wrong"), None);
     let refusal = other_secret
         .verify("POST", PATH, &headers, BODY.as_bytes(), AT)
         .unwrap_err();
@@ -105,19 +112,36 @@ fn the_mock_refuses_what_does_not_match_and_says_why() {
         check(&ok, &headers, &BODY.replace("hi", "ho"), AT),
         Err(SigV4Rejection::SignatureMismatch)
     );
-    let unknown =
-        SigV4Verifier::new(REGION, "bedrock").with_key("AKIDOTHER", Secret::new(SECRET), None);
+    let unknown = SigV4Verifier::new(REGION, BEDROCK_SERVICE).with_key(
+        "AKIDOTHER",
+        Secret::new(SECRET),
+        None,
+    );
     assert_eq!(
         check(&unknown, &headers, BODY, AT),
         Err(SigV4Rejection::UnknownKeyId)
     );
-    let elsewhere =
-        SigV4Verifier::new("eu-west-1", "bedrock").with_key(KEY_ID, Secret::new(SECRET), None);
+    // Signed for the service `bedrock` (not Bedrock Mantle's `bedrock-mantle`): refused.
+    let old_service = SigV4Signer::new(credentials(None), REGION, "bedrock");
+    let wrong_service = received(&sign_with(&old_service, BODY, AT));
+    assert!(
+        matches!(
+            check(&ok, &wrong_service, BODY, AT),
+            Err(SigV4Rejection::WrongScope { ref service, .. }) if service == "bedrock"
+        ),
+        "{:?}",
+        check(&ok, &wrong_service, BODY, AT)
+    );
+    let elsewhere = SigV4Verifier::new("eu-west-1", BEDROCK_SERVICE).with_key(
+        KEY_ID,
+        Secret::new(SECRET),
+        None,
+    );
     let wrong_scope = check(&elsewhere, &headers, BODY, AT).unwrap_err();
     assert!(
         wrong_scope
             .to_string()
-            .contains(r#"in region "us-east-1", expected "bedrock" in "eu-west-1""#),
+            .contains(r#"in region "us-east-1", expected "bedrock-mantle" in "eu-west-1""#),
         "{wrong_scope}"
     );
     assert_eq!(
@@ -172,12 +196,12 @@ fn the_mock_refuses_what_does_not_match_and_says_why() {
 #[test]
 fn refusals_and_debug_carry_no_credential() {
     let headers = received(&sign(Some(TOKEN)));
-    let wrong = SigV4Verifier::new("eu-west-1", "bedrock").with_key(
+    let wrong = SigV4Verifier::new("eu-west-1", BEDROCK_SERVICE).with_key(
         KEY_ID,
         Secret::new(SECRET),
         Some(Secret::new(TOKEN)),
     );
-    let unknown = SigV4Verifier::new(REGION, "bedrock");
+    let unknown = SigV4Verifier::new(REGION, BEDROCK_SERVICE);
     let texts = [
         wrong
             .verify("POST", PATH, &headers, BODY.as_bytes(), AT)
@@ -221,7 +245,8 @@ fn botocore_sign(token: Option<&str>) -> Option<HeaderMap> {
         "secret_access_key": SECRET,
         "session_token": token,
         "region": REGION,
-        "service": "bedrock",
+        // The official SDK's AnthropicBedrockMantle signs for this service with botocore.
+        "service": "bedrock-mantle",
         "unix": AT.as_secs(),
     });
     let mut child = Command::new(&python)
@@ -269,7 +294,7 @@ fn botocore_and_the_client_sign_alike_and_the_mock_accepts_botocore() {
             Ok(()),
             "token {token:?}"
         );
-        let wrong = SigV4Verifier::new(REGION, "bedrock").with_key(
+        let wrong = SigV4Verifier::new(REGION, BEDROCK_SERVICE).with_key(
             KEY_ID,
             Secret::new("wrong"),
             token.map(Secret::new),

@@ -11,6 +11,9 @@ use http::HeaderMap;
 /// The rate-limit windows by their name in `anthropic-ratelimit-{name}-*` headers.
 const WINDOWS: [&str; 4] = ["requests", "tokens", "input-tokens", "output-tokens"];
 
+/// Amazon Bedrock's request id header, read when a response has no `request-id`.
+pub const AMZN_REQUEST_ID: &str = "x-amzn-requestid";
+
 /// The first second RFC 3339 formatting cannot show (year 10000).
 const RFC3339_END: Duration = Duration::from_secs(253_402_300_800);
 
@@ -22,7 +25,7 @@ pub const MAX_ANNOUNCED_DELAY: Duration = Duration::from_secs(24 * 60 * 60);
 /// The response headers breakwater acts on.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ResponseMeta {
-    /// `request-id`.
+    /// `request-id`, else `x-amzn-requestid` (Amazon Bedrock's, which sends no `request-id`).
     pub request_id: Option<String>,
     /// How long to wait before retrying: `retry-after-ms`, else `retry-after`.
     pub retry_after: Option<Duration>,
@@ -65,8 +68,9 @@ impl ResponseMeta {
         let [requests, tokens, input_tokens, output_tokens] =
             WINDOWS.map(|name| window(&get, name, now_unix));
         Self {
-            request_id: get("request-id")
-                .filter(|id| !id.is_empty())
+            request_id: ["request-id", AMZN_REQUEST_ID]
+                .into_iter()
+                .find_map(|name| get(name).filter(|id| !id.is_empty()))
                 .map(str::to_owned),
             retry_after,
             should_retry,
@@ -258,6 +262,20 @@ mod tests {
         );
         assert_eq!(parsed.should_retry, Some(false));
         assert_eq!(meta(&[("x-should-retry", "true")]).should_retry, Some(true));
+    }
+
+    #[test]
+    fn bedrocks_request_id_counts_when_there_is_no_request_id() {
+        let bedrock = "6b0d4e64-2f8c-4c4e-9d0a-3f1c2b7a9e10";
+        assert_eq!(
+            meta(&[("x-amzn-requestid", bedrock)]).request_id.as_deref(),
+            Some(bedrock)
+        );
+        let both = meta(&[("request-id", "req_1"), ("x-amzn-requestid", bedrock)]);
+        assert_eq!(both.request_id.as_deref(), Some("req_1"));
+        let blank = meta(&[("request-id", ""), ("x-amzn-requestid", bedrock)]);
+        assert_eq!(blank.request_id.as_deref(), Some(bedrock));
+        assert_eq!(meta(&[("x-amzn-requestid", "")]).request_id, None);
     }
 
     #[test]

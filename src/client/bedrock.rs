@@ -1,7 +1,12 @@
 //! Amazon Bedrock's Anthropic-native Messages endpoint, `{base}/anthropic/v1/messages`: the
-//! same body and events as the Claude API, authenticated with a Bedrock API key (`x-api-key`)
-//! or a SigV4 signature over exactly the bytes sent. [`BedrockRoute`] holds its own HTTP
-//! client with no default headers, so the Claude API's key never reaches Bedrock.
+//! same body and events as the Claude API, authenticated with a Bedrock API key
+//! (`Authorization: Bearer KEY`) or a SigV4 signature for service `bedrock-mantle` over
+//! exactly the bytes sent, as the official Python SDK's `AnthropicBedrockMantle` client does
+//! (the reference for both). [`BedrockRoute`] holds its own HTTP client with no default
+//! headers, so the Claude API's key never reaches Bedrock.
+//!
+//! Bedrock's answers carry `x-amzn-requestid`, not `request-id`; the reply's request id is
+//! read from it (`ResponseMeta::from_headers`).
 //!
 //! Bedrock's errors carry no `retry-after` and no rate-limit headers: a 429
 //! (`ThrottlingException`) is [`Class::RateLimited`], a 503 (`ServiceUnavailableException`)
@@ -31,6 +36,7 @@ const PATH: &str = "/anthropic/v1/messages";
 /// How requests to Bedrock are authenticated.
 #[derive(Clone, Debug)]
 enum Signing {
+    /// `Authorization: Bearer KEY`, marked sensitive.
     ApiKey(HeaderValue),
     SigV4(Box<SigV4Signer>),
 }
@@ -54,9 +60,9 @@ impl BedrockRoute {
         let url = messages_url_at(base_url, PATH)?;
         let signing = match auth {
             BedrockAuth::ApiKey(key) => {
-                let mut value =
-                    HeaderValue::from_str(key.expose()).map_err(|_| ClientError::Header {
-                        field: "AWS_BEARER_TOKEN_BEDROCK",
+                let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
+                    .map_err(|_| ClientError::Header {
+                        field: "Bedrock API key",
                     })?;
                 value.set_sensitive(true);
                 Signing::ApiKey(value)
@@ -80,7 +86,8 @@ impl BedrockRoute {
 
     /// The headers of one request carrying `body`: `content-type`, `anthropic-version` (the
     /// request's own, else the default), `anthropic-beta` (the configured betas and the
-    /// request's), and the key or the signature over them, `host` and the body.
+    /// request's), and the key (`authorization: Bearer`) or the signature over them, `host`
+    /// and the body.
     pub(super) fn headers(
         &self,
         request: &WireRequest,
@@ -109,8 +116,8 @@ impl BedrockRoute {
             headers.insert("anthropic-beta", beta);
         }
         match &self.signing {
-            Signing::ApiKey(key) => {
-                headers.insert("x-api-key", key.clone());
+            Signing::ApiKey(bearer) => {
+                headers.insert(header::AUTHORIZATION, bearer.clone());
             }
             Signing::SigV4(signer) => {
                 let hash = sha256_hex(body);
@@ -181,10 +188,49 @@ pub(super) fn failure(status: u16, meta: &ResponseMeta, body: &[u8]) -> Failure 
 
 #[cfg(test)]
 mod tests {
+    use super::super::credentials::Secret;
+    use super::super::sigv4::AwsCredentials;
     use super::*;
 
     fn meta() -> ResponseMeta {
         ResponseMeta::from_headers(&HeaderMap::new(), Duration::ZERO)
+    }
+
+    fn headers_with(auth: BedrockAuth) -> HeaderMap {
+        let route = BedrockRoute::new(
+            "https://bedrock-mantle.us-east-1.api.aws",
+            "us-east-1",
+            auth,
+            &ClientConfig::default(),
+        )
+        .unwrap();
+        let body = br#"{"model":"claude-x","max_tokens":8,"messages":[]}"#;
+        let request = WireRequest::from_json(bytes::Bytes::from_static(body)).unwrap();
+        let chunks = Chunks::from(bytes::Bytes::from_static(body));
+        route
+            .headers(&request, &[], &chunks, Duration::from_secs(1_700_000_000))
+            .unwrap()
+    }
+
+    #[test]
+    fn an_api_key_goes_as_a_sensitive_bearer_token_as_the_sdk_sends_it() {
+        let headers = headers_with(BedrockAuth::ApiKey(Secret::new("bedrock-api-key")));
+        assert_eq!(headers["authorization"], "Bearer bedrock-api-key");
+        assert!(headers["authorization"].is_sensitive());
+        assert!(headers.get("x-api-key").is_none(), "{headers:?}");
+        assert!(!format!("{headers:?}").contains("bedrock-api-key"));
+    }
+
+    #[test]
+    fn signatures_are_scoped_to_the_bedrock_mantle_service_as_the_sdks() {
+        let credentials = AwsCredentials::new("AKIDEXAMPLE", Secret::new("secret"), None);
+        let headers = headers_with(BedrockAuth::SigV4(credentials));
+        let auth = headers["authorization"].to_str().unwrap();
+        assert!(
+            auth.contains("/us-east-1/bedrock-mantle/aws4_request"),
+            "{auth}"
+        );
+        assert!(headers.get("x-api-key").is_none());
     }
 
     #[test]

@@ -29,8 +29,13 @@ use super::credentials::Secret;
 use super::env::non_empty_env;
 use crate::wallclock;
 
-/// The SigV4 service name Bedrock's endpoints are signed for.
-pub const BEDROCK_SERVICE: &str = "bedrock";
+/// The SigV4 service name Bedrock's Anthropic-native endpoint (`bedrock-mantle.REGION.api.aws`)
+/// is signed for, as the official Python SDK signs it (`AnthropicBedrockMantle`,
+/// `DEFAULT_SERVICE_NAME`).
+pub const BEDROCK_SERVICE: &str = "bedrock-mantle";
+
+/// The variables a Bedrock API key is read from, in order (the official SDK's).
+const BEDROCK_API_KEY_ENV: [&str; 2] = ["AWS_BEARER_TOKEN_BEDROCK", "ANTHROPIC_AWS_API_KEY"];
 
 /// AWS credentials for SigV4: an access key pair and, for temporary credentials, a session
 /// token. `Debug` shows none of them.
@@ -91,15 +96,18 @@ impl fmt::Debug for AwsCredentials {
 pub enum BedrockAuth {
     /// SigV4 signatures with AWS credentials.
     SigV4(AwsCredentials),
-    /// A Bedrock API key, sent as a bearer token in `x-api-key`.
+    /// A Bedrock API key, sent as `Authorization: Bearer KEY`.
     ApiKey(Secret),
 }
 
 impl BedrockAuth {
-    /// `AWS_BEARER_TOKEN_BEDROCK` if set and not blank (as in AWS's own SDKs, an API key in
-    /// the environment wins), else [`AwsCredentials::from_env`], else `None`.
+    /// A Bedrock API key from `AWS_BEARER_TOKEN_BEDROCK`, else `ANTHROPIC_AWS_API_KEY` (the
+    /// first set and not blank: as in the official SDKs, an API key in the environment wins),
+    /// else [`AwsCredentials::from_env`], else `None`.
     pub fn from_env() -> Option<Self> {
-        non_empty_env("AWS_BEARER_TOKEN_BEDROCK")
+        BEDROCK_API_KEY_ENV
+            .iter()
+            .find_map(|name| non_empty_env(name))
             .map(|key| Self::ApiKey(Secret::new(key)))
             .or_else(|| AwsCredentials::from_env().map(Self::SigV4))
     }
@@ -341,7 +349,10 @@ mod tests {
         assert_eq!(signed["x-amz-security-token"], "tok");
         assert!(signed["x-amz-security-token"].is_sensitive());
         let auth = signed["authorization"].to_str().unwrap();
-        assert!(auth.contains("/us-west-2/bedrock/aws4_request"), "{auth}");
+        assert!(
+            auth.contains("/us-west-2/bedrock-mantle/aws4_request"),
+            "{auth}"
+        );
         assert!(auth.contains("x-amz-security-token"), "{auth}");
     }
 

@@ -1,7 +1,7 @@
 //! The mock's HTTP surface: `POST /v1/messages` checks the body size, the key, the body, the
 //! model and the model catalogue's rules, then plays the scenario's faults and capacity
-//! model; `GET /stats` reports counters. Every response carries `request-id: req_mock_N`, and
-//! error bodies repeat it.
+//! model; `GET /stats` reports counters. Every response carries `request-id: req_mock_N` (the
+//! Bedrock route's `x-amzn-requestid` instead), and error bodies repeat it.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -47,7 +47,11 @@ async fn number_request(State(app): State<Arc<App>>, mut request: Request, next:
     let number = RequestNumber(app.requests.fetch_add(1, Ordering::Relaxed) + 1);
     request.extensions_mut().insert(number);
     let mut response = next.run(request).await;
-    if let Ok(id) = HeaderValue::from_str(&number.id()) {
+    // Bedrock's answers carry their own id instead (`x-amzn-requestid`).
+    let bedrock = response.headers().contains_key(crate::api::AMZN_REQUEST_ID);
+    if let Ok(id) = HeaderValue::from_str(&number.id())
+        && !bedrock
+    {
         response.headers_mut().insert("request-id", id);
     }
     response
@@ -127,7 +131,7 @@ async fn messages(
 }
 
 /// `POST /anthropic/v1/messages` when the scenario has `[bedrock]`: Bedrock's authentication
-/// (see [`bedrock::check`]), then what `/v1/messages` does.
+/// (see [`bedrock::check`]), then what `/v1/messages` does, with `x-amzn-requestid`.
 async fn bedrock_messages(
     State(app): State<Arc<App>>,
     Extension(number): Extension<RequestNumber>,
@@ -141,15 +145,15 @@ async fn bedrock_messages(
     };
     let body = match respond::body(body, number, BODY_LIMIT) {
         Ok(body) => body,
-        Err(response) => return *response,
+        Err(response) => return bedrock::answered(number, *response),
     };
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     if let Err((kind, message)) = bedrock::check(spec, path, &headers, &body, wallclock::unix_now())
     {
-        return bedrock::refused(kind, &message);
+        return bedrock::answered(number, bedrock::refused(kind, &message));
     }
     let body = bedrock::with_api_model(&app, body);
-    messages_of(&app, number, connection, body).await
+    bedrock::answered(number, messages_of(&app, number, connection, body).await)
 }
 
 #[cfg(test)]

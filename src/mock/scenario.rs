@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::fault::Fault;
+use crate::client::BEDROCK_SERVICE;
 
 /// The built-in scenarios: name and TOML text. The first is the default.
 const BUILTINS: &[(&str, &str)] = &[
@@ -301,21 +302,27 @@ impl Default for VertexScenario {
     }
 }
 
-/// `[bedrock]`: the credentials Bedrock's endpoint accepts. A request with `x-api-key` must
-/// carry `api-key`; any other must be signed with SigV4 for `region` and service `bedrock`
-/// by `access-key-id` and `secret-access-key` (and `session-token`, when set).
+/// `[bedrock]`: the credentials Bedrock's endpoint accepts. A request with an API key
+/// (`Authorization: Bearer KEY`, as the official SDK sends it, or `x-api-key`) must carry
+/// `api-key`; any other must be signed with SigV4 for `region` and `service`
+/// (`bedrock-mantle`) by `access-key-id` and `secret-access-key` (and `session-token`, when
+/// set).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct BedrockScenario {
     /// The region signatures must be scoped to. Default: "us-east-1"
     pub region: String,
+    /// The service signatures must be scoped to. Default: "bedrock-mantle" (the official
+    /// SDK's, and breakwater's)
+    pub service: String,
     /// The access key id accepted. Default: none (no signature passes)
     pub access_key_id: Option<String>,
     /// Its secret. Default: none
     pub secret_access_key: Option<String>,
     /// The session token required with it. Default: none
     pub session_token: Option<String>,
-    /// The Bedrock API key accepted in `x-api-key`. Default: none (no key passes)
+    /// The Bedrock API key accepted (as `Authorization: Bearer` or `x-api-key`). Default: none
+    /// (no key passes)
     pub api_key: Option<String>,
 }
 
@@ -323,6 +330,7 @@ impl Default for BedrockScenario {
     fn default() -> Self {
         Self {
             region: "us-east-1".to_owned(),
+            service: BEDROCK_SERVICE.to_owned(),
             access_key_id: None,
             secret_access_key: None,
             session_token: None,
