@@ -7,10 +7,16 @@
 //! model can take comes back as its own 400 (see tests/python/sdk_fallback.py). And the SDK's
 //! own Vertex AI client is served by the mock as Vertex AI, while the plain SDK through a
 //! gateway falling back to Vertex AI sees ordinary answers (see tests/python/sdk_vertex.py).
+//! The SDK's Bedrock client (`AnthropicBedrockMantle`) is answered by the mock's Bedrock route
+//! with an API key and with SigV4, and refused with a wrong secret
+//! (tests/python/sdk_bedrock_mock.py); and the plain SDK through a gateway whose chain falls
+//! back from the overloaded Claude API to the same model on Bedrock sees ordinary answers
+//! (tests/python/sdk_bedrock_fallback.py).
 //!
-//! It needs a Python with the SDK installed, named by `BREAKWATER_PYTHON`; `scripts/test`
-//! (the README's test command, and CI's) makes one in a virtual environment and sets
-//! `BREAKWATER_REQUIRE_PYTHON`, under which a missing Python fails instead of skipping.
+//! It needs a Python with the SDK installed (and boto3, through which the SDK signs SigV4),
+//! named by `BREAKWATER_PYTHON`; `scripts/test` (the README's test command, and CI's) makes
+//! one in a virtual environment and sets `BREAKWATER_REQUIRE_PYTHON`, under which a missing
+//! Python fails instead of skipping.
 
 use std::process::Command;
 
@@ -27,6 +33,22 @@ fn the_official_python_sdk_sees_fallbacks_answer_what_the_fallback_would_refuse_
 #[test]
 fn the_official_python_sdk_speaks_to_the_mock_as_vertex_ai_and_through_a_vertex_fallback() {
     run_script("sdk_vertex.py", "ok: Vertex AI checked by the official SDK");
+}
+
+#[test]
+fn the_official_python_sdks_bedrock_client_is_answered_by_the_mocks_bedrock_route() {
+    run_script(
+        "sdk_bedrock_mock.py",
+        "ok: the official SDK's Bedrock client is answered by the mock, API key and SigV4",
+    );
+}
+
+#[test]
+fn the_official_python_sdk_sees_bedrock_answer_for_an_overloaded_claude_api_through_the_gateway() {
+    run_script(
+        "sdk_bedrock_fallback.py",
+        "ok: the Claude API overloaded, Bedrock answered every request",
+    );
 }
 
 /// Runs `tests/python/SCRIPT` with the SDK's Python, and asserts that it succeeds and prints

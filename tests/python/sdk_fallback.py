@@ -16,17 +16,15 @@ case that failed and why, unless every case holds.
 
 import base64
 import os
-import re
 import signal
-import subprocess
 import sys
-import threading
-import time
 import warnings
 from contextlib import ExitStack
 from pathlib import Path
 
 import anthropic
+
+from servers import Server, clean_env, start_watchdog, stop_watchdog
 
 # The SDK warns about model deprecations; the mock serves whatever names it is given.
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -35,77 +33,8 @@ HERE = Path(__file__).resolve().parent
 SONNET, HAIKU = "claude-sonnet-4-6", "claude-haiku-4-5"
 OPUS_46, OPUS_48 = "claude-opus-4-6", "claude-opus-4-8"
 HAIKU_ID = "claude-haiku-4-5-20251001"  # the catalogue id, which signs Haiku's thinking
-START_TIMEOUT_S = 60  # for a server to print its address
-STOP_TIMEOUT_S = 15  # for a server to exit after its stop signal
 REQUEST_TIMEOUT_S = 30  # for each request
 WATCHDOG_S = 180  # for the whole run
-
-
-class Server:
-    """A breakwater subprocess (`mock` or `serve`) listening on a port it chose itself. As a
-    context manager it is stopped on every way out (its stop signal, then SIGKILL), and a
-    server that exits non-zero fails the run."""
-
-    def __init__(self, name, args, stop_signal, env=None):
-        self.name, self.args, self.stop_signal, self.env = name, args, stop_signal, env
-        self.process, self.url, self.output = None, None, []
-
-    def __enter__(self):
-        self.process = subprocess.Popen(
-            self.args, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        try:
-            self._wait_for_address()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, kind, error, traceback):
-        code = self.stop()
-        if kind is None and code != 0:
-            raise AssertionError(f"{self.name} exited with {code}:\n{self.log()}")
-        return False
-
-    def _wait_for_address(self):
-        found = threading.Event()
-
-        def read(pipe):
-            for line in pipe:
-                self.output.append(line.rstrip("\n"))
-                match = re.search(r"listening on (http://\S+)", line)
-                if match and self.url is None:
-                    self.url = match.group(1)
-                    found.set()
-
-        # Both pipes are drained for the whole run, so a chatty server never blocks on them.
-        for pipe in (self.process.stdout, self.process.stderr):
-            threading.Thread(target=read, args=(pipe,), daemon=True).start()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not found.wait(0.05):
-            if self.process.poll() is not None:
-                time.sleep(0.1)  # let the readers take its last words
-                raise AssertionError(
-                    f"{self.name} exited with {self.process.returncode} before listening:\n"
-                    f"{self.log()}"
-                )
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name} did not start within {START_TIMEOUT_S} s")
-
-    def stop(self):
-        """Stops the server (if it still runs); its exit code, negative if it was killed."""
-        if self.process.poll() is None:
-            self.process.send_signal(self.stop_signal)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                self.output.append(f"(killed: still running {STOP_TIMEOUT_S} s after its signal)")
-        return self.process.returncode
-
-    def log(self):
-        return "\n".join(f"  {self.name}| {line}" for line in self.output[-40:])
 
 
 def client(url):
@@ -363,23 +292,12 @@ CASES = [
 ]
 
 
-class Watchdog(BaseException):
-    """The run took too long: not an Exception, so no case's handler swallows it on its way
-    out through the servers' cleanup."""
-
-
-def watchdog(signum, frame):
-    raise Watchdog(f"the run took over {WATCHDOG_S} s")
-
-
 def main():
-    signal.signal(signal.SIGALRM, watchdog)
-    signal.alarm(WATCHDOG_S)
+    start_watchdog(WATCHDOG_S)
     binary = os.environ["BREAKWATER_BIN"]
     # The gateway's own upstream key (the mock takes any); nothing else from the environment
     # decides where it sends requests.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-    env["ANTHROPIC_API_KEY"] = "sdk-fallback-upstream-key"
+    env = clean_env(ANTHROPIC_API_KEY="sdk-fallback-upstream-key")
     failures = []
     with ExitStack() as servers:
         mock = servers.enter_context(Server(
@@ -404,7 +322,7 @@ def main():
                 failures.append(f"{case.__name__}: {type(error).__name__}: {error}")
         if failures:
             failures.append(f"the gateway's output:\n{gateway.log()}")
-    signal.alarm(0)
+    stop_watchdog()
     if failures:
         sys.exit("failed:\n" + "\n".join(failures))
     print("ok: every fallback answered; the request no model can take came back as its own 400")
