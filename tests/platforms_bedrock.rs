@@ -359,3 +359,134 @@ async fn the_mocks_bedrock_route_takes_the_key_as_bearer_or_x_api_key_with_amazo
     }
     assert_eq!(by_status(&bedrock, "200"), 2);
 }
+
+/// `breakwater send` through a chain of [`MODEL`] on Bedrock only, in a process whose AWS
+/// environment is `env` and nothing of this machine's: its exit status and output.
+async fn send_on_bedrock(
+    bedrock: &MockServer,
+    anthropic: &MockServer,
+    env: &[(&str, &str)],
+) -> (bool, String) {
+    let (bedrock, anthropic) = (bedrock.base_url(), anthropic.base_url());
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect();
+    // The mocks run on this test's runtime: the child is waited for on another thread.
+    tokio::task::spawn_blocking(move || run_send_on_bedrock(&bedrock, &anthropic, &env))
+        .await
+        .expect("joined")
+}
+
+fn run_send_on_bedrock(bedrock: &str, anthropic: &str, env: &[(String, String)]) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("breakwater.toml");
+    let text = format!(
+        "[models.{MODEL}]\n[chains]\ndefault = [\"{MODEL}@bedrock\"]\n\
+         [platforms.bedrock]\nregion = \"us-east-1\"\nendpoint = \"{bedrock}\"\n"
+    );
+    std::fs::write(&config, text).expect("config written");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_breakwater"));
+    command
+        .args(["send", "--deadline", "10s", "--config"])
+        .arg(&config)
+        .args([
+            "--base-url",
+            anthropic,
+            "--model",
+            &format!("{MODEL}@bedrock"),
+            "hi",
+        ])
+        .env("ANTHROPIC_API_KEY", "anthropic-key")
+        .env("AWS_CONFIG_FILE", dir.path().join("no-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            dir.path().join("no-credentials"),
+        )
+        .env("RUST_LOG", "trace");
+    for name in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_BEARER_TOKEN_BEDROCK",
+        "ANTHROPIC_AWS_API_KEY",
+    ] {
+        command.env_remove(name);
+    }
+    // `env` may name files in `dir`, written by the caller under these names.
+    for (name, value) in env {
+        let value = value.replace("{dir}", &dir.path().to_string_lossy());
+        command.env(name, value);
+    }
+    for (file, text) in env
+        .iter()
+        .filter_map(|(name, text)| name.strip_prefix("FILE:").map(|f| (f, text)))
+    {
+        std::fs::write(dir.path().join(file), text).expect("file written");
+    }
+    let output = command.output().expect("breakwater runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[tokio::test]
+async fn credentials_come_from_a_profile_file_or_its_credential_process_and_are_never_printed() {
+    let anthropic = mock(&format!("[models.{MODEL}]\nservice-time = \"1ms\"\n")).await;
+    let bedrock = bedrock_mock("").await;
+    let profiles = format!(
+        "[default]\naws_access_key_id = AKIDOTHER\naws_secret_access_key = other\n\n\
+         [breakwater]\naws_access_key_id = {KEY_ID}\naws_secret_access_key = {SECRET}\n"
+    );
+    let process = format!(
+        "[profile from-process]\ncredential_process = echo '{{\"Version\": 1, \
+         \"AccessKeyId\": \"{KEY_ID}\", \"SecretAccessKey\": \"{SECRET}\"}}'\n"
+    );
+    let cases = [
+        vec![
+            ("FILE:credentials", profiles.as_str()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "{dir}/credentials"),
+            ("AWS_PROFILE", "breakwater"),
+        ],
+        vec![
+            ("FILE:config", process.as_str()),
+            ("AWS_CONFIG_FILE", "{dir}/config"),
+            ("AWS_PROFILE", "from-process"),
+        ],
+    ];
+    for (answered, env) in cases.iter().enumerate() {
+        let (ok, output) = send_on_bedrock(&bedrock, &anthropic, env).await;
+        assert!(ok, "{env:?}:\n{output}");
+        assert_eq!(by_status(&bedrock, "200"), answered as u64 + 1, "{output}");
+        assert!(
+            !output.contains(SECRET),
+            "the secret was printed:\n{output}"
+        );
+    }
+    let role = format!(
+        "[profile base]\naws_access_key_id = {KEY_ID}\naws_secret_access_key = {SECRET}\n\
+         [profile role]\nrole_arn = arn:aws:iam::123456789012:role/r\nsource_profile = base\n"
+    );
+    let env = [
+        ("FILE:config", role.as_str()),
+        ("AWS_CONFIG_FILE", "{dir}/config"),
+        ("AWS_PROFILE", "role"),
+    ];
+    let (ok, output) = send_on_bedrock(&bedrock, &anthropic, &env).await;
+    assert!(!ok, "assumed a role without STS:\n{output}");
+    assert!(output.contains("breakwater does not reach"), "{output}");
+    assert!(
+        !output.contains(SECRET),
+        "the secret was printed:\n{output}"
+    );
+    let (ok, output) = send_on_bedrock(&bedrock, &anthropic, &[]).await;
+    assert!(!ok, "started with no credentials:\n{output}");
+    assert!(
+        output.contains("platforms.bedrock has no credentials") && output.contains("AWS_PROFILE"),
+        "{output}"
+    );
+}

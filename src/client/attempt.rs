@@ -36,8 +36,9 @@ impl ClaudeClient {
                 with_headers(builder, request.headers(), self.authenticated, &self.betas)
             }
             Route::Bedrock(bedrock) => {
-                let headers =
-                    bedrock.headers(request, &self.betas, &body, wallclock::unix_now())?;
+                let headers = bedrock
+                    .headers(request, &self.betas, &body, wallclock::unix_now())
+                    .await?;
                 bedrock.http.post(bedrock.url.clone()).headers(headers)
             }
             Route::Vertex(vertex) => {

@@ -7,17 +7,24 @@
 //! restart.
 //!
 //! Links that need an HTTP client of their own (SSO, the instance metadata service, STS role
-//! assumption) are not in the chain.
+//! assumption) are not in the chain: a profile that needs one fails with an error saying so.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_config::Region;
 use aws_config::environment::credentials::EnvironmentVariableCredentialsProvider;
 use aws_config::meta::credentials::CredentialsProviderChain;
 use aws_config::profile::ProfileFileCredentialsProvider;
+use aws_config::provider_config::ProviderConfig;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_smithy_runtime_api::client::http::{
+    HttpConnector, HttpConnectorFuture, SharedHttpConnector, http_client_fn,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::result::ConnectorError;
 use tokio::sync::Mutex;
 
 use super::credentials::Secret;
@@ -49,17 +56,26 @@ impl fmt::Debug for AwsChain {
 }
 
 impl AwsChain {
-    /// The chain, if it gives credentials now: `None` when neither the environment nor a
-    /// profile holds any (the error says why).
+    /// The chain, if it gives credentials now (`region`: Bedrock's, for a profile that would
+    /// reach an AWS service).
     ///
     /// # Errors
     /// Why no credentials were found, as `aws-config` words it.
-    pub async fn discover() -> Result<Self, String> {
+    pub async fn discover(region: &str) -> Result<Self, String> {
+        // The profile provider builds clients for the links that need HTTP (SSO, instance
+        // metadata, STS) up front, and aws-config panics when it has no HTTP client for them:
+        // give it one that refuses every call, naming why.
+        let config = ProviderConfig::default()
+            .with_region(Some(Region::new(region.to_owned())))
+            .with_http_client(http_client_fn(|_, _| SharedHttpConnector::new(NoHttp)));
+        let profile = ProfileFileCredentialsProvider::builder()
+            .configure(&config)
+            .build();
         let chain = CredentialsProviderChain::first_try(
             "Environment",
             EnvironmentVariableCredentialsProvider::new(),
         )
-        .or_else("Profile", ProfileFileCredentialsProvider::builder().build());
+        .or_else("Profile", profile);
         let chain = Self::new(SharedCredentialsProvider::new(chain));
         chain.current().await?;
         Ok(chain)
@@ -97,6 +113,19 @@ impl AwsChain {
         let credentials = held.credentials.clone();
         *cached = Some(held);
         Ok(credentials)
+    }
+}
+
+/// The HTTP client given to `aws-config`: every call fails, naming what is not supported.
+#[derive(Debug)]
+struct NoHttp;
+
+impl HttpConnector for NoHttp {
+    fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
+        let why = "this profile needs AWS SSO, instance metadata or STS role assumption, which \
+                   breakwater does not reach: give the profile keys or a credential_process, or \
+                   set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY";
+        HttpConnectorFuture::ready(Err(ConnectorError::other(why.into(), None)))
     }
 }
 

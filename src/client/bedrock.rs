@@ -19,6 +19,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderValue, header};
 use sha2::{Digest, Sha256};
 
+use super::aws_chain::AwsChain;
 use super::config::ClientConfig;
 use super::config::messages_url_at;
 use super::error::ClientError;
@@ -39,6 +40,11 @@ enum Signing {
     /// `Authorization: Bearer KEY`, marked sensitive.
     ApiKey(HeaderValue),
     SigV4(Box<SigV4Signer>),
+    /// SigV4 with whatever credentials the chain holds at the time of each request.
+    Chain {
+        chain: AwsChain,
+        region: String,
+    },
 }
 
 /// Where and how Bedrock is reached.
@@ -70,6 +76,10 @@ impl BedrockRoute {
             BedrockAuth::SigV4(credentials) => {
                 Signing::SigV4(Box::new(SigV4Signer::bedrock(credentials, region)))
             }
+            BedrockAuth::Chain(chain) => Signing::Chain {
+                chain,
+                region: region.to_owned(),
+            },
         };
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
@@ -88,7 +98,7 @@ impl BedrockRoute {
     /// request's own, else the default), `anthropic-beta` (the configured betas and the
     /// request's), and the key (`authorization: Bearer`) or the signature over them, `host`
     /// and the body.
-    pub(super) fn headers(
+    pub(super) async fn headers(
         &self,
         request: &WireRequest,
         betas: &[String],
@@ -115,24 +125,37 @@ impl BedrockRoute {
                 .map_err(|_| invalid("anthropic-beta is not a valid header value"))?;
             headers.insert("anthropic-beta", beta);
         }
-        match &self.signing {
+        let from_chain;
+        let signer = match &self.signing {
             Signing::ApiKey(bearer) => {
                 headers.insert(header::AUTHORIZATION, bearer.clone());
+                return Ok(headers);
             }
-            Signing::SigV4(signer) => {
-                let hash = sha256_hex(body);
-                let to_sign = RequestToSign {
-                    method: "POST",
-                    url: self.url.as_str(),
-                    headers: &headers,
-                    payload: Payload::Sha256Hex(&hash),
-                };
-                let signed = signer
-                    .sign(&to_sign, at)
-                    .map_err(|error| invalid(&error.to_string()))?;
-                headers.extend(signed);
+            Signing::SigV4(signer) => signer,
+            Signing::Chain { chain, region } => {
+                let credentials = chain.current().await.map_err(|error| {
+                    // The profile's credential_process or file failed: Bedrock cannot be
+                    // reached with credentials for now, as for a refused connection.
+                    Failure::new(
+                        Class::Connect,
+                        format!("Bedrock: no AWS credentials: {error}"),
+                    )
+                })?;
+                from_chain = Box::new(SigV4Signer::bedrock(credentials, region.clone()));
+                &from_chain
             }
-        }
+        };
+        let hash = sha256_hex(body);
+        let to_sign = RequestToSign {
+            method: "POST",
+            url: self.url.as_str(),
+            headers: &headers,
+            payload: Payload::Sha256Hex(&hash),
+        };
+        let signed = signer
+            .sign(&to_sign, at)
+            .map_err(|error| invalid(&error.to_string()))?;
+        headers.extend(signed);
         Ok(headers)
     }
 }
@@ -196,7 +219,7 @@ mod tests {
         ResponseMeta::from_headers(&HeaderMap::new(), Duration::ZERO)
     }
 
-    fn headers_with(auth: BedrockAuth) -> HeaderMap {
+    async fn headers_with(auth: BedrockAuth) -> HeaderMap {
         let route = BedrockRoute::new(
             "https://bedrock-mantle.us-east-1.api.aws",
             "us-east-1",
@@ -209,22 +232,23 @@ mod tests {
         let chunks = Chunks::from(bytes::Bytes::from_static(body));
         route
             .headers(&request, &[], &chunks, Duration::from_secs(1_700_000_000))
+            .await
             .unwrap()
     }
 
-    #[test]
-    fn an_api_key_goes_as_a_sensitive_bearer_token_as_the_sdk_sends_it() {
-        let headers = headers_with(BedrockAuth::ApiKey(Secret::new("bedrock-api-key")));
+    #[tokio::test]
+    async fn an_api_key_goes_as_a_sensitive_bearer_token_as_the_sdk_sends_it() {
+        let headers = headers_with(BedrockAuth::ApiKey(Secret::new("bedrock-api-key"))).await;
         assert_eq!(headers["authorization"], "Bearer bedrock-api-key");
         assert!(headers["authorization"].is_sensitive());
         assert!(headers.get("x-api-key").is_none(), "{headers:?}");
         assert!(!format!("{headers:?}").contains("bedrock-api-key"));
     }
 
-    #[test]
-    fn signatures_are_scoped_to_the_bedrock_mantle_service_as_the_sdks() {
+    #[tokio::test]
+    async fn signatures_are_scoped_to_the_bedrock_mantle_service_as_the_sdks() {
         let credentials = AwsCredentials::new("AKIDEXAMPLE", Secret::new("secret"), None);
-        let headers = headers_with(BedrockAuth::SigV4(credentials));
+        let headers = headers_with(BedrockAuth::SigV4(credentials)).await;
         let auth = headers["authorization"].to_str().unwrap();
         assert!(
             auth.contains("/us-east-1/bedrock-mantle/aws4_request"),

@@ -25,6 +25,7 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tracing::subscriber::NoSubscriber;
 
+use super::aws_chain::AwsChain;
 use super::credentials::Secret;
 use super::env::non_empty_env;
 use crate::wallclock;
@@ -92,10 +93,13 @@ impl fmt::Debug for AwsCredentials {
 }
 
 /// How requests to Bedrock authenticate.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum BedrockAuth {
     /// SigV4 signatures with AWS credentials.
     SigV4(AwsCredentials),
+    /// SigV4 signatures with the credentials an [`AwsChain`] holds at each request (the
+    /// environment, then the shared profile files), renewed before they expire.
+    Chain(AwsChain),
     /// A Bedrock API key, sent as `Authorization: Bearer KEY`.
     ApiKey(Secret),
 }
@@ -110,6 +114,31 @@ impl BedrockAuth {
             .find_map(|name| non_empty_env(name))
             .map(|key| Self::ApiKey(Secret::new(key)))
             .or_else(|| AwsCredentials::from_env().map(Self::SigV4))
+    }
+
+    /// A Bedrock API key from the environment as [`BedrockAuth::from_env`] reads it, else the
+    /// standard chain's local links ([`AwsChain::discover`]: the environment's keys, then the
+    /// shared profile files).
+    ///
+    /// # Errors
+    /// Why none of them gave credentials, and where they could come from.
+    pub async fn discover(region: &str) -> Result<Self, String> {
+        if let Some(key) = BEDROCK_API_KEY_ENV
+            .iter()
+            .find_map(|name| non_empty_env(name))
+        {
+            return Ok(Self::ApiKey(Secret::new(key)));
+        }
+        AwsChain::discover(region)
+            .await
+            .map(Self::Chain)
+            .map_err(|error| {
+                format!(
+                    "{error}; set AWS_BEARER_TOKEN_BEDROCK (a Bedrock API key), or \
+                 AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for \
+                 temporary credentials), or name a profile of ~/.aws/credentials in AWS_PROFILE"
+                )
+            })
     }
 }
 

@@ -96,8 +96,8 @@ impl RuntimeBuilder {
         self
     }
 
-    /// How requests to Bedrock authenticate, instead of the environment's
-    /// (`AWS_BEARER_TOKEN_BEDROCK`, else `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`).
+    /// How requests to Bedrock authenticate, instead of the environment's and the profile
+    /// files' (see [`BedrockAuth::discover`]).
     #[must_use]
     pub fn bedrock_credentials(mut self, auth: BedrockAuth) -> Self {
         self.bedrock = Some(auth);
@@ -162,24 +162,20 @@ impl RuntimeBuilder {
             let mut client = client_config(&self.config, self.base_url);
             client.credentials = self.credentials.or(client.credentials);
             let mut client = ClaudeClient::new(&client)?;
-            if let Some(bedrock) = &self.config.platforms.bedrock {
-                let auth = self.bedrock.take().or_else(BedrockAuth::from_env);
-                match (auth, entry_on(&self.config, BEDROCK_UPSTREAM)) {
-                    (Some(auth), _) => {
-                        client = client.with_bedrock(&bedrock.base_url(), &bedrock.region, auth)?;
-                    }
-                    (None, Some(entry)) => {
-                        return Err(RuntimeError::NoCredentials {
+            if let Some(bedrock) = &self.config.platforms.bedrock
+                && let Some(entry) = entry_on(&self.config, BEDROCK_UPSTREAM)
+            {
+                let auth = match self.bedrock.take() {
+                    Some(auth) => auth,
+                    None => BedrockAuth::discover(&bedrock.region)
+                        .await
+                        .map_err(|how| RuntimeError::NoCredentials {
                             platform: "platforms.bedrock",
                             entry,
-                            how: "set AWS_BEARER_TOKEN_BEDROCK (a Bedrock API key), or \
-                                  AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and \
-                                  AWS_SESSION_TOKEN for temporary credentials)"
-                                .to_owned(),
-                        });
-                    }
-                    (None, None) => {}
-                }
+                            how,
+                        })?,
+                };
+                client = client.with_bedrock(&bedrock.base_url(), &bedrock.region, auth)?;
             }
             if let Some(vertex) = &self.config.platforms.vertex
                 && let Some(entry) = entry_on(&self.config, VERTEX_UPSTREAM)
