@@ -14,6 +14,7 @@
 mod attempt;
 mod aws_chain;
 mod bedrock;
+mod bedrock_auth;
 mod config;
 mod count;
 mod credentials;
@@ -40,15 +41,14 @@ use crate::telemetry;
 
 pub use aws_chain::AwsChain;
 pub use bedrock::BEDROCK_UPSTREAM;
+pub use bedrock_auth::BedrockAuth;
 pub use config::{ClientConfig, DEFAULT_API_VERSION, DEFAULT_BASE_URL};
 pub use count::Forwarded;
 pub use credentials::{Credentials, Secret};
 pub(crate) use env::non_empty_env;
 pub use error::ClientError;
 pub use forward::{AnswerStream, ForwardStream};
-pub use sigv4::{
-    AwsCredentials, BEDROCK_SERVICE, BedrockAuth, Payload, RequestToSign, SigV4Error, SigV4Signer,
-};
+pub use sigv4::{AwsCredentials, BEDROCK_SERVICE, Payload, RequestToSign, SigV4Error, SigV4Signer};
 pub use vertex::{
     VERTEX_BODY_VERSION, VERTEX_TOKEN_ENV, VERTEX_UPSTREAM, VertexAuth, VertexAuthError,
 };

@@ -123,17 +123,21 @@ pub enum Event {
     },
 }
 
+/// A map by target, read on every request's path: hashed with foldhash rather than
+/// SipHash, as a lookup hashes the target's name (a few dozen per request in all).
+pub(crate) type TargetMap<V> = DashMap<Target, V, foldhash::fast::RandomState>;
+
 /// The shared view of every breaker, plus the event bus.
 #[derive(Debug)]
 pub struct Board {
-    breakers: DashMap<Target, BreakerStatus>,
-    loads: DashMap<Target, Load>,
-    throttles: DashMap<Target, Throttle>,
+    breakers: TargetMap<BreakerStatus>,
+    loads: TargetMap<Load>,
+    throttles: TargetMap<Throttle>,
     throttle: Option<ThrottleConfig>,
     /// Attempts started per target, ever: the fleet link's measure of this replica's demand.
-    starts: DashMap<Target, u64>,
+    starts: TargetMap<u64>,
     /// This replica's share of each target in a fleet (absent: 1, alone).
-    shares: DashMap<Target, f64>,
+    shares: TargetMap<f64>,
     events: broadcast::Sender<Event>,
 }
 
@@ -142,12 +146,12 @@ impl Board {
     pub fn new(capacity: usize) -> Self {
         let (events, _) = broadcast::channel(capacity.max(1));
         Self {
-            breakers: DashMap::new(),
-            loads: DashMap::new(),
-            throttles: DashMap::new(),
+            breakers: TargetMap::default(),
+            loads: TargetMap::default(),
+            throttles: TargetMap::default(),
             throttle: None,
-            starts: DashMap::new(),
-            shares: DashMap::new(),
+            starts: TargetMap::default(),
+            shares: TargetMap::default(),
             events,
         }
     }

@@ -4,9 +4,9 @@
 
 use std::sync::RwLock;
 
-use dashmap::DashMap;
 use ractor::ActorRef;
 
+use crate::board::TargetMap;
 use crate::breaker::BreakerMsg;
 use crate::dispatcher::DispatcherMsg;
 use crate::upstream::{Target, Upstream};
@@ -14,16 +14,16 @@ use crate::worker::WorkerMsg;
 
 pub(crate) struct Directory<U: Upstream> {
     dispatcher: RwLock<Option<ActorRef<DispatcherMsg<U>>>>,
-    workers: DashMap<Target, ActorRef<WorkerMsg<U>>>,
-    breakers: DashMap<Target, ActorRef<BreakerMsg<U>>>,
+    workers: TargetMap<ActorRef<WorkerMsg<U>>>,
+    breakers: TargetMap<ActorRef<BreakerMsg<U>>>,
 }
 
 impl<U: Upstream> Directory<U> {
     pub(crate) fn new() -> Self {
         Self {
             dispatcher: RwLock::new(None),
-            workers: DashMap::new(),
-            breakers: DashMap::new(),
+            workers: TargetMap::default(),
+            breakers: TargetMap::default(),
         }
     }
 

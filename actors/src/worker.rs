@@ -83,6 +83,7 @@ pub(crate) struct WorkerState<U: Upstream> {
     wake_at: Option<Instant>,
     /// The cap, the pacing, a 429 pause and the rate-limit account.
     gate: Gate,
+    meters: report::Meters,
 }
 
 impl<U: Upstream> Actor for WorkerActor<U> {
@@ -104,6 +105,7 @@ impl<U: Upstream> Actor for WorkerActor<U> {
             running: HashMap::new(),
             deadlines: BTreeSet::new(),
             wake_at: None,
+            meters: report::Meters::default(),
         };
         state.publish_load(now);
         Ok(state)
@@ -269,7 +271,7 @@ impl<U: Upstream> WorkerState<U> {
         self.args
             .board
             .throttle_record(&self.args.target, now, accepted);
-        report::attempt(&self.args.target, failure, now - started);
+        report::attempt(&mut self.meters, &self.args.target, failure, now - started);
         self.tell_breaker(BreakerMsg::Record {
             class: failure.map(Failure::class),
             retry_after: failure.and_then(Failure::retry_after),

@@ -6,13 +6,39 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use breakwater_actors::{RateLimits, Window};
-use http::HeaderMap;
+use http::header::AsHeaderName;
+use http::{HeaderMap, HeaderName};
 
 /// The rate-limit windows by their name in `anthropic-ratelimit-{name}-*` headers.
 const WINDOWS: [&str; 4] = ["requests", "tokens", "input-tokens", "output-tokens"];
 
 /// Amazon Bedrock's request id header, read when a response has no `request-id`.
 pub const AMZN_REQUEST_ID: &str = "x-amzn-requestid";
+
+/// The `-limit`, `-remaining` and `-reset` headers of each of [`WINDOWS`], in its order:
+/// named once here, as every answer's headers are read for them.
+const WINDOW_HEADERS: [[HeaderName; 3]; 4] = [
+    [
+        HeaderName::from_static("anthropic-ratelimit-requests-limit"),
+        HeaderName::from_static("anthropic-ratelimit-requests-remaining"),
+        HeaderName::from_static("anthropic-ratelimit-requests-reset"),
+    ],
+    [
+        HeaderName::from_static("anthropic-ratelimit-tokens-limit"),
+        HeaderName::from_static("anthropic-ratelimit-tokens-remaining"),
+        HeaderName::from_static("anthropic-ratelimit-tokens-reset"),
+    ],
+    [
+        HeaderName::from_static("anthropic-ratelimit-input-tokens-limit"),
+        HeaderName::from_static("anthropic-ratelimit-input-tokens-remaining"),
+        HeaderName::from_static("anthropic-ratelimit-input-tokens-reset"),
+    ],
+    [
+        HeaderName::from_static("anthropic-ratelimit-output-tokens-limit"),
+        HeaderName::from_static("anthropic-ratelimit-output-tokens-remaining"),
+        HeaderName::from_static("anthropic-ratelimit-output-tokens-reset"),
+    ],
+];
 
 /// The first second RFC 3339 formatting cannot show (year 10000).
 const RFC3339_END: Duration = Duration::from_secs(253_402_300_800);
@@ -40,12 +66,7 @@ impl ResponseMeta {
     /// Values that do not parse, and negative delays, are ignored; delays and resets longer
     /// than [`MAX_ANNOUNCED_DELAY`] are cut to it.
     pub fn from_headers(headers: &HeaderMap, now_unix: Duration) -> Self {
-        let get = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-        };
+        let get = |name: &str| text(headers, name);
         let retry_after_ms = get("retry-after-ms")
             .and_then(|v| v.parse::<f64>().ok())
             .and_then(|ms| capped_secs(ms / 1000.0));
@@ -66,7 +87,7 @@ impl ResponseMeta {
             _ => None,
         };
         let [requests, tokens, input_tokens, output_tokens] =
-            WINDOWS.map(|name| window(&get, name, now_unix));
+            WINDOW_HEADERS.map(|names| window(headers, &names, now_unix));
         Self {
             request_id: ["request-id", AMZN_REQUEST_ID]
                 .into_iter()
@@ -92,12 +113,24 @@ fn capped_secs(secs: f64) -> Option<Duration> {
     Duration::try_from_secs_f64(secs.min(MAX_ANNOUNCED_DELAY.as_secs_f64())).ok()
 }
 
-fn window<'h>(get: &impl Fn(&str) -> Option<&'h str>, name: &str, now_unix: Duration) -> Window {
-    let header = |field: &str| get(&format!("anthropic-ratelimit-{name}-{field}"));
+/// A header's value as trimmed text, when it is text.
+fn text<K: AsHeaderName>(headers: &HeaderMap, name: K) -> Option<&str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// The window announced by its `[limit, remaining, reset]` headers.
+fn window(
+    headers: &HeaderMap,
+    [limit, remaining, reset]: &[HeaderName; 3],
+    now_unix: Duration,
+) -> Window {
     Window {
-        limit: header("limit").and_then(|v| v.parse().ok()),
-        remaining: header("remaining").and_then(|v| v.parse().ok()),
-        reset_in: header("reset")
+        limit: text(headers, limit).and_then(|v| v.parse().ok()),
+        remaining: text(headers, remaining).and_then(|v| v.parse().ok()),
+        reset_in: text(headers, reset)
             .and_then(|v| {
                 humantime::parse_rfc3339_weak(v)
                     .ok()?
@@ -165,6 +198,18 @@ pub fn merge_betas<'a>(
 mod tests {
     use super::*;
     use http::HeaderValue;
+
+    #[test]
+    fn the_window_header_names_follow_the_windows() {
+        for (name, headers) in WINDOWS.iter().zip(&WINDOW_HEADERS) {
+            for (field, header) in ["limit", "remaining", "reset"].iter().zip(headers) {
+                assert_eq!(
+                    header.as_str(),
+                    format!("anthropic-ratelimit-{name}-{field}")
+                );
+            }
+        }
+    }
 
     /// 2025-08-21T12:40:00Z.
     const NOW: Duration = Duration::from_secs(1_755_780_000);

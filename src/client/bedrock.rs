@@ -20,10 +20,11 @@ use http::{HeaderMap, HeaderValue, header};
 use sha2::{Digest, Sha256};
 
 use super::aws_chain::AwsChain;
+use super::bedrock_auth::BedrockAuth;
 use super::config::ClientConfig;
 use super::config::messages_url_at;
 use super::error::ClientError;
-use super::sigv4::{BedrockAuth, Payload, RequestToSign, SigV4Signer};
+use super::sigv4::{Payload, RequestToSign, SigV4Signer};
 use crate::api::json::Chunks;
 use crate::api::{self, ResponseMeta, WireRequest};
 use crate::engine::{Class, Failure};

@@ -1,8 +1,8 @@
-//! AWS Signature Version 4 for Amazon Bedrock: the credentials ([`AwsCredentials`], or a
-//! Bedrock API key, together [`BedrockAuth`]) and a [`SigV4Signer`] that signs one outgoing
-//! request (method, URL, the headers to sign, the body or its SHA-256) with the `aws-sigv4`
-//! crate, returning the headers to add: `authorization`, `x-amz-date` and, with temporary
-//! credentials, `x-amz-security-token`, the secret ones marked sensitive.
+//! AWS Signature Version 4 for Amazon Bedrock: the credentials ([`AwsCredentials`]) and a
+//! [`SigV4Signer`] that signs one outgoing request (method, URL, the headers to sign, the body
+//! or its SHA-256) with the `aws-sigv4` crate, returning the headers to add: `authorization`,
+//! `x-amz-date` and, with temporary credentials, `x-amz-security-token`, the secret ones
+//! marked sensitive.
 //!
 //! It lives in the client layer, beside [`Credentials`](super::Credentials), because it puts
 //! credentials on the wire and nothing else does; the mock checks its signatures with a
@@ -25,7 +25,6 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tracing::subscriber::NoSubscriber;
 
-use super::aws_chain::AwsChain;
 use super::credentials::Secret;
 use super::env::non_empty_env;
 use crate::wallclock;
@@ -34,9 +33,6 @@ use crate::wallclock;
 /// is signed for, as the official Python SDK signs it (`AnthropicBedrockMantle`,
 /// `DEFAULT_SERVICE_NAME`).
 pub const BEDROCK_SERVICE: &str = "bedrock-mantle";
-
-/// The variables a Bedrock API key is read from, in order (the official SDK's).
-const BEDROCK_API_KEY_ENV: [&str; 2] = ["AWS_BEARER_TOKEN_BEDROCK", "ANTHROPIC_AWS_API_KEY"];
 
 /// AWS credentials for SigV4: an access key pair and, for temporary credentials, a session
 /// token. `Debug` shows none of them.
@@ -89,56 +85,6 @@ impl fmt::Debug for AwsCredentials {
             .field("secret_access_key", &self.secret_access_key)
             .field("session_token", &self.session_token)
             .finish()
-    }
-}
-
-/// How requests to Bedrock authenticate.
-#[derive(Clone, Debug)]
-pub enum BedrockAuth {
-    /// SigV4 signatures with AWS credentials.
-    SigV4(AwsCredentials),
-    /// SigV4 signatures with the credentials an [`AwsChain`] holds at each request (the
-    /// environment, then the shared profile files), renewed before they expire.
-    Chain(AwsChain),
-    /// A Bedrock API key, sent as `Authorization: Bearer KEY`.
-    ApiKey(Secret),
-}
-
-impl BedrockAuth {
-    /// A Bedrock API key from `AWS_BEARER_TOKEN_BEDROCK`, else `ANTHROPIC_AWS_API_KEY` (the
-    /// first set and not blank: as in the official SDKs, an API key in the environment wins),
-    /// else [`AwsCredentials::from_env`], else `None`.
-    pub fn from_env() -> Option<Self> {
-        BEDROCK_API_KEY_ENV
-            .iter()
-            .find_map(|name| non_empty_env(name))
-            .map(|key| Self::ApiKey(Secret::new(key)))
-            .or_else(|| AwsCredentials::from_env().map(Self::SigV4))
-    }
-
-    /// A Bedrock API key from the environment as [`BedrockAuth::from_env`] reads it, else the
-    /// standard chain's local links ([`AwsChain::discover`]: the environment's keys, then the
-    /// shared profile files).
-    ///
-    /// # Errors
-    /// Why none of them gave credentials, and where they could come from.
-    pub async fn discover(region: &str) -> Result<Self, String> {
-        if let Some(key) = BEDROCK_API_KEY_ENV
-            .iter()
-            .find_map(|name| non_empty_env(name))
-        {
-            return Ok(Self::ApiKey(Secret::new(key)));
-        }
-        AwsChain::discover(region)
-            .await
-            .map(Self::Chain)
-            .map_err(|error| {
-                format!(
-                    "{error}; set AWS_BEARER_TOKEN_BEDROCK (a Bedrock API key), or \
-                 AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for \
-                 temporary credentials), or name a profile of ~/.aws/credentials in AWS_PROFILE"
-                )
-            })
     }
 }
 
@@ -323,15 +269,8 @@ mod tests {
         for text in [
             format!("{creds:?}"),
             format!("{:?}", SigV4Signer::bedrock(creds.clone(), "us-east-1")),
-            format!("{:?}", BedrockAuth::SigV4(creds.clone())),
-            format!("{:?}", BedrockAuth::ApiKey(Secret::new("bedrock-api-key"))),
         ] {
-            for secret in [
-                SECRET,
-                "session-token-value",
-                "AKIDEXAMPLE",
-                "bedrock-api-key",
-            ] {
+            for secret in [SECRET, "session-token-value", "AKIDEXAMPLE"] {
                 assert!(!text.contains(secret), "{text}");
             }
         }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 
@@ -50,11 +50,26 @@ pub(super) async fn messages(State(gateway): State<Arc<Gateway>>, request: Reque
     };
     // The engine has let go of the body: an answer, or a stream past its commit.
     drop(held);
-    let status = response.status().as_str().to_owned();
-    let kind = if stream { "stream" } else { "whole" };
-    metrics::counter!("breakwater_gateway_requests_total", "status" => status, "kind" => kind)
-        .increment(1);
+    count(&gateway, response.status(), stream);
     response
+}
+
+/// Counts an answer in `breakwater_gateway_requests_total`. Those with status 200, nearly
+/// all of them, go to counters the gateway fetched once (see [`Gateway::answered`]); the
+/// rest are looked up by their labels.
+fn count(gateway: &Gateway, status: StatusCode, stream: bool) {
+    let kind = if stream { "stream" } else { "whole" };
+    let fetch = || {
+        let status = status.as_str().to_owned();
+        metrics::counter!("breakwater_gateway_requests_total", "status" => status, "kind" => kind)
+    };
+    if status == StatusCode::OK {
+        gateway.answered[usize::from(stream)]
+            .get_or_init(fetch)
+            .increment(1);
+    } else {
+        fetch().increment(1);
+    }
 }
 
 pub(super) async fn count_tokens(
@@ -212,47 +227,50 @@ async fn chain(
     }
 }
 
-/// What breakwater adds to an answer: the target that answered (`MODEL`, or `MODEL@bedrock`
-/// / `MODEL@vertex` for another platform), the attempts it took, the upstream's
-/// `request-id`, and what was adapted for a fallback (`x-breakwater-adapted`).
-fn answer_headers<T>(answer: &Answer<T>) -> HeaderMap {
-    let mut headers = HeaderMap::with_capacity(3);
+/// The headers breakwater adds, named once: a name given as a string is parsed, and a
+/// custom one copied, each time it is inserted.
+const MODEL: HeaderName = HeaderName::from_static("x-breakwater-model");
+const ATTEMPTS: HeaderName = HeaderName::from_static("x-breakwater-attempts");
+const ADAPTED: HeaderName = HeaderName::from_static("x-breakwater-adapted");
+const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
+
+/// `body` as a `content_type` answer with what breakwater adds to it: the target that
+/// answered (`MODEL`, or `MODEL@bedrock` / `MODEL@vertex` for another platform), the
+/// attempts it took, the upstream's `request-id`, and what was adapted for a fallback
+/// (`x-breakwater-adapted`).
+fn answered<T>(answer: &Answer<T>, content_type: &'static str, body: Body) -> Response {
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     let model = match answer.target.upstream() {
         None => HeaderValue::from_str(answer.target.model()),
         Some(_) => HeaderValue::from_str(&answer.target.to_string()),
     }
     .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-    headers.insert("x-breakwater-model", model);
-    headers.insert(
-        "x-breakwater-attempts",
-        HeaderValue::from(answer.attempts.len()),
-    );
+    headers.insert(MODEL, model);
+    headers.insert(ATTEMPTS, HeaderValue::from(answer.attempts.len()));
     if let Some(id) = answer
         .request_id
         .as_deref()
         .and_then(|id| HeaderValue::from_str(id).ok())
     {
-        headers.insert("request-id", id);
+        headers.insert(REQUEST_ID, id);
     }
     if let Some(changes) = answer
         .changes
         .as_deref()
         .and_then(|changes| HeaderValue::from_str(changes).ok())
     {
-        headers.insert("x-breakwater-adapted", changes);
+        headers.insert(ADAPTED, changes);
     }
-    headers
+    response
 }
 
 async fn whole(runtime: &Runtime, request: WireRequest, options: RequestOptions) -> Response {
     match runtime.send_wire(request, options).await {
         Ok(answer) => {
-            let mut headers = answer_headers(&answer);
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            (headers, answer.value.bytes()).into_response()
+            let body = Body::from(answer.value.bytes());
+            answered(&answer, "application/json", body)
         }
         Err(failure) => failed(&failure),
     }
@@ -263,11 +281,7 @@ async fn streamed(runtime: &Runtime, request: WireRequest, options: RequestOptio
         Ok(answer) => answer,
         Err(failure) => return failed(&failure),
     };
-    let mut headers = answer_headers(&answer);
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
+    let mut response = answered(&answer, "text/event-stream", Body::empty());
     let committed = answer.value;
     let head = futures::stream::iter(committed.head).map(|event| Ok(event.frame()));
     // After content has been handed over nothing can be retried: a failure ends the stream
@@ -282,7 +296,8 @@ async fn streamed(runtime: &Runtime, request: WireRequest, options: RequestOptio
             Ok(Bytes::from(format!("event: error\ndata: {data}\n\n")))
         }
     });
-    (headers, Body::from_stream(head.chain(tail))).into_response()
+    *response.body_mut() = Body::from_stream(head.chain(tail));
+    response
 }
 
 /// The Anthropic-shaped answer to a request that ended without one, with the `request-id`
@@ -298,7 +313,7 @@ fn failed(failure: &Error) -> Response {
         .and_then(|failure| failure.request_id())
         .and_then(|id| HeaderValue::from_str(id).ok())
     {
-        response.headers_mut().insert("request-id", id);
+        response.headers_mut().insert(REQUEST_ID, id);
     }
     response
 }

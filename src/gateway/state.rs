@@ -1,8 +1,9 @@
 //! [`Gateway`]: what the gateway's handlers share (the runtime, the `[gateway]` settings, the
 //! metrics handle and the body-memory budget).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use metrics::Counter;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::body::BodyBudget;
@@ -15,6 +16,10 @@ pub struct Gateway {
     pub(super) config: GatewayConfig,
     pub(super) metrics: Option<PrometheusHandle>,
     pub(super) bodies: BodyBudget,
+    /// `breakwater_gateway_requests_total` for answers with status 200, whole then streamed,
+    /// fetched from the recorder on first use and kept: counting one is then an atomic add,
+    /// not a lookup of its labels in the recorder's registry.
+    pub(super) answered: [OnceLock<Counter>; 2],
 }
 
 impl Gateway {
@@ -27,6 +32,7 @@ impl Gateway {
             config,
             metrics: None,
             bodies,
+            answered: Default::default(),
         }
     }
 

@@ -64,8 +64,7 @@ impl<U: Upstream> DispatcherState<U> {
             spans: Spans::new(span),
             _ticket: self.outstanding.ticket(),
         };
-        metrics::counter!("breakwater_requests_total", "priority" => priority.as_label())
-            .increment(1);
+        self.count_request(priority);
         self.route(me, job);
     }
 

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use metrics::Counter;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
@@ -13,6 +14,7 @@ use crate::config::EngineConfig;
 use crate::directory::Directory;
 use crate::job::{Job, Outstanding};
 use crate::policy::{ParkingLot, RetryBudget, StateKind};
+use crate::request::Priority;
 use crate::upstream::{Target, Upstream};
 
 pub(crate) struct DispatcherState<U: Upstream> {
@@ -28,6 +30,9 @@ pub(crate) struct DispatcherState<U: Upstream> {
     /// Draws for the client-side throttle.
     pub(super) rng: SmallRng,
     pub(super) draining: bool,
+    /// `breakwater_requests_total` by priority, in [`Priority::ALL`]'s order, each fetched
+    /// from the recorder on its first use and kept (as the worker keeps its own).
+    requests: [Option<Counter>; Priority::ALL.len()],
 }
 
 impl<U: Upstream> DispatcherState<U> {
@@ -49,6 +54,17 @@ impl<U: Upstream> DispatcherState<U> {
             seed: args.seed,
             rng: SmallRng::seed_from_u64(args.seed ^ 0x7468_726f_7474_6c65),
             draining: false,
+            requests: Default::default(),
+        }
+    }
+
+    /// Counts a request admitted at `priority`.
+    pub(super) fn count_request(&mut self, priority: Priority) {
+        let fetch =
+            || metrics::counter!("breakwater_requests_total", "priority" => priority.as_label());
+        match Priority::ALL.iter().position(|p| *p == priority) {
+            Some(slot) => self.requests[slot].get_or_insert_with(fetch).increment(1),
+            None => fetch().increment(1),
         }
     }
 
