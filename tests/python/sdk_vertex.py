@@ -24,13 +24,15 @@ from pathlib import Path
 
 import anthropic
 
-from sdk_fallback import REQUEST_TIMEOUT_S, Server
+from servers import Server, Watchdog, clean_env, start_watchdog, stop_watchdog
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 MODEL = "claude-haiku-4-5"
 VERTEX_ID = "claude-haiku-4-5@20251001"  # the catalogue's Vertex id for MODEL
 PROJECT, TOKEN = "breakwater-test", "ya29.sdk-vertex-token"
+REQUEST_TIMEOUT_S = 30  # for each request
+WATCHDOG_S = 180  # for the whole run
 
 MODEL_TOML = f"""
 [models.{MODEL}]
@@ -115,9 +117,9 @@ def check_gateway_falls_back_to_vertex(gateway_url):
 
 def main():
     binary = os.environ["BREAKWATER_BIN"]
-    env = dict(
-        os.environ, GOOGLE_OAUTH_ACCESS_TOKEN=TOKEN, ANTHROPIC_API_KEY="gateway-key", RUST_LOG="warn"
-    )
+    # Only the credentials given here: none of this machine's ANTHROPIC_*, AWS_* or Google's.
+    env = clean_env(GOOGLE_OAUTH_ACCESS_TOKEN=TOKEN, ANTHROPIC_API_KEY="gateway-key", RUST_LOG="warn")
+    env.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as servers:
         files = {}
         for name, text in (("vertex.toml", VERTEX_SCENARIO), ("down.toml", OVERLOADED_SCENARIO)):
@@ -148,8 +150,11 @@ def main():
 
 
 if __name__ == "__main__":
+    start_watchdog(WATCHDOG_S)
     try:
         main()
-    except AssertionError as failure:
+    except (AssertionError, Watchdog) as failure:
         print(f"FAILED: {failure}", file=sys.stderr)
         sys.exit(1)
+    finally:
+        stop_watchdog()
