@@ -21,6 +21,7 @@ mod credentials;
 mod env;
 mod error;
 mod forward;
+mod platform;
 mod prepare;
 mod route;
 mod sigv4;

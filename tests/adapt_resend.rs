@@ -184,6 +184,7 @@ async fn the_same_model_on_another_platform_is_a_fallback_and_gets_the_resend() 
         None,
         "Vertex AI takes the model in the URL"
     );
+    assert_eq!(sent[0]["anthropic_version"], "vertex-2023-10-16");
     assert_eq!(
         claude.lock().unwrap().len(),
         1,

@@ -126,24 +126,43 @@ async fn an_overloaded_model_falls_back_to_itself_on_bedrock_whole_and_streamed(
     assert_eq!(by_status(&bedrock, "200"), 4, "Bedrock answered all four");
 }
 
+/// A signature Bedrock refuses is breakwater's fault, not the caller's: the request moves on
+/// down its chain; alone, it ends as an overload would, the last failure naming Bedrock.
 #[tokio::test]
-async fn a_wrong_secret_is_bedrocks_refusal_and_not_retried() {
+async fn a_wrong_secret_is_bedrocks_refusal_and_the_request_moves_on() {
     let anthropic = mock(&format!("[models.{MODEL}]\nservice-time = \"1ms\"\n")).await;
     let bedrock = bedrock_mock("").await;
-    let chain = [&*format!("{MODEL}@bedrock")];
-    let runtime = runtime(
-        config(&chain, &bedrock),
+    let on_bedrock = format!("{MODEL}@bedrock");
+    let fallback = [on_bedrock.as_str(), MODEL];
+    let runtime_with_fallback = runtime(
+        config(&fallback, &bedrock),
         &anthropic,
         sigv4("not-the-secret"),
     )
     .await;
-    let error = runtime.send(request()).await.unwrap_err();
-    let Error::Upstream { failure, attempts } = &error else {
+    let answer = runtime_with_fallback
+        .send(request())
+        .await
+        .expect("answered by the Claude API");
+    assert_eq!(answer.target.to_string(), MODEL);
+
+    let alone = runtime(
+        config(&[on_bedrock.as_str()], &bedrock),
+        &anthropic,
+        sigv4("not-the-secret"),
+    )
+    .await;
+    let error = alone.send(request()).await.unwrap_err();
+    let Error::Exhausted {
+        last: Some(failure),
+        ..
+    } = &error
+    else {
         panic!("{error}")
     };
     assert_eq!(
         (failure.status(), failure.class()),
-        (Some(403), Class::Invalid)
+        (Some(403), Class::ServerError)
     );
     assert!(
         failure.message().starts_with("Bedrock refused")
@@ -153,19 +172,12 @@ async fn a_wrong_secret_is_bedrocks_refusal_and_not_retried() {
         "{}",
         failure.message()
     );
+    assert!(error.to_string().contains("Bedrock refused"), "{error}");
     assert!(!error.to_string().contains("not-the-secret"), "{error}");
-    assert_eq!(attempts.len(), 1, "a 403 is not retried");
     assert_eq!(
         bedrock.stats().models.get(MODEL).map_or(0, |m| m.requests),
-        0
-    );
-    assert_eq!(
-        anthropic
-            .stats()
-            .models
-            .get(MODEL)
-            .map_or(0, |m| m.requests),
-        0
+        0,
+        "refused before the model"
     );
 }
 
@@ -315,7 +327,11 @@ async fn bedrocks_x_amzn_requestid_is_the_answers_request_id_whole_streamed_and_
     )
     .await;
     let error = refused.send(request()).await.unwrap_err();
-    let Error::Upstream { failure, .. } = &error else {
+    let Error::Exhausted {
+        last: Some(failure),
+        ..
+    } = &error
+    else {
         panic!("{error}")
     };
     assert_eq!(failure.status(), Some(403));

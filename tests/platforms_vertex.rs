@@ -181,42 +181,57 @@ async fn an_overloaded_model_on_the_claude_api_is_answered_by_bedrock_then_verte
     );
 }
 
+/// An expired token is breakwater's fault, not the caller's: the request moves on down its
+/// chain; alone, it ends as an overload would, the last failure naming Vertex AI and the token.
 #[tokio::test]
-async fn an_expired_token_is_vertex_ais_refusal_and_not_retried() {
+async fn an_expired_token_is_vertex_ais_refusal_and_the_request_moves_on() {
     let (anthropic, bedrock) = (anthropic_mock(false).await, bedrock_mock(false).await);
     let vertex = vertex_mock(false, "1h").await;
-    let expired = VertexAuth::Token(Secret::new("ya29.expired-token"));
-    let runtime = start(
-        config(&chain(&["vertex"]), &bedrock, &vertex),
+    let expired = || VertexAuth::Token(Secret::new("ya29.expired-token"));
+    let with_fallback = start(
+        config(&chain(&["vertex", "anthropic"]), &bedrock, &vertex),
         &anthropic,
-        expired,
+        expired(),
     )
     .await;
-    let error = runtime.send(request()).await.unwrap_err();
-    let Error::Upstream { failure, attempts } = &error else {
+    let answer = with_fallback.send(request()).await.expect("answered");
+    assert_eq!(answer.target.to_string(), MODEL, "by the Claude API");
+
+    let alone = start(
+        config(&chain(&["vertex"]), &bedrock, &vertex),
+        &anthropic,
+        expired(),
+    )
+    .await;
+    let error = alone.send(request()).await.unwrap_err();
+    let Error::Exhausted {
+        last: Some(failure),
+        ..
+    } = &error
+    else {
         panic!("{error}")
     };
     assert_eq!(
         (failure.status(), failure.class()),
-        (Some(401), Class::Invalid)
+        (Some(401), Class::ServerError)
     );
     let message = failure.message();
     assert!(
-        message.starts_with("Vertex AI refused the access token")
+        message.starts_with("Vertex AI refused breakwater's access token")
             && message.contains("UNAUTHENTICATED")
             && message.contains("GOOGLE_OAUTH_ACCESS_TOKEN"),
         "{message}"
     );
     assert!(!error.to_string().contains("expired-token"), "{error}");
-    assert_eq!(attempts.len(), 1, "a 401 is not retried");
     assert_eq!(vertex.stats().models[MODEL].requests, 0);
 }
 
 #[tokio::test]
 async fn service_account_tokens_are_fetched_and_fetched_again_before_they_expire() {
     let (anthropic, bedrock) = (anthropic_mock(false).await, bedrock_mock(false).await);
-    // 21 s: gcp_auth takes a token for expired 20 s before it is, so after 1 s it asks again.
-    let vertex = vertex_mock(false, "21s").await;
+    // 25 s: gcp_auth takes a token for expired 20 s before it is, so for 5 s it keeps it,
+    // then asks again.
+    let vertex = vertex_mock(false, "25s").await;
     let dir = tempfile::tempdir().expect("temp dir");
     let key = include_str!("fixtures/vertex_test_key.pem");
     let account = serde_json::json!({
@@ -247,7 +262,7 @@ async fn service_account_tokens_are_fetched_and_fetched_again_before_they_expire
         1,
         "the token is kept while fresh"
     );
-    tokio::time::sleep(ms(1_200)).await;
+    tokio::time::sleep(ms(5_500)).await;
     runtime
         .send(request())
         .await

@@ -34,12 +34,26 @@ use crate::wallclock;
 /// How long before their expiry credentials are asked for again.
 const REFRESH_BEFORE: Duration = Duration::from_secs(300);
 
+/// The longest a provider (a `credential_process`, a profile file) may take to answer.
+const PROVIDE_WITHIN: Duration = Duration::from_secs(10);
+
+/// How long after a failed renewal the provider is left alone: requests meanwhile sign with
+/// what is held while it is valid, or fail at once with the last error.
+const AFTER_FAILURE: Duration = Duration::from_secs(15);
+
 /// Credentials from the environment or the profile files, kept until shortly before they
 /// expire. `Debug` names no key.
 #[derive(Clone)]
 pub struct AwsChain {
     provider: SharedCredentialsProvider,
-    cached: Arc<Mutex<Option<Held>>>,
+    cached: Arc<Mutex<Cache>>,
+}
+
+#[derive(Default)]
+struct Cache {
+    held: Option<Held>,
+    /// The last renewal's error and when it may be tried again (tokio time).
+    failed: Option<(String, tokio::time::Instant)>,
 }
 
 #[derive(Clone)]
@@ -85,34 +99,64 @@ impl AwsChain {
     pub fn new(provider: SharedCredentialsProvider) -> Self {
         Self {
             provider,
-            cached: Arc::new(Mutex::new(None)),
+            cached: Arc::new(Mutex::new(Cache::default())),
         }
     }
 
     /// The credentials to sign with now: the ones held, unless they expire within five
-    /// minutes.
+    /// minutes. A renewal that fails (or takes over 10 s) leaves what is held in use while it
+    /// is valid, and is not tried again for 15 s.
     ///
     /// # Errors
-    /// Why the provider gave none.
+    /// Why the provider gave none, when nothing valid is held.
     pub async fn current(&self) -> Result<AwsCredentials, String> {
-        let mut cached = self.cached.lock().await;
+        let mut cache = self.cached.lock().await;
         let now = wallclock::unix_now();
-        if let Some(held) = cached.as_ref()
-            && held
-                .expires
-                .is_none_or(|expires| expires > now + REFRESH_BEFORE)
+        let valid = |held: &Held, margin: Duration| {
+            held.expires.is_none_or(|expires| expires > now + margin)
+        };
+        if let Some(held) = cache
+            .held
+            .as_ref()
+            .filter(|held| valid(held, REFRESH_BEFORE))
         {
             return Ok(held.credentials.clone());
         }
-        let fresh = self
-            .provider
-            .provide_credentials()
-            .await
-            .map_err(|error| error_text(&error))?;
-        let held = held(&fresh);
-        let credentials = held.credentials.clone();
-        *cached = Some(held);
-        Ok(credentials)
+        let still_valid = cache
+            .held
+            .clone()
+            .filter(|held| valid(held, Duration::ZERO));
+        if let Some((error, until)) = &cache.failed
+            && tokio::time::Instant::now() < *until
+        {
+            return still_valid
+                .map(|held| held.credentials)
+                .ok_or_else(|| error.clone());
+        }
+        let renewed =
+            match tokio::time::timeout(PROVIDE_WITHIN, self.provider.provide_credentials()).await {
+                Ok(Ok(fresh)) => Ok(held(&fresh)),
+                Ok(Err(error)) => Err(error_text(&error)),
+                Err(_) => Err(format!(
+                    "the credential provider gave no answer within {}s",
+                    PROVIDE_WITHIN.as_secs()
+                )),
+            };
+        match renewed {
+            Ok(fresh) => {
+                let credentials = fresh.credentials.clone();
+                *cache = Cache {
+                    held: Some(fresh),
+                    failed: None,
+                };
+                Ok(credentials)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "AWS credentials could not be renewed");
+                cache.failed = Some((error.clone(), tokio::time::Instant::now() + AFTER_FAILURE));
+                still_valid.map(|held| held.credentials).ok_or(error)
+            }
+        }
     }
 }
 
@@ -160,11 +204,13 @@ mod tests {
 
     use super::*;
 
-    /// Hands out `key-N` credentials expiring `lifetime` from now, counting the calls.
+    /// Hands out `key-N` credentials expiring `lifetime` from now, counting the calls; past
+    /// `fail_after` calls, an error.
     #[derive(Debug)]
     struct Counting {
         calls: Arc<AtomicU32>,
         lifetime: Option<Duration>,
+        fail_after: u32,
     }
 
     impl ProvideCredentials for Counting {
@@ -173,6 +219,13 @@ mod tests {
             Self: 'a,
         {
             let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            if n > self.fail_after {
+                return future::ProvideCredentials::ready(Err(
+                    aws_credential_types::provider::error::CredentialsError::not_loaded(
+                        "the process failed",
+                    ),
+                ));
+            }
             let expiry = self
                 .lifetime
                 .map(|lifetime| wallclock::system_time(wallclock::unix_now() + lifetime));
@@ -187,10 +240,15 @@ mod tests {
     }
 
     fn chain(lifetime: Option<Duration>) -> (AwsChain, Arc<AtomicU32>) {
+        failing_chain(lifetime, u32::MAX)
+    }
+
+    fn failing_chain(lifetime: Option<Duration>, fail_after: u32) -> (AwsChain, Arc<AtomicU32>) {
         let calls = Arc::new(AtomicU32::new(0));
         let provider = Counting {
             calls: Arc::clone(&calls),
             lifetime,
+            fail_after,
         };
         (
             AwsChain::new(SharedCredentialsProvider::new(provider)),
@@ -218,6 +276,39 @@ mod tests {
             calls.load(Ordering::SeqCst),
             1,
             "keys without expiry are kept"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_renewal_keeps_valid_credentials_and_is_not_retried_at_once() {
+        // Valid for 200 s: due for renewal (within 5 min), still good to sign with.
+        let (expiring, calls) = failing_chain(Some(Duration::from_secs(200)), 1);
+        assert_eq!(expiring.current().await.unwrap().access_key_id(), "key-1");
+        for _ in 0..3 {
+            let kept = expiring.current().await.expect("the held credentials");
+            assert_eq!(kept.access_key_id(), "key-1");
+        }
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "one failed renewal, then a pause"
+        );
+        tokio::time::advance(AFTER_FAILURE).await;
+        expiring.current().await.unwrap();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            3,
+            "tried again after the pause"
+        );
+
+        let (never, calls) = failing_chain(None, 0);
+        let error = never.current().await.unwrap_err();
+        assert!(error.contains("the process failed"), "{error}");
+        assert!(never.current().await.is_err());
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "the error is kept for the pause"
         );
     }
 }

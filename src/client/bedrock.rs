@@ -24,9 +24,10 @@ use super::bedrock_auth::BedrockAuth;
 use super::config::ClientConfig;
 use super::config::messages_url_at;
 use super::error::ClientError;
+use super::platform::{self, PlatformError};
 use super::sigv4::{Payload, RequestToSign, SigV4Signer};
 use crate::api::json::Chunks;
-use crate::api::{self, ResponseMeta, WireRequest};
+use crate::api::{ResponseMeta, WireRequest};
 use crate::engine::{Class, Failure};
 
 /// The upstream name of Bedrock targets (`Target::via`).
@@ -82,11 +83,7 @@ impl BedrockRoute {
                 region: region.to_owned(),
             },
         };
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .user_agent(concat!("breakwater/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(ClientError::Build)?;
+        let http = platform::http_client(config)?;
         Ok(Self {
             http,
             url,
@@ -107,25 +104,8 @@ impl BedrockRoute {
         at: Duration,
     ) -> Result<HeaderMap, Failure> {
         let invalid = |what: &str| Failure::new(Class::Invalid, format!("Bedrock: {what}"));
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        let version = request
-            .headers()
-            .version
-            .as_deref()
-            .unwrap_or(&self.api_version);
-        let version = HeaderValue::from_str(version)
-            .map_err(|_| invalid("anthropic-version is not a valid header value"))?;
-        headers.insert("anthropic-version", version);
-        let beta = api::merge_betas(betas, request.headers().beta.as_deref());
-        if !beta.is_empty() {
-            let beta = HeaderValue::from_str(&beta)
-                .map_err(|_| invalid("anthropic-beta is not a valid header value"))?;
-            headers.insert("anthropic-beta", beta);
-        }
+        let mut headers =
+            platform::common_headers("Bedrock", request, betas, Some(&self.api_version))?;
         let from_chain;
         let signer = match &self.signing {
             Signing::ApiKey(bearer) => {
@@ -175,21 +155,13 @@ fn sha256_hex(body: &Chunks) -> String {
 }
 
 /// The failure for Bedrock's error response: its class by Bedrock's statuses, its message
-/// (`message`, or the Claude API's `error.message`) prefixed with `Bedrock`.
+/// (`message`, or the Claude API's `error.message`) prefixed with `Bedrock`. A 401 or 403 is
+/// Bedrock refusing breakwater's own credentials, not the caller's request: the target is
+/// unusable for now ([`Class::ServerError`]: the request moves on down its chain, the
+/// target's breaker hears of it), and the message says what to fix.
 pub(super) fn failure(status: u16, meta: &ResponseMeta, body: &[u8]) -> Failure {
-    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
-    let error_type = parsed
-        .as_ref()
-        .and_then(|v| v.pointer("/error/type").and_then(|t| t.as_str()));
-    let text = parsed.as_ref().and_then(|v| {
-        v.get("message")
-            .or_else(|| v.pointer("/error/message"))
-            .and_then(|m| m.as_str())
-    });
-    let text = text.map_or_else(
-        || String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
-        str::to_owned,
-    );
+    let error = PlatformError::read(body, &["/message", "/error/message"]);
+    let text = &error.text;
     let (class, message) = match status {
         429 => (
             Class::RateLimited,
@@ -197,17 +169,12 @@ pub(super) fn failure(status: u16, meta: &ResponseMeta, body: &[u8]) -> Failure 
         ),
         503 | 529 => (Class::Overloaded, format!("Bedrock is unavailable: {text}")),
         401 | 403 => (
-            Class::Invalid,
+            Class::ServerError,
             format!("Bedrock refused the credentials or the signature (HTTP {status}): {text}"),
         ),
-        _ => (api::classify(status, None), format!("Bedrock: {text}")),
+        _ => (error.api_class(status), format!("Bedrock: {text}")),
     };
-    let mut failure =
-        api::answered(class, message, status, meta.request_id.as_deref()).with_limits(meta.limits);
-    if let Some(kind) = error_type {
-        failure = failure.with_error_type(kind);
-    }
-    failure
+    error.failure(class, message, status, meta)
 }
 
 #[cfg(test)]
@@ -271,7 +238,11 @@ mod tests {
             &meta(),
             br#"{"message":"The request signature we calculated does not match"}"#,
         );
-        assert_eq!(denied.class(), Class::Invalid);
+        assert_eq!(
+            denied.class(),
+            Class::ServerError,
+            "breakwater's credentials, not the caller's request"
+        );
         assert!(
             denied.message().starts_with("Bedrock refused"),
             "{}",

@@ -4,6 +4,7 @@
 
 use super::ClaudeClient;
 use super::route::Route;
+use super::vertex::VertexRoute;
 use crate::api::ErrorType;
 use crate::api::WireRequest;
 use crate::api::adapt::{self, Verdict};
@@ -62,9 +63,11 @@ impl ClaudeClient {
         // The platform's shape: Vertex AI takes the model in the URL and its version in the
         // body; Bedrock and the Claude API take the model in the body, by their own ids.
         let model = match route {
-            Route::Vertex(vertex) => {
+            Route::Vertex(_) => {
                 edit.remove("model");
-                edit.set("anthropic_version", &vertex.body_version());
+                if let Some(version) = VertexRoute::body_version(request) {
+                    edit.set("anthropic_version", &version);
+                }
                 request.model()
             }
             Route::Claude | Route::Bedrock(_) => self.model_on(target, route),

@@ -18,6 +18,7 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, header};
 
@@ -25,17 +26,27 @@ use super::config::{ClientConfig, messages_url_at};
 use super::credentials::Secret;
 use super::env::non_empty_env;
 use super::error::ClientError;
-use crate::api::{self, ResponseMeta, WireRequest};
+use super::platform::{self, PlatformError};
+use crate::api::json;
+use crate::api::{ResponseMeta, WireRequest};
 use crate::engine::{Class, Failure};
 
 /// The upstream name of Vertex AI targets (`Target::via`).
 pub const VERTEX_UPSTREAM: &str = "vertex";
 
-/// The `anthropic_version` Vertex AI requires in the body, unless configured otherwise.
+/// The `anthropic_version` Vertex AI documents for the body, sent when the caller names no
+/// API version of its own.
 pub const VERTEX_BODY_VERSION: &str = "vertex-2023-10-16";
 
 /// The OAuth scope Vertex AI's prediction calls need.
 const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
+
+/// The longest a token may take to come (gcp_auth's own HTTP client has no timeout).
+const TOKEN_WITHIN: Duration = Duration::from_secs(10);
+
+/// The longest the Google chain may take to find credentials at start (the metadata server's
+/// probe included).
+const DISCOVER_WITHIN: Duration = Duration::from_secs(30);
 
 /// The variable holding a ready access token.
 pub const VERTEX_TOKEN_ENV: &str = "GOOGLE_OAUTH_ACCESS_TOKEN";
@@ -92,7 +103,14 @@ impl VertexAuth {
     /// # Errors
     /// [`VertexAuthError`] when none of them gives credentials.
     pub async fn discover() -> Result<Self, VertexAuthError> {
-        let provider = gcp_auth::provider().await.map_err(|error| {
+        let found = tokio::time::timeout(DISCOVER_WITHIN, gcp_auth::provider())
+            .await
+            .unwrap_or_else(|_| {
+                Err(gcp_auth::Error::Str(
+                    "no answer from the Google credential chain within 30s",
+                ))
+            });
+        let provider = found.map_err(|error| {
             VertexAuthError(format!(
                 "none found ({error}): set {VERTEX_TOKEN_ENV} to an access token, or \
                  GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or run \
@@ -106,15 +124,25 @@ impl VertexAuth {
     async fn token(&self) -> Result<Secret, Failure> {
         match self {
             VertexAuth::Token(token) => Ok(token.clone()),
-            VertexAuth::Provider(provider) => match provider.token(&[SCOPE]).await {
-                Ok(token) => Ok(Secret::new(token.as_str())),
-                // The token service could not be reached or refused the credentials: the
-                // platform cannot be reached for now, as for a refused connection.
-                Err(error) => Err(Failure::new(
-                    Class::Connect,
-                    format!("Vertex AI: cannot get an access token: {error}"),
-                )),
-            },
+            VertexAuth::Provider(provider) => {
+                // The token service could not be reached, took too long, or refused the
+                // credentials: the platform cannot be reached for now, as for a refused
+                // connection.
+                let cannot = |why: String| {
+                    Failure::new(
+                        Class::Connect,
+                        format!("Vertex AI: cannot get an access token: {why}"),
+                    )
+                };
+                match tokio::time::timeout(TOKEN_WITHIN, provider.token(&[SCOPE])).await {
+                    Ok(Ok(token)) => Ok(Secret::new(token.as_str())),
+                    Ok(Err(error)) => Err(cannot(error.to_string())),
+                    Err(_) => Err(cannot(format!(
+                        "no answer within {}s",
+                        TOKEN_WITHIN.as_secs()
+                    ))),
+                }
+            }
         }
     }
 }
@@ -126,8 +154,6 @@ pub(super) struct VertexRoute {
     /// `{base}/v1/projects/{project}/locations/{region}/publishers/anthropic/models`.
     pub(super) models_url: String,
     auth: VertexAuth,
-    body_version: String,
-    api_version: String,
 }
 
 impl VertexRoute {
@@ -140,23 +166,33 @@ impl VertexRoute {
     ) -> Result<Self, ClientError> {
         let path = format!("/v1/projects/{project}/locations/{region}/publishers/anthropic/models");
         let models_url = messages_url_at(base_url, &path)?.to_string();
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .user_agent(concat!("breakwater/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(ClientError::Build)?;
+        let http = platform::http_client(config)?;
         Ok(Self {
             http,
             models_url,
             auth,
-            body_version: VERTEX_BODY_VERSION.to_owned(),
-            api_version: config.api_version.clone(),
         })
     }
 
-    /// The `anthropic_version` the body carries.
-    pub(super) fn body_version(&self) -> &str {
-        &self.body_version
+    /// The `anthropic_version` to put in the body of `request`, `None` when the body has
+    /// its own (kept, as the official SDK keeps it): the version the caller asked for in
+    /// `anthropic-version`, so a fallback to Vertex AI answers by the same API version, else
+    /// [`VERTEX_BODY_VERSION`], the one Vertex AI documents.
+    pub(super) fn body_version(request: &WireRequest) -> Option<&str> {
+        let body = request.body();
+        let has_own = json::root(body)
+            .and_then(|object| json::members(body, object))
+            .is_ok_and(|members| members.iter().any(|m| m.is("anthropic_version")));
+        if has_own {
+            return None;
+        }
+        Some(
+            request
+                .headers()
+                .version
+                .as_deref()
+                .unwrap_or(VERTEX_BODY_VERSION),
+        )
     }
 
     /// The URL of one call to `model` (its Vertex id): `:rawPredict`, or `:streamRawPredict`.
@@ -184,34 +220,18 @@ impl VertexRoute {
         })
     }
 
-    /// The headers of one request: `content-type`, `anthropic-version` (the request's own,
-    /// else the default), `anthropic-beta` (the configured betas and the request's), and the
-    /// bearer token.
+    /// The headers of one request: `content-type`, `anthropic-beta` (the configured betas
+    /// and the request's) and the bearer token. No `anthropic-version`: on Vertex AI the
+    /// version is the body's `anthropic_version` (see [`VertexRoute::body_version`]), and the
+    /// official SDK sends no header.
     pub(super) async fn headers(
         &self,
         request: &WireRequest,
         betas: &[String],
     ) -> Result<HeaderMap, Failure> {
         let invalid = |what: &str| Failure::new(Class::Invalid, format!("Vertex AI: {what}"));
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        let version = request
-            .headers()
-            .version
-            .as_deref()
-            .unwrap_or(&self.api_version);
-        let version = HeaderValue::from_str(version)
-            .map_err(|_| invalid("anthropic-version is not a valid header value"))?;
-        headers.insert("anthropic-version", version);
-        let beta = api::merge_betas(betas, request.headers().beta.as_deref());
-        if !beta.is_empty() {
-            let beta = HeaderValue::from_str(&beta)
-                .map_err(|_| invalid("anthropic-beta is not a valid header value"))?;
-            headers.insert("anthropic-beta", beta);
-        }
+        let mut headers = platform::common_headers("Vertex AI", request, betas, None)?;
+        headers.remove("anthropic-version");
         let token = self.auth.token().await?;
         let mut bearer = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
             .map_err(|_| invalid("the access token is not a valid header value"))?;
@@ -222,23 +242,15 @@ impl VertexRoute {
 }
 
 /// The failure for Vertex AI's error response: its class by Vertex's statuses, its message
-/// (Google's `error.message`, or the Claude API's) prefixed with `Vertex AI`.
+/// (Google's `error.message` and `error.status`, or the Claude API's) prefixed with
+/// `Vertex AI`. A 401 or 403 is Vertex AI refusing breakwater's own token, not the caller's
+/// request: the target is unusable for now ([`Class::ServerError`]: the request moves on down
+/// its chain, the target's breaker hears of it), and the message says what to fix.
 pub(super) fn failure(status: u16, meta: &ResponseMeta, body: &[u8]) -> Failure {
-    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
-    let error = parsed.as_ref().and_then(|v| v.get("error"));
-    // The Claude API's errors have a string `type`; Google's a string `status`.
-    let error_type = error.and_then(|e| e.get("type")).and_then(|t| t.as_str());
-    let google_status = error.and_then(|e| e.get("status")).and_then(|t| t.as_str());
-    let text = error
-        .and_then(|e| e.get("message"))
-        .and_then(|m| m.as_str())
-        .map_or_else(
-            || String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
-            str::to_owned,
-        );
-    let text = match google_status {
-        Some(kind) => format!("{kind}: {text}"),
-        None => text,
+    let error = PlatformError::read(body, &["/error/message"]);
+    let text = match &error.google_status {
+        Some(kind) => format!("{kind}: {}", error.text),
+        None => error.text.clone(),
     };
     let (class, message) = match status {
         429 => (
@@ -250,29 +262,22 @@ pub(super) fn failure(status: u16, meta: &ResponseMeta, body: &[u8]) -> Failure 
             format!("Vertex AI is unavailable: {text}"),
         ),
         401 => (
-            Class::Invalid,
+            Class::ServerError,
             format!(
-                "Vertex AI refused the access token (HTTP 401; expired, revoked or not a \
-                 token: {VERTEX_TOKEN_ENV} is never refreshed): {text}"
+                "Vertex AI refused breakwater's access token (HTTP 401: expired, revoked or not \
+                 a token; a token given in {VERTEX_TOKEN_ENV} is never refreshed): {text}"
             ),
         ),
         403 => (
-            Class::Invalid,
+            Class::ServerError,
             format!(
-                "Vertex AI denied the caller (HTTP 403; it needs aiplatform.endpoints.predict on the project): {text}"
+                "Vertex AI denied breakwater's credentials (HTTP 403: they need \
+                 aiplatform.endpoints.predict on the project): {text}"
             ),
         ),
-        _ => (
-            api::classify(status, error_type.map(api::ErrorType::from).as_ref()),
-            format!("Vertex AI: {text}"),
-        ),
+        _ => (error.api_class(status), format!("Vertex AI: {text}")),
     };
-    let mut failure =
-        api::answered(class, message, status, meta.request_id.as_deref()).with_limits(meta.limits);
-    if let Some(kind) = error_type {
-        failure = failure.with_error_type(kind);
-    }
-    failure
+    error.failure(class, message, status, meta)
 }
 
 #[cfg(test)]
@@ -303,17 +308,37 @@ mod tests {
         assert_eq!(failure(503, &meta(), b"").class(), Class::Overloaded);
         let expired = br#"{"error":{"code":401,"message":"Request had invalid authentication credentials.","status":"UNAUTHENTICATED"}}"#;
         let expired = failure(401, &meta(), expired);
-        assert_eq!(expired.class(), Class::Invalid);
+        assert_eq!(expired.class(), Class::ServerError);
         assert!(
             expired
                 .message()
-                .starts_with("Vertex AI refused the access token"),
+                .starts_with("Vertex AI refused breakwater's access token"),
             "{}",
             expired.message()
         );
         assert!(expired.message().contains("UNAUTHENTICATED"));
-        assert_eq!(failure(403, &meta(), b"{}").class(), Class::Invalid);
+        assert_eq!(failure(403, &meta(), b"{}").class(), Class::ServerError);
         assert_eq!(failure(500, &meta(), b"oops").class(), Class::ServerError);
+    }
+
+    #[test]
+    fn the_body_version_is_the_callers_else_vertexs_and_a_bodys_own_is_kept() {
+        let request = |body: &'static str| {
+            WireRequest::from_json(bytes::Bytes::from_static(body.as_bytes())).unwrap()
+        };
+        let plain = r#"{"model":"m","max_tokens":1,"messages":[]}"#;
+        assert_eq!(
+            VertexRoute::body_version(&request(plain)),
+            Some(VERTEX_BODY_VERSION)
+        );
+        let versioned = request(plain).with_headers(crate::api::RequestHeaders {
+            version: Some("2026-10-21".into()),
+            ..Default::default()
+        });
+        assert_eq!(VertexRoute::body_version(&versioned), Some("2026-10-21"));
+        let own =
+            r#"{"model":"m","anthropic_version":"vertex-2023-10-16","max_tokens":1,"messages":[]}"#;
+        assert_eq!(VertexRoute::body_version(&request(own)), None);
     }
 
     #[test]

@@ -197,8 +197,17 @@ fn with_model(app: &App, body: &Bytes, vertex_id: &str) -> Result<Bytes, String>
                 .to_owned(),
         );
     }
-    if !members.iter().any(|member| member.is("anthropic_version")) {
+    let Some(version) = members.iter().find(|member| member.is("anthropic_version")) else {
         return Err("anthropic_version: Field required".to_owned());
+    };
+    let raw = &body[version.value.clone()];
+    let version: Option<&str> = serde_json::from_slice(raw).ok();
+    if !version.is_some_and(known_version) {
+        return Err(format!(
+            "anthropic_version: {} is not a version (\"vertex-2023-10-16\", or an API version \
+             such as \"2026-10-21\")",
+            String::from_utf8_lossy(raw)
+        ));
     }
     let model = app
         .platform_model("vertex", vertex_id)
@@ -211,4 +220,40 @@ fn with_model(app: &App, body: &Bytes, vertex_id: &str) -> Result<Bytes, String>
         .apply(body)
         .map_err(|error| format!("the body cannot be read: {error:?}"))?;
     Ok(body.join())
+}
+
+/// Whether `version` is one Vertex AI takes: its own `vertex-2023-10-16`, or an API version
+/// (`YYYY-MM-DD`), as the official SDK sends its own.
+fn known_version(version: &str) -> bool {
+    let date = |text: &str| {
+        let bytes = text.as_bytes();
+        bytes.len() == 10
+            && bytes.iter().enumerate().all(|(i, b)| match i {
+                4 | 7 => *b == b'-',
+                _ => b.is_ascii_digit(),
+            })
+    };
+    version == "vertex-2023-10-16" || date(version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::known_version;
+
+    #[test]
+    fn versions_are_vertexs_own_or_api_dates() {
+        for good in ["vertex-2023-10-16", "2026-10-21", "2023-06-01"] {
+            assert!(known_version(good), "{good}");
+        }
+        for bad in [
+            "",
+            "vertex",
+            "2026-10-2",
+            "2026/10/21",
+            "vertex-2023-10-17",
+            "latest",
+        ] {
+            assert!(!known_version(bad), "{bad}");
+        }
+    }
 }
