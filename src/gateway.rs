@@ -53,18 +53,22 @@ pub use shape::{HEAD_LIMIT, MAX_HEADERS, URI_LIMIT};
 pub use state::Gateway;
 
 impl Gateway {
-    /// The router: every route, with client authentication on `/v1/`.
+    /// The router: every route, with client authentication on `/v1/` when keys are
+    /// required (without, the layer is left out: it would pass every request, at the cost of
+    /// a boxed future and a clone of the routes per request).
     pub fn router(self) -> Router {
         let gateway = Arc::new(self);
-        let api = Router::new()
+        let mut api = Router::new()
             .route("/v1/messages", post(messages::messages))
             .route("/v1/messages/count_tokens", post(messages::count_tokens))
             .route("/v1/breakwater/state", get(status::state))
-            .route("/v1/{*path}", any(forward::forward))
-            .route_layer(axum::middleware::from_fn_with_state(
+            .route("/v1/{*path}", any(forward::forward));
+        if gateway.config.require_keys {
+            api = api.route_layer(axum::middleware::from_fn_with_state(
                 gateway.clone(),
                 auth::authenticate,
             ));
+        }
         Router::new()
             .merge(api)
             .route("/metrics", get(status::metrics))
