@@ -5,31 +5,24 @@
 //! paths). Real loopback HTTP, millisecond settings.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use breakwater::api::MessagesRequest;
 use breakwater::client::{AwsCredentials, BedrockAuth, Credentials, Secret};
 use breakwater::config::{BedrockConfig, Config, VertexConfig};
 use breakwater::engine::policy::{Jitter, StateKind};
 use breakwater::engine::{Class, Error, TargetLimits};
-use breakwater::mock::{MockServer, Scenario};
+use breakwater::mock::MockServer;
 use breakwater::runtime::{Runtime, RuntimeError};
 use futures::StreamExt;
+
+#[path = "support/platforms.rs"]
+mod platforms;
+
+use platforms::{mock, ms};
 
 const MODEL: &str = "claude-sonnet-5-5";
 const KEY_ID: &str = "AKIDEXAMPLE";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-async fn mock(toml: &str) -> MockServer {
-    let scenario = Scenario::from_toml(toml).expect("test scenario is valid");
-    MockServer::start(scenario, ([127, 0, 0, 1], 0).into())
-        .await
-        .expect("mock starts")
-}
 
 /// A mock as Bedrock in us-east-1, accepting [`KEY_ID`] and [`SECRET`], serving [`MODEL`] as
 /// `model_toml` says (Bedrock's errors: no `retry-after`, no rate-limit headers).
@@ -87,11 +80,7 @@ fn request() -> MessagesRequest {
 }
 
 fn by_status(server: &MockServer, status: &str) -> u64 {
-    let stats = server.stats();
-    let model = stats.models.get(MODEL);
-    model
-        .and_then(|m| m.by_status.get(status).copied())
-        .unwrap_or(0)
+    platforms::by_status(server, MODEL, status)
 }
 
 #[tokio::test]
@@ -377,77 +366,45 @@ async fn the_mocks_bedrock_route_takes_the_key_as_bearer_or_x_api_key_with_amazo
 }
 
 /// `breakwater send` through a chain of [`MODEL`] on Bedrock only, in a process whose AWS
-/// environment is `env` and nothing of this machine's: its exit status and output.
+/// environment is `env` (with `files` in its directory) and nothing of this machine's: its
+/// exit status and output, at `RUST_LOG=trace`.
 async fn send_on_bedrock(
     bedrock: &MockServer,
     anthropic: &MockServer,
-    env: &[(&str, &str)],
+    env: &[(&'static str, &str)],
+    files: &[(&'static str, &str)],
 ) -> (bool, String) {
-    let (bedrock, anthropic) = (bedrock.base_url(), anthropic.base_url());
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
-        .collect();
-    // The mocks run on this test's runtime: the child is waited for on another thread.
-    tokio::task::spawn_blocking(move || run_send_on_bedrock(&bedrock, &anthropic, &env))
-        .await
-        .expect("joined")
-}
-
-fn run_send_on_bedrock(bedrock: &str, anthropic: &str, env: &[(String, String)]) -> (bool, String) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("breakwater.toml");
-    let text = format!(
+    let config = format!(
         "[models.{MODEL}]\n[chains]\ndefault = [\"{MODEL}@bedrock\"]\n\
-         [platforms.bedrock]\nregion = \"us-east-1\"\nendpoint = \"{bedrock}\"\n"
+         [platforms.bedrock]\nregion = \"us-east-1\"\nendpoint = \"{}\"\n",
+        bedrock.base_url()
     );
-    std::fs::write(&config, text).expect("config written");
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_breakwater"));
-    command
-        .args(["send", "--deadline", "10s", "--config"])
-        .arg(&config)
-        .args([
-            "--base-url",
-            anthropic,
-            "--model",
-            &format!("{MODEL}@bedrock"),
-            "hi",
-        ])
-        .env("ANTHROPIC_API_KEY", "anthropic-key")
-        .env("AWS_CONFIG_FILE", dir.path().join("no-config"))
-        .env(
+    let mut vars = vec![
+        ("AWS_CONFIG_FILE", "{dir}/no-config".to_owned()),
+        (
             "AWS_SHARED_CREDENTIALS_FILE",
-            dir.path().join("no-credentials"),
-        )
-        .env("RUST_LOG", "trace");
-    for name in [
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_PROFILE",
-        "AWS_BEARER_TOKEN_BEDROCK",
-        "ANTHROPIC_AWS_API_KEY",
-    ] {
-        command.env_remove(name);
+            "{dir}/no-credentials".to_owned(),
+        ),
+        ("RUST_LOG", "trace".to_owned()),
+    ];
+    vars.extend(env.iter().map(|(name, value)| (*name, (*value).to_owned())));
+    platforms::Send {
+        config,
+        anthropic: anthropic.base_url(),
+        target: format!("{MODEL}@bedrock"),
+        remove: &[
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+            "AWS_BEARER_TOKEN_BEDROCK",
+            "ANTHROPIC_AWS_API_KEY",
+        ],
+        env: vars,
+        files: files.iter().map(|(n, t)| (*n, (*t).to_owned())).collect(),
     }
-    // `env` may name files in `dir`, written by the caller under these names.
-    for (name, value) in env {
-        let value = value.replace("{dir}", &dir.path().to_string_lossy());
-        command.env(name, value);
-    }
-    for (file, text) in env
-        .iter()
-        .filter_map(|(name, text)| name.strip_prefix("FILE:").map(|f| (f, text)))
-    {
-        std::fs::write(dir.path().join(file), text).expect("file written");
-    }
-    let output = command.output().expect("breakwater runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    .run()
+    .await
 }
 
 #[tokio::test]
@@ -463,19 +420,23 @@ async fn credentials_come_from_a_profile_file_or_its_credential_process_and_are_
          \"AccessKeyId\": \"{KEY_ID}\", \"SecretAccessKey\": \"{SECRET}\"}}'\n"
     );
     let cases = [
-        vec![
-            ("FILE:credentials", profiles.as_str()),
-            ("AWS_SHARED_CREDENTIALS_FILE", "{dir}/credentials"),
-            ("AWS_PROFILE", "breakwater"),
-        ],
-        vec![
-            ("FILE:config", process.as_str()),
-            ("AWS_CONFIG_FILE", "{dir}/config"),
-            ("AWS_PROFILE", "from-process"),
-        ],
+        (
+            ("credentials", profiles.as_str()),
+            [
+                ("AWS_SHARED_CREDENTIALS_FILE", "{dir}/credentials"),
+                ("AWS_PROFILE", "breakwater"),
+            ],
+        ),
+        (
+            ("config", process.as_str()),
+            [
+                ("AWS_CONFIG_FILE", "{dir}/config"),
+                ("AWS_PROFILE", "from-process"),
+            ],
+        ),
     ];
-    for (answered, env) in cases.iter().enumerate() {
-        let (ok, output) = send_on_bedrock(&bedrock, &anthropic, env).await;
+    for (answered, (file, env)) in cases.iter().enumerate() {
+        let (ok, output) = send_on_bedrock(&bedrock, &anthropic, env, &[*file]).await;
         assert!(ok, "{env:?}:\n{output}");
         assert_eq!(by_status(&bedrock, "200"), answered as u64 + 1, "{output}");
         assert!(
@@ -487,19 +448,15 @@ async fn credentials_come_from_a_profile_file_or_its_credential_process_and_are_
         "[profile base]\naws_access_key_id = {KEY_ID}\naws_secret_access_key = {SECRET}\n\
          [profile role]\nrole_arn = arn:aws:iam::123456789012:role/r\nsource_profile = base\n"
     );
-    let env = [
-        ("FILE:config", role.as_str()),
-        ("AWS_CONFIG_FILE", "{dir}/config"),
-        ("AWS_PROFILE", "role"),
-    ];
-    let (ok, output) = send_on_bedrock(&bedrock, &anthropic, &env).await;
+    let env = [("AWS_CONFIG_FILE", "{dir}/config"), ("AWS_PROFILE", "role")];
+    let (ok, output) = send_on_bedrock(&bedrock, &anthropic, &env, &[("config", &role)]).await;
     assert!(!ok, "assumed a role without STS:\n{output}");
     assert!(output.contains("breakwater does not reach"), "{output}");
     assert!(
         !output.contains(SECRET),
         "the secret was printed:\n{output}"
     );
-    let (ok, output) = send_on_bedrock(&bedrock, &anthropic, &[]).await;
+    let (ok, output) = send_on_bedrock(&bedrock, &anthropic, &[], &[]).await;
     assert!(!ok, "started with no credentials:\n{output}");
     assert!(
         output.contains("platforms.bedrock has no credentials") && output.contains("AWS_PROFILE"),

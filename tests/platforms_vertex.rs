@@ -10,33 +10,26 @@
 //! platform mock given the wrong id would not know the model.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use breakwater::api::MessagesRequest;
 use breakwater::client::{AwsCredentials, BedrockAuth, Credentials, Secret, VertexAuth};
 use breakwater::config::{BedrockConfig, Config, VertexConfig};
 use breakwater::engine::policy::{Jitter, StateKind};
 use breakwater::engine::{Class, Error, TargetLimits};
-use breakwater::mock::{MockServer, Scenario};
+use breakwater::mock::MockServer;
 use breakwater::runtime::Runtime;
 use futures::StreamExt;
+
+#[path = "support/platforms.rs"]
+mod platforms;
+
+use platforms::{mock, ms};
 
 const MODEL: &str = "claude-haiku-4-5";
 const KEY_ID: &str = "AKIDEXAMPLE";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 const TOKEN: &str = "ya29.ready-token";
 const PROJECT: &str = "breakwater-test";
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-async fn mock(toml: &str) -> MockServer {
-    let scenario = Scenario::from_toml(toml).expect("test scenario is valid");
-    MockServer::start(scenario, ([127, 0, 0, 1], 0).into())
-        .await
-        .expect("mock starts")
-}
 
 /// [`MODEL`] answering in 1 ms, or (`overloaded`) answering 529 to every request.
 fn model_toml(overloaded: bool) -> String {
@@ -132,11 +125,7 @@ fn request() -> MessagesRequest {
 }
 
 fn by_status(server: &MockServer, status: &str) -> u64 {
-    let stats = server.stats();
-    let model = stats.models.get(MODEL);
-    model
-        .and_then(|m| m.by_status.get(status).copied())
-        .unwrap_or(0)
+    platforms::by_status(server, MODEL, status)
 }
 
 fn token() -> VertexAuth {
@@ -335,31 +324,27 @@ async fn a_platform_lacking_a_server_tool_is_passed_over_unasked() {
     );
 }
 
-/// `breakwater send` with `config` (a file), the Claude API at `anthropic`, `env` set and
-/// every Google credential variable of this machine removed: its exit status and stderr.
-fn send_with(config: &str, anthropic: &str, env: &[(&str, &str)]) -> (bool, String) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("breakwater.toml");
-    std::fs::write(&path, config).expect("config written");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_breakwater"))
-        .args(["send", "--deadline", "10s", "--config"])
-        .arg(&path)
-        .args([
-            "--base-url",
-            anthropic,
-            "--model",
-            &format!("{MODEL}@vertex"),
-            "hello",
-        ])
-        .env("ANTHROPIC_API_KEY", "anthropic-key")
-        .env_remove("GOOGLE_OAUTH_ACCESS_TOKEN")
-        .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
-        .envs(env.iter().copied())
-        .output()
-        .expect("breakwater runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    (output.status.success(), format!("{stdout}{stderr}"))
+/// `breakwater send` to [`MODEL`] on Vertex AI with `config`, the Claude API at `anthropic`,
+/// `env` set and every Google credential variable of this machine removed: its exit status
+/// and output.
+async fn send_with(
+    config: String,
+    anthropic: &MockServer,
+    env: &[(&'static str, &str)],
+) -> (bool, String) {
+    platforms::Send {
+        config,
+        anthropic: anthropic.base_url(),
+        target: format!("{MODEL}@vertex"),
+        remove: &[
+            "GOOGLE_OAUTH_ACCESS_TOKEN",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+        ],
+        env: env.iter().map(|(n, v)| (*n, (*v).to_owned())).collect(),
+        files: Vec::new(),
+    }
+    .run()
+    .await
 }
 
 fn vertex_only_config(vertex: &MockServer) -> String {
@@ -374,16 +359,12 @@ fn vertex_only_config(vertex: &MockServer) -> String {
 async fn the_cli_takes_its_token_from_the_environment_and_never_prints_it() {
     let (anthropic, vertex) = (anthropic_mock(false).await, vertex_mock(false, "1h").await);
     let config = vertex_only_config(&vertex);
-    let base = anthropic.base_url();
-    let (ok, output) = tokio::task::spawn_blocking(move || {
-        send_with(
-            &config,
-            &base,
-            &[("GOOGLE_OAUTH_ACCESS_TOKEN", TOKEN), ("RUST_LOG", "trace")],
-        )
-    })
-    .await
-    .expect("joined");
+    let (ok, output) = send_with(
+        config,
+        &anthropic,
+        &[("GOOGLE_OAUTH_ACCESS_TOKEN", TOKEN), ("RUST_LOG", "trace")],
+    )
+    .await;
     assert!(ok, "{output}");
     assert_eq!(by_status(&vertex, "200"), 1, "Vertex AI answered: {output}");
     assert!(!output.contains(TOKEN), "the token was printed:\n{output}");
@@ -393,19 +374,15 @@ async fn the_cli_takes_its_token_from_the_environment_and_never_prints_it() {
 async fn a_chain_naming_vertex_without_credentials_does_not_start() {
     let (anthropic, vertex) = (anthropic_mock(false).await, vertex_mock(false, "1h").await);
     let config = vertex_only_config(&vertex);
-    let base = anthropic.base_url();
     // A key file that is not there: the Google chain stops at its first link, without
     // asking a metadata server.
     let missing = "/nonexistent/breakwater-test/key.json";
-    let (ok, output) = tokio::task::spawn_blocking(move || {
-        send_with(
-            &config,
-            &base,
-            &[("GOOGLE_APPLICATION_CREDENTIALS", missing)],
-        )
-    })
-    .await
-    .expect("joined");
+    let (ok, output) = send_with(
+        config,
+        &anthropic,
+        &[("GOOGLE_APPLICATION_CREDENTIALS", missing)],
+    )
+    .await;
     assert!(!ok, "started without credentials:\n{output}");
     assert!(
         output.contains("platforms.vertex has no credentials")
