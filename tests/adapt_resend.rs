@@ -41,11 +41,17 @@ async fn messages(State(bodies): State<Bodies>, body: Bytes) -> Response {
         let error = json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
         return (StatusCode::from_u16(529).unwrap(), axum::Json(error)).into_response();
     }
+    refuse_thinking_else_answer(&body, FALLBACK)
+}
+
+/// 400 to a history holding a thinking block (as the API answers a signature it cannot
+/// read), else an answer from `model`.
+fn refuse_thinking_else_answer(body: &Value, model: &str) -> Response {
     if body.to_string().contains(r#""type":"thinking""#) {
         return invalid("messages.1.content.0: Invalid `signature` in `thinking` block");
     }
     axum::Json(
-        json!({"id": "msg_1", "type": "message", "role": "assistant", "model": FALLBACK,
+        json!({"id": "msg_1", "type": "message", "role": "assistant", "model": model,
         "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn",
         "stop_sequence": null, "usage": {"input_tokens": 1, "output_tokens": 1}}),
     )
@@ -125,15 +131,7 @@ async fn the_requested_models_own_400_is_never_resent() {
 async fn vertex_predict(State(bodies): State<Bodies>, body: Bytes) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap();
     bodies.lock().unwrap().push(body.clone());
-    if body.to_string().contains(r#""type":"thinking""#) {
-        return invalid("messages.1.content.0: Invalid `signature` in `thinking` block");
-    }
-    axum::Json(
-        json!({"id": "msg_2", "type": "message", "role": "assistant", "model": PRIMARY,
-        "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn",
-        "stop_sequence": null, "usage": {"input_tokens": 1, "output_tokens": 1}}),
-    )
-    .into_response()
+    refuse_thinking_else_answer(&body, PRIMARY)
 }
 
 #[tokio::test]
