@@ -18,11 +18,13 @@ mod bedrock_auth;
 mod config;
 mod count;
 mod credentials;
+mod direct;
 mod env;
 mod error;
 mod forward;
 mod platform;
 mod prepare;
+mod response;
 mod route;
 mod sigv4;
 mod stream;
@@ -58,10 +60,11 @@ pub use vertex::{
 /// connection pool.
 #[derive(Clone, Debug)]
 pub struct ClaudeClient {
+    /// The other routes' client: count_tokens and forwarded requests.
     http: reqwest::Client,
+    /// The Messages API's own: every attempt at a target of the Claude API.
+    direct: direct::Direct,
     messages_url: Arc<str>,
-    /// `messages_url`, parsed once rather than per request.
-    messages_target: reqwest::Url,
     request_timeout: Duration,
     read_timeout: Duration,
     /// Whether requests carry credentials of this client's own (see `forward`).
@@ -89,13 +92,14 @@ impl ClaudeClient {
         let http = reqwest::Client::builder()
             .default_headers(config::default_headers(config)?)
             .connect_timeout(config.connect_timeout)
-            .user_agent(concat!("breakwater/", env!("CARGO_PKG_VERSION")))
+            .user_agent(direct::USER_AGENT)
             .build()
             .map_err(ClientError::Build)?;
+        let direct = direct::Direct::new(config, &messages_url)?;
         Ok(Self {
             http,
+            direct,
             messages_url: messages_url.as_str().into(),
-            messages_target: messages_url,
             request_timeout: config.request_timeout,
             read_timeout: config.read_timeout,
             authenticated: config.credentials.is_some(),
@@ -242,5 +246,27 @@ mod tests {
         assert!(message.starts_with("connection failed: "), "{message}");
         assert!(!message.contains("secret-marker"), "{message}");
         assert!(!message.contains("/v1/messages"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn the_messages_pool_s_messages_never_carry_the_url_or_the_key() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let config = ClientConfig::default()
+            .with_base_url(format!("http://user:pw-marker@{addr}/path-marker"))
+            .with_credentials(Credentials::ApiKey(Secret::new("sk-marker")));
+        let client = ClaudeClient::new(&config).unwrap();
+        let request = WireRequest::from_json(bytes::Bytes::from_static(
+            br#"{"model":"m","max_tokens":1,"messages":[]}"#,
+        ))
+        .unwrap();
+        let failure = client.send(&Target::new("m"), &request).await.unwrap_err();
+        assert_eq!(failure.class(), Class::Connect, "{failure}");
+        let message = failure.message();
+        assert!(message.starts_with("connection failed: "), "{message}");
+        for marker in ["path-marker", "pw-marker", "sk-marker", "/v1/messages"] {
+            assert!(!message.contains(marker), "{message}");
+        }
     }
 }

@@ -2,14 +2,16 @@
 //! request's own headers, read whole or opened as a stream of events, and classified; a
 //! fallback's 400 gets one resend in the minimal safe form.
 
-use http::header;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use tokio::time::Instant;
 
 use super::ClaudeClient;
 use super::bedrock;
 use super::credentials::Credentials;
+use super::response::Response;
 use super::route::Route;
 use super::stream;
-use super::transport::transport;
+use super::transport::{hyper_transport, transport};
 use super::vertex;
 use crate::api::json::Chunks;
 use crate::api::{self, ResponseMeta, WireEvent, WireMessage, WireRequest};
@@ -18,7 +20,8 @@ use crate::{telemetry, wallclock};
 
 impl ClaudeClient {
     /// Posts one attempt's `body`, for a streamed answer or a whole one, within the
-    /// request timeout (only until the head, for a stream).
+    /// request timeout (only until the head, for a stream; the whole body is read by the same
+    /// deadline otherwise).
     async fn post(
         &self,
         target: &Target,
@@ -26,14 +29,26 @@ impl ClaudeClient {
         request: &WireRequest,
         body: Chunks,
         stream: bool,
-    ) -> Result<reqwest::Response, Failure> {
-        let mut builder = match route {
+    ) -> Result<Response, Failure> {
+        let timeout = self.request_timeout;
+        let builder = match route {
             Route::Claude => {
-                let builder = self
-                    .http
-                    .post(self.messages_target.clone())
-                    .header(header::CONTENT_TYPE, "application/json");
-                with_headers(builder, request.headers(), self.authenticated, &self.betas)
+                let deadline = Instant::now() + timeout;
+                let extra = |headers: &mut HeaderMap| {
+                    add_headers(headers, request.headers(), self.authenticated, &self.betas);
+                };
+                let sent = self.direct.post(extra, body, stream);
+                return match tokio::time::timeout_at(deadline, sent).await {
+                    Ok(Ok(response)) => Ok(Response::Hyper {
+                        response,
+                        deadline: (!stream).then_some((deadline, timeout)),
+                    }),
+                    Ok(Err(error)) => {
+                        let (class, message) = hyper_transport(&error);
+                        Err(Failure::new(class, message))
+                    }
+                    Err(_) => Err(no_response(timeout)),
+                };
             }
             Route::Bedrock(bedrock) => {
                 let headers = bedrock
@@ -47,27 +62,24 @@ impl ClaudeClient {
                 vertex.http.post(url).headers(headers)
             }
         };
-        builder = builder
+        let mut builder = builder
             .header(header::CONTENT_LENGTH, body.len())
             .body(http_body(body));
         let sent = if stream {
             builder = builder.header(header::ACCEPT, "text/event-stream");
             // Only until the head: the body is bounded per event (`read_timeout`).
-            tokio::time::timeout(self.request_timeout, builder.send()).await
+            tokio::time::timeout(timeout, builder.send()).await
         } else {
             // Covers the body too, which `bytes()` reads after `send` returns.
-            Ok(builder.timeout(self.request_timeout).send().await)
+            Ok(builder.timeout(timeout).send().await)
         };
         match sent {
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(response)) => Ok(Response::Reqwest(response)),
             Ok(Err(error)) => {
                 let (class, message) = transport(error);
                 Err(Failure::new(class, message))
             }
-            Err(_) => Err(Failure::new(
-                Class::Timeout,
-                format!("no response within {:?}", self.request_timeout),
-            )),
+            Err(_) => Err(no_response(timeout)),
         }
     }
 
@@ -83,7 +95,7 @@ impl ClaudeClient {
             let response = self
                 .post(target, route, request, prepared.body.clone(), false)
                 .await?;
-            let status = response.status().as_u16();
+            let status = response.status();
             let meta = ResponseMeta::from_headers(response.headers(), wallclock::unix_now());
             let body = read_body(response, &meta).await?;
             if (200..300).contains(&status) {
@@ -119,7 +131,7 @@ impl ClaudeClient {
             let response = self
                 .post(target, route, request, prepared.body.clone(), true)
                 .await?;
-            let status = response.status().as_u16();
+            let status = response.status();
             let meta = ResponseMeta::from_headers(response.headers(), wallclock::unix_now());
             if (200..300).contains(&status) {
                 break (response, meta);
@@ -150,29 +162,59 @@ fn platform_failure(route: Route<'_>, status: u16, meta: ResponseMeta, body: &[u
     }
 }
 
-/// `builder` with the request's own `anthropic-version` (which replaces the configured one)
+/// `headers` with the request's own `anthropic-version` (which replaces the configured one)
 /// and `anthropic-beta` (whose flags add to the configured `betas`), and, for a client
-/// without credentials, the caller's key.
+/// without credentials, the caller's key (marked sensitive).
+pub(super) fn add_headers(
+    headers: &mut HeaderMap,
+    request: &api::RequestHeaders,
+    authenticated: bool,
+    betas: &[String],
+) {
+    if !authenticated {
+        let credential = match &request.credentials {
+            Some(Credentials::ApiKey(key)) => HeaderValue::from_str(key.expose())
+                .ok()
+                .map(|value| (HeaderName::from_static("x-api-key"), value)),
+            Some(Credentials::Bearer(token)) => {
+                HeaderValue::try_from(format!("Bearer {}", token.expose()))
+                    .ok()
+                    .map(|value| (header::AUTHORIZATION, value))
+            }
+            None => None,
+        };
+        if let Some((name, mut value)) = credential {
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+    }
+    if let Some(version) = &request.version
+        && let Ok(value) = HeaderValue::from_str(version)
+    {
+        headers.insert("anthropic-version", value);
+    }
+    if let Some(beta) = &request.beta
+        && let Ok(value) = HeaderValue::try_from(api::merge_betas(betas, [beta.as_str()]))
+    {
+        headers.insert("anthropic-beta", value);
+    }
+}
+
+/// `builder` with the request's own headers, as [`add_headers`] adds them.
 pub(super) fn with_headers(
-    mut builder: reqwest::RequestBuilder,
-    headers: &api::RequestHeaders,
+    builder: reqwest::RequestBuilder,
+    request: &api::RequestHeaders,
     authenticated: bool,
     betas: &[String],
 ) -> reqwest::RequestBuilder {
-    if !authenticated {
-        builder = match &headers.credentials {
-            Some(Credentials::ApiKey(key)) => builder.header("x-api-key", key.expose()),
-            Some(Credentials::Bearer(token)) => builder.bearer_auth(token.expose()),
-            None => builder,
-        };
-    }
-    if let Some(version) = &headers.version {
-        builder = builder.header("anthropic-version", version);
-    }
-    if let Some(beta) = &headers.beta {
-        builder = builder.header("anthropic-beta", api::merge_betas(betas, [beta.as_str()]));
-    }
-    builder
+    let mut headers = HeaderMap::new();
+    add_headers(&mut headers, request, authenticated, betas);
+    builder.headers(headers)
+}
+
+/// The failure for no response head within the request timeout.
+fn no_response(timeout: std::time::Duration) -> Failure {
+    Failure::new(Class::Timeout, format!("no response within {timeout:?}"))
 }
 
 /// A request body: the one buffer as it is, or its slices without joining them.
@@ -196,20 +238,11 @@ fn reply<T>(value: T, meta: ResponseMeta, changes: &[&str]) -> Reply<T> {
 /// Reads a whole body. The status and headers have arrived, so a failure here keeps the
 /// status and the request id.
 pub(super) async fn read_body(
-    response: reqwest::Response,
+    response: Response,
     meta: &ResponseMeta,
 ) -> Result<bytes::Bytes, Failure> {
-    let status = response.status().as_u16();
-    match response.bytes().await {
-        Ok(body) => Ok(body),
-        Err(error) => {
-            let (class, message) = transport(error);
-            Err(api::answered(
-                class,
-                message,
-                status,
-                meta.request_id.as_deref(),
-            ))
-        }
-    }
+    let status = response.status();
+    response.bytes().await.map_err(|(class, message)| {
+        api::answered(class, message, status, meta.request_id.as_deref())
+    })
 }

@@ -8,6 +8,7 @@ use http::header;
 
 use super::ClaudeClient;
 use super::attempt::{read_body, with_headers};
+use super::response::Response;
 use super::transport::transport;
 use crate::api::{self, ResponseMeta, WireRequest};
 use crate::engine::{Class, Failure};
@@ -108,7 +109,8 @@ impl ClaudeClient {
                 return Err(Failure::new(class, message));
             }
         };
-        let status = response.status().as_u16();
+        let response = Response::Reqwest(response);
+        let status = response.status();
         let meta = ResponseMeta::from_headers(response.headers(), wallclock::unix_now());
         let body = read_body(response, &meta).await?;
         Ok((status, meta, body))

@@ -22,4 +22,7 @@ pub enum ClientError {
     /// reqwest could not build its client.
     #[error("cannot build the HTTP client")]
     Build(#[source] reqwest::Error),
+    /// The TLS configuration could not be built.
+    #[error("cannot build the HTTP client's TLS configuration: {0}")]
+    Tls(String),
 }

@@ -13,7 +13,7 @@ use crate::api::sse::{Frame, Framer};
 use crate::api::{self, EventKind, WireEvent};
 use crate::engine::{Class, EventStream, Failure};
 
-use super::transport::transport;
+use super::response::TransportError;
 
 struct State<S> {
     body: std::pin::Pin<Box<S>>,
@@ -40,7 +40,7 @@ pub(super) fn events<S>(
     stall: Duration,
 ) -> EventStream<WireEvent>
 where
-    S: Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+    S: Stream<Item = Result<Bytes, TransportError>> + Send + 'static,
 {
     let state = State {
         body: Box::pin(body),
@@ -72,7 +72,7 @@ where
 /// The next whole frame, reading the body as needed.
 async fn next_frame<S>(state: &mut State<S>) -> Result<Frame, Failure>
 where
-    S: Stream<Item = reqwest::Result<Bytes>>,
+    S: Stream<Item = Result<Bytes, TransportError>>,
 {
     loop {
         if let Some(frame) = state.framer.next_frame() {
@@ -80,8 +80,7 @@ where
         }
         match state.body.next().await {
             Some(Ok(chunk)) => state.framer.push(&chunk),
-            Some(Err(error)) => {
-                let (class, message) = transport(error);
+            Some(Err((class, message))) => {
                 return Err(state.failure(class, message));
             }
             None => {
@@ -113,7 +112,7 @@ mod tests {
 
     async fn collect(chunks: &[&str]) -> Vec<Result<MessageStreamEvent, Failure>> {
         let typed = |item: Result<WireEvent, Failure>| item.map(|event| event.to_event().unwrap());
-        let chunks: Vec<reqwest::Result<Bytes>> = chunks
+        let chunks: Vec<Result<Bytes, TransportError>> = chunks
             .iter()
             .map(|chunk| Ok(Bytes::from(chunk.to_string())))
             .collect();
@@ -200,7 +199,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_stall_between_events_is_a_timeout_that_ends_the_stream() {
-        let ping: reqwest::Result<Bytes> =
+        let ping: Result<Bytes, TransportError> =
             Ok(Bytes::from("event: ping\ndata: {\"type\": \"ping\"}\n\n"));
         let body = futures::stream::iter([ping]).chain(futures::stream::pending());
         let started = tokio::time::Instant::now();

@@ -31,6 +31,52 @@ pub(super) fn transport(error: reqwest::Error) -> (Class, String) {
     (class, message)
 }
 
+/// Classifies an error of the Claude API's own client ([`super::direct`]) as [`transport`]
+/// classifies reqwest's: a timeout anywhere in the chain (the connect timeout is an
+/// `io::Error` of kind `TimedOut`) as [`Class::Timeout`], a local resource fault as
+/// [`Class::Local`], anything else as [`Class::Connect`]. The chain names neither the URL nor
+/// a header.
+pub(super) fn hyper_transport(error: &hyper_util::client::legacy::Error) -> (Class, String) {
+    let (class, message) = classify(error);
+    if error.is_connect() {
+        return (class, format!("connection failed: {message}"));
+    }
+    (class, format!("error sending request: {message}"))
+}
+
+/// Classifies an error reading a response body, as [`hyper_transport`] does.
+pub(super) fn body_transport(error: &hyper::Error) -> (Class, String) {
+    let (class, message) = classify(error);
+    (class, format!("error reading the response body: {message}"))
+}
+
+/// The class of `error` by its chain, and the chain's messages joined.
+fn classify(error: &(dyn std::error::Error + 'static)) -> (Class, String) {
+    let mut parts = Vec::new();
+    let mut timeout = false;
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        timeout |= cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            || cause
+                .downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_timeout)
+            || cause.is::<tokio::time::error::Elapsed>();
+        parts.push(cause.to_string());
+        next = cause.source();
+    }
+    parts.dedup();
+    let class = if timeout {
+        Class::Timeout
+    } else if local_cause(error).is_some() {
+        Class::Local
+    } else {
+        Class::Connect
+    };
+    (class, parts.join(": "))
+}
+
 /// The OS errors that say this process (or host) ran out of something, not that the upstream
 /// refused: `ENOMEM` (12), `ENFILE` (23) and `EMFILE` (24), the same numbers on Linux and the
 /// BSDs. A refusal, a reset or an unreachable host is the remote's, and stays

@@ -1,0 +1,126 @@
+//! The Claude API's own connection pool: hyper's client, without reqwest's layers (redirects,
+//! retries, proxies, URL parsing per request), on the request path every attempt takes.
+//!
+//! It behaves as the reqwest client did: HTTP/1.1 and HTTP/2 (by ALPN over rustls with `ring`
+//! and the webpki roots), the configured connect timeout, idle connections kept 90 s, the
+//! default headers (credentials marked sensitive), `accept: */*` and the user agent.
+
+use std::time::Duration;
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Uri};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::config::{self, ClientConfig};
+use super::error::ClientError;
+use crate::api::json::Chunks;
+
+/// How long an idle pooled connection is kept, as reqwest keeps it.
+const POOL_IDLE: Duration = Duration::from_secs(90);
+
+/// The user agent every request carries.
+pub(super) const USER_AGENT: &str = concat!("breakwater/", env!("CARGO_PKG_VERSION"));
+
+/// A pooled HTTP client for one URL, with the headers every request to it carries.
+#[derive(Clone, Debug)]
+pub(super) struct Direct {
+    client: Client<HttpsConnector<HttpConnector>, Chunks>,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl Direct {
+    /// A client posting to `url` (checked http(s) by `config::messages_url`), with
+    /// `config`'s default headers and connect timeout. A URL's userinfo becomes basic
+    /// credentials, as reqwest sends it, and is never part of the request line.
+    pub(super) fn new(config: &ClientConfig, url: &reqwest::Url) -> Result<Self, ClientError> {
+        let mut headers = config::default_headers(config)?;
+        headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+        let mut url = url.clone();
+        if !url.username().is_empty() || url.password().is_some() {
+            if !headers.contains_key(header::AUTHORIZATION) {
+                headers.insert(header::AUTHORIZATION, basic_auth(&url)?);
+            }
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+        }
+        let bad = |reason: String| ClientError::BaseUrl {
+            url: url.origin().ascii_serialization(),
+            reason,
+        };
+        let uri = url
+            .as_str()
+            .parse::<Uri>()
+            .map_err(|error| bad(error.to_string()))?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.connect_timeout));
+        let connector = HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+            .map_err(|error| ClientError::Tls(error.to_string()))?
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector);
+        Ok(Self {
+            client,
+            uri,
+            headers,
+        })
+    }
+
+    /// Posts `body` with the default headers, then those `extra` adds (which replace them),
+    /// as JSON of its exact length; `stream` asks for server-sent events.
+    pub(super) fn post(
+        &self,
+        extra: impl FnOnce(&mut HeaderMap),
+        body: Chunks,
+        stream: bool,
+    ) -> hyper_util::client::legacy::ResponseFuture {
+        let mut request = Request::new(body);
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.uri.clone();
+        *request.headers_mut() = self.headers.clone();
+        let length = request.body().len();
+        let headers = request.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        if stream {
+            headers.insert(
+                header::ACCEPT,
+                HeaderValue::from_static("text/event-stream"),
+            );
+        }
+        extra(headers);
+        self.client.request(request)
+    }
+}
+
+/// `Authorization: Basic` from `url`'s percent-decoded userinfo, marked sensitive.
+fn basic_auth(url: &reqwest::Url) -> Result<HeaderValue, ClientError> {
+    use base64::Engine as _;
+    let decode = |text: &str| percent_encoding::percent_decode_str(text).collect::<Vec<u8>>();
+    let mut credentials = decode(url.username());
+    credentials.push(b':');
+    credentials.extend(decode(url.password().unwrap_or("")));
+    let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+    let mut value =
+        HeaderValue::try_from(format!("Basic {encoded}")).map_err(|_| ClientError::Header {
+            field: "base-url userinfo",
+        })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
