@@ -7,13 +7,19 @@
 # repetitions), then per repetition the gateway/direct throughput at 64 connections and the
 # p50 the gateway adds at 4 connections, with their min / median / max.
 #
-#     scripts/bench-gateway.sh [--duration 8] [--reps 3] [--stream] [--pin auto|none] [--no-build]
+#     scripts/bench-gateway.sh [--duration 8] [--reps 3] [--stream] [--reference]
+#                              [--pin auto|none] [--no-build]
 #
 #   --duration S  seconds per wrk run (default 8); each target is warmed up for 2 s first
 #   --reps N      repetitions of the whole set (default 3); the order of direct and gateway
 #                 swaps from one repetition to the next
 #   --stream      also measure streamed requests ("stream": true: eight SSE events, sent by
 #                 the mock without pauses), in rows and ratios of their own
+#   --reference   also measure two proxies with no logic in front of the same upstream, as
+#                 reference points for what any proxy costs on this machine: "hyper-proxy"
+#                 (examples/bare_proxy.rs: the HTTP stack the gateway is built on, relaying
+#                 and nothing else) and "nginx" (a keep-alive proxy_pass, one worker per CPU;
+#                 installed with apt-get when missing, as root)
 #   --pin auto    (default) wrk runs one thread pinned to the last CPU, so it never takes more
 #                 than one core from the servers. With 4 CPUs or more the servers (mock and
 #                 gateway) are pinned to the others; with fewer they may use every CPU, as
@@ -29,6 +35,7 @@ cd "$(dirname "$0")/.."
 duration=8
 reps=3
 stream=false
+reference=false
 pin=auto
 build=true
 while [ $# -gt 0 ]; do
@@ -36,6 +43,7 @@ while [ $# -gt 0 ]; do
         --duration) duration="${2:?--duration needs seconds}"; shift 2 ;;
         --reps) reps="${2:?--reps needs a count}"; shift 2 ;;
         --stream) stream=true; shift ;;
+        --reference) reference=true; shift ;;
         --pin) pin="${2:?--pin needs auto or none}"; shift 2 ;;
         --no-build) build=false; shift ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -49,21 +57,31 @@ done
 for tool in curl python3 taskset; do
     command -v "$tool" > /dev/null || { echo "error: $tool is missing" >&2; exit 2; }
 done
-if ! command -v wrk > /dev/null; then
+# Installs the Debian package $1 providing command $2 when the command is missing.
+need() {
+    command -v "$2" > /dev/null && return
     if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
-        echo "==> installing wrk (apt-get install -y wrk)"
-        apt-get install -y wrk > /dev/null || { apt-get update > /dev/null && apt-get install -y wrk > /dev/null; }
+        echo "==> installing $1 (apt-get install -y $1)"
+        apt-get install -y "$1" > /dev/null || { apt-get update > /dev/null && apt-get install -y "$1" > /dev/null; }
     else
-        echo "error: wrk is missing: install it (Debian/Ubuntu: sudo apt-get install wrk)" >&2
+        echo "error: $2 is missing: install it (Debian/Ubuntu: sudo apt-get install $1)" >&2
         exit 2
     fi
-fi
+}
+need wrk wrk
+if $reference; then need nginx-light nginx; fi
 if $build; then
     echo "==> cargo build --release"
     cargo build --release --quiet
+    if $reference; then cargo build --release --quiet --example bare_proxy; fi
 fi
 bin="$PWD/target/release/breakwater"
 [ -x "$bin" ] || { echo "error: $bin is missing: run cargo build --release" >&2; exit 2; }
+bare="$PWD/target/release/examples/bare_proxy"
+if $reference && [ ! -x "$bare" ]; then
+    echo "error: $bare is missing: run cargo build --release --example bare_proxy" >&2
+    exit 2
+fi
 
 cpus="$(nproc)"
 wrk_pin=()
@@ -76,6 +94,7 @@ fi
 work="$(mktemp -d)"
 pids=()
 cleanup() {
+    if [ -f "$work/nginx.pid" ]; then kill "$(cat "$work/nginx.pid")" 2> /dev/null || true; fi
     for pid in "${pids[@]}"; do kill "$pid" 2> /dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2> /dev/null || true; done
     rm -rf "$work"
@@ -156,6 +175,40 @@ gateway="$url"
 ready gateway "$gateway/healthz"
 ready "gateway's upstream" -X POST "$gateway/v1/messages" -H 'content-type: application/json' \
     --data-binary "$(body false)"
+declare -A urls=([direct]="$mock" [gateway]="$gateway")
+targets=(direct gateway)
+if $reference; then
+    start hyper-proxy "${server_pin[@]}" "$bare" "$mock" 127.0.0.1:0
+    urls[hyper-proxy]="$url"
+    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    workers="$cpus"
+    if [ ${#server_pin[@]} -gt 0 ]; then workers=$((cpus - 1)); fi
+    cat > "$work/nginx.conf" << NGINX
+worker_processes $workers;
+pid $work/nginx.pid;
+error_log $work/nginx.err;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream mock { server ${mock#http://}; keepalive 256; }
+  server {
+    listen 127.0.0.1:$port;
+    location / { proxy_pass http://mock; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+NGINX
+    "${server_pin[@]}" nginx -c "$work/nginx.conf" -e "$work/nginx.err" > "$work/nginx.log" 2>&1 || {
+        echo "error: nginx did not start:" >&2
+        cat "$work/nginx.log" "$work/nginx.err" >&2 2> /dev/null
+        exit 1
+    }
+    urls[nginx]="http://127.0.0.1:$port"
+    targets+=(hyper-proxy nginx)
+    for target in hyper-proxy nginx; do
+        ready "$target" -X POST "${urls[$target]}/v1/messages" -H 'x-api-key: bench' \
+            -H 'content-type: application/json' --data-binary "$(body false)"
+    done
+fi
 
 model="$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//' || true)"
 memory="$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
@@ -173,6 +226,9 @@ else
 fi
 echo "upstream: breakwater mock --scenario instant at $mock"
 echo "gateway:  breakwater serve --chain claude-sonnet-5-5,claude-haiku-5-5 at $gateway"
+if $reference; then
+    echo "reference: hyper-proxy (examples/bare_proxy.rs) at ${urls[hyper-proxy]}; $(nginx -v 2>&1 | cut -d' ' -f3) at ${urls[nginx]}"
+fi
 echo
 
 kinds=(json)
@@ -193,7 +249,7 @@ measure() {
     if [ -n "$rep" ]; then
         printf '%s\t%s\t%s\t%s\t%s\n' "$rep" "$kind" "$target" "$connections" "$line" >> "$results"
         awk -F'\t' -v k="$kind" -v t="$target" -v c="$connections" -v r="$rep" '{
-            printf "  rep %s  %-6s %-7s %2s conn  %8.0f req/s  p50 %7.3f ms  p99 %7.3f ms  errors %d\n",
+            printf "  rep %s  %-6s %-11s %2s conn  %8.0f req/s  p50 %7.3f ms  p99 %7.3f ms  errors %d\n",
                 r, k, t, c, $1 / $2, $3 / 1000, $5 / 1000, $6 + $7 }' <<< "$line"
     fi
 }
@@ -201,19 +257,17 @@ measure() {
 rep=""
 echo "==> warming up (2 s per target)"
 for kind in "${kinds[@]}"; do
-    measure "$kind" direct "$mock" 64 2
-    measure "$kind" gateway "$gateway" 64 2
+    for target in "${targets[@]}"; do measure "$kind" "$target" "${urls[$target]}" 64 2; done
 done
 for rep in $(seq "$reps"); do
     echo "==> repetition $rep of $reps"
-    order=(direct gateway)
-    if [ $((rep % 2)) = 0 ]; then order=(gateway direct); fi
+    # Each repetition starts one target later: every target takes every place in the order.
+    shift_by=$(((rep - 1) % ${#targets[@]}))
+    order=("${targets[@]:$shift_by}" "${targets[@]:0:$shift_by}")
     for kind in "${kinds[@]}"; do
         for connections in 4 64; do
             for target in "${order[@]}"; do
-                url="$mock"
-                if [ "$target" = gateway ]; then url="$gateway"; fi
-                measure "$kind" "$target" "$url" "$connections" "$duration"
+                measure "$kind" "$target" "${urls[$target]}" "$connections" "$duration"
             done
         done
     done
@@ -244,7 +298,8 @@ print("median (min to max) over repetitions; latencies in ms")
 print()
 print("| request | target | connections | req/s | p50 | p90 | p99 | errors |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-for (kind, target, conns), reps in sorted(runs.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1] != "direct")):
+order = {"direct": 0, "gateway": 1, "hyper-proxy": 2, "nginx": 3}
+for (kind, target, conns), reps in sorted(runs.items(), key=lambda kv: (kv[0][0], kv[0][2], order.get(kv[0][1], 9))):
     figures = list(reps.values())
     print(f"| {kind} | {target} | {conns} | {cell([f['rps'] for f in figures], count)} | "
           + " | ".join(cell([f[p] for f in figures], ms) for p in ("p50", "p90", "p99"))
@@ -257,12 +312,13 @@ def spread(name, values, fmt):
           f"max {fmt(max(values))}   (per repetition: {listed})")
 
 for kind in sorted({k for k, _, _ in runs}):
-    direct64, gateway64 = runs[(kind, "direct", 64)], runs[(kind, "gateway", 64)]
-    direct4, gateway4 = runs[(kind, "direct", 4)], runs[(kind, "gateway", 4)]
-    spread(f"{kind}: gateway/direct req/s at 64 connections",
-           [gateway64[r]["rps"] / direct64[r]["rps"] for r in sorted(direct64)], lambda v: f"{v:.2f}")
-    spread(f"{kind}: p50 added by the gateway at 4 connections (ms)",
-           [gateway4[r]["p50"] - direct4[r]["p50"] for r in sorted(direct4)], lambda v: f"{v:.3f}")
+    direct64, direct4 = runs[(kind, "direct", 64)], runs[(kind, "direct", 4)]
+    for proxy in sorted({t for k, t, _ in runs if k == kind and t != "direct"}, key=order.get):
+        proxy64, proxy4 = runs[(kind, proxy, 64)], runs[(kind, proxy, 4)]
+        spread(f"{kind}: {proxy}/direct req/s at 64 connections",
+               [proxy64[r]["rps"] / direct64[r]["rps"] for r in sorted(direct64)], lambda v: f"{v:.2f}")
+        spread(f"{kind}: p50 added by {proxy} at 4 connections (ms)",
+               [proxy4[r]["p50"] - direct4[r]["p50"] for r in sorted(direct4)], lambda v: f"{v:.3f}")
 errors = sum(f["errors"] for reps in runs.values() for f in reps.values())
 if errors:
     print(f"\nwarning: {errors} errors (non-2xx answers or socket errors): these figures are not a measure of the gateway")

@@ -25,6 +25,7 @@ mod forward;
 mod platform;
 mod prepare;
 mod response;
+mod roots;
 mod route;
 mod sigv4;
 mod stream;
@@ -82,20 +83,28 @@ impl ClaudeClient {
     /// A client for `config`.
     ///
     /// # Errors
-    /// [`ClientError`] naming the bad setting: an unparseable base URL, or a header value
-    /// HTTP cannot carry.
+    /// [`ClientError`] naming the bad setting: an unparseable base URL, a header value
+    /// HTTP cannot carry, or a `ca-file` that cannot be read or holds no certificate.
     pub fn new(config: &ClientConfig) -> Result<Self, ClientError> {
         let messages_url = config::messages_url(&config.base_url)?;
         // No client-wide read timeout: reqwest's also runs while waiting for the response
         // headers, which for a non-streamed call only come once the whole generation is done.
         // `read_timeout` is a per-event stall on streams instead (see `stream::events`).
-        let http = reqwest::Client::builder()
+        let extra = match &config.ca_file {
+            Some(path) => roots::extra(path)?,
+            None => Vec::new(),
+        };
+        let mut http = reqwest::Client::builder()
             .default_headers(config::default_headers(config)?)
             .connect_timeout(config.connect_timeout)
-            .user_agent(direct::USER_AGENT)
-            .build()
-            .map_err(ClientError::Build)?;
-        let direct = direct::Direct::new(config, &messages_url)?;
+            .user_agent(direct::USER_AGENT);
+        for certificate in &extra {
+            let certificate =
+                reqwest::Certificate::from_der(certificate).map_err(ClientError::Build)?;
+            http = http.add_root_certificate(certificate);
+        }
+        let http = http.build().map_err(ClientError::Build)?;
+        let direct = direct::Direct::new(config, &messages_url, &extra)?;
         Ok(Self {
             http,
             direct,

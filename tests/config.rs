@@ -82,6 +82,7 @@ fn example_sets_every_key() {
     key_paths(&toml::from_str(&defaults).unwrap(), "", &mut every);
     assert_eq!(documented, every);
     assert!(EXAMPLE.contains("\n# seed = 42\n"), "seed is documented");
+    assert!(EXAMPLE.contains("\n# ca-file = "), "ca-file is documented");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! Nothing here may echo a secret: credentials only ever become sensitive header values, and
 //! a base URL's userinfo is redacted before it appears in an error.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue};
@@ -47,6 +48,10 @@ pub struct ClientConfig {
     /// characters a token. Costs one extra round trip per request; a count that fails or
     /// takes over a second falls back to the estimate. Default: false.
     pub count_tokens: bool,
+    /// A PEM file of root certificates trusted for the upstream on top of the public ones
+    /// (the webpki roots): a TLS-inspecting proxy, a private gateway with its own CA.
+    /// Read once, when the client is built. Default: none.
+    pub ca_file: Option<PathBuf>,
     /// The credentials; never part of a config file, only of the environment.
     #[serde(skip)]
     pub credentials: Option<Credentials>,
@@ -62,6 +67,7 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(600),
             read_timeout: Duration::from_secs(60),
             count_tokens: false,
+            ca_file: None,
             credentials: None,
         }
     }

@@ -2,9 +2,11 @@
 //! retries, proxies, URL parsing per request), on the request path every attempt takes.
 //!
 //! It behaves as the reqwest client did: HTTP/1.1 and HTTP/2 (by ALPN over rustls with `ring`
-//! and the webpki roots), the configured connect timeout, idle connections kept 90 s, the
+//! and the webpki roots, plus `ca-file`'s), the configured connect timeout, idle connections kept 90 s, the
 //! default headers (credentials marked sensitive), `accept: */*` and the user agent.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderValue};
@@ -13,9 +15,11 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::pki_types::CertificateDer;
 
 use super::config::{self, ClientConfig};
 use super::error::ClientError;
+use super::roots;
 use crate::api::json::Chunks;
 
 /// How long an idle pooled connection is kept, as reqwest keeps it.
@@ -36,7 +40,12 @@ impl Direct {
     /// A client posting to `url` (checked http(s) by `config::messages_url`), with
     /// `config`'s default headers and connect timeout. A URL's userinfo becomes basic
     /// credentials, as reqwest sends it, and is never part of the request line.
-    pub(super) fn new(config: &ClientConfig, url: &reqwest::Url) -> Result<Self, ClientError> {
+    /// TLS trusts the webpki roots and `extra` (`ca-file`'s certificates).
+    pub(super) fn new(
+        config: &ClientConfig,
+        url: &reqwest::Url,
+        extra: &[CertificateDer<'static>],
+    ) -> Result<Self, ClientError> {
         let mut headers = config::default_headers(config)?;
         headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
         headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
@@ -60,9 +69,16 @@ impl Direct {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
+        let roots = roots::store(extra, config.ca_file.as_deref().unwrap_or(Path::new("")))?;
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|error| ClientError::Tls(error.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         let connector = HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .map_err(|error| ClientError::Tls(error.to_string()))?
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .enable_http2()

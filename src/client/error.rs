@@ -22,6 +22,14 @@ pub enum ClientError {
     /// reqwest could not build its client.
     #[error("cannot build the HTTP client")]
     Build(#[source] reqwest::Error),
+    /// The extra root certificates (`ca-file`) cannot be read or hold no certificate.
+    #[error("invalid ca-file {path:?}: {reason}")]
+    CaFile {
+        /// The file as configured.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The TLS configuration could not be built.
     #[error("cannot build the HTTP client's TLS configuration: {0}")]
     Tls(String),
