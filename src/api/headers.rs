@@ -6,39 +6,13 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use breakwater_actors::{RateLimits, Window};
-use http::header::AsHeaderName;
-use http::{HeaderMap, HeaderName};
+use http::HeaderMap;
 
 /// The rate-limit windows by their name in `anthropic-ratelimit-{name}-*` headers.
 const WINDOWS: [&str; 4] = ["requests", "tokens", "input-tokens", "output-tokens"];
 
 /// Amazon Bedrock's request id header, read when a response has no `request-id`.
 pub const AMZN_REQUEST_ID: &str = "x-amzn-requestid";
-
-/// The `-limit`, `-remaining` and `-reset` headers of each of [`WINDOWS`], in its order:
-/// named once here, as every answer's headers are read for them.
-const WINDOW_HEADERS: [[HeaderName; 3]; 4] = [
-    [
-        HeaderName::from_static("anthropic-ratelimit-requests-limit"),
-        HeaderName::from_static("anthropic-ratelimit-requests-remaining"),
-        HeaderName::from_static("anthropic-ratelimit-requests-reset"),
-    ],
-    [
-        HeaderName::from_static("anthropic-ratelimit-tokens-limit"),
-        HeaderName::from_static("anthropic-ratelimit-tokens-remaining"),
-        HeaderName::from_static("anthropic-ratelimit-tokens-reset"),
-    ],
-    [
-        HeaderName::from_static("anthropic-ratelimit-input-tokens-limit"),
-        HeaderName::from_static("anthropic-ratelimit-input-tokens-remaining"),
-        HeaderName::from_static("anthropic-ratelimit-input-tokens-reset"),
-    ],
-    [
-        HeaderName::from_static("anthropic-ratelimit-output-tokens-limit"),
-        HeaderName::from_static("anthropic-ratelimit-output-tokens-remaining"),
-        HeaderName::from_static("anthropic-ratelimit-output-tokens-reset"),
-    ],
-];
 
 /// The first second RFC 3339 formatting cannot show (year 10000).
 const RFC3339_END: Duration = Duration::from_secs(253_402_300_800);
@@ -66,13 +40,14 @@ impl ResponseMeta {
     /// Values that do not parse, and negative delays, are ignored; delays and resets longer
     /// than [`MAX_ANNOUNCED_DELAY`] are cut to it.
     pub fn from_headers(headers: &HeaderMap, now_unix: Duration) -> Self {
-        let get = |name: &str| text(headers, name);
-        let retry_after_ms = get("retry-after-ms")
+        let read = Read::of(headers);
+        let retry_after_ms = read
+            .text(Field::RetryAfterMs)
             .and_then(|v| v.parse::<f64>().ok())
             .and_then(|ms| capped_secs(ms / 1000.0));
         let retry_after = retry_after_ms
             .or_else(|| {
-                let value = get("retry-after")?;
+                let value = read.text(Field::RetryAfter)?;
                 if let Ok(secs) = value.parse::<f64>() {
                     return capped_secs(secs);
                 }
@@ -81,17 +56,17 @@ impl ResponseMeta {
                 Some(at.saturating_sub(now_unix))
             })
             .map(|delay| delay.min(MAX_ANNOUNCED_DELAY));
-        let should_retry = match get("x-should-retry") {
+        let should_retry = match read.text(Field::ShouldRetry) {
             Some("true") => Some(true),
             Some("false") => Some(false),
             _ => None,
         };
         let [requests, tokens, input_tokens, output_tokens] =
-            WINDOW_HEADERS.map(|names| window(headers, &names, now_unix));
+            [0, 1, 2, 3].map(|window| read.window(window, now_unix));
         Self {
-            request_id: ["request-id", AMZN_REQUEST_ID]
+            request_id: [Field::RequestId, Field::AmznRequestId]
                 .into_iter()
-                .find_map(|name| get(name).filter(|id| !id.is_empty()))
+                .find_map(|field| read.text(field).filter(|id| !id.is_empty()))
                 .map(str::to_owned),
             retry_after,
             should_retry,
@@ -105,40 +80,103 @@ impl ResponseMeta {
     }
 }
 
+/// A header [`ResponseMeta`] reads; the rate-limit windows' come after these, at
+/// `Field::Windows + 3 * window + (0 limit, 1 remaining, 2 reset)`, in [`WINDOWS`]' order.
+#[derive(Clone, Copy)]
+enum Field {
+    RetryAfterMs,
+    RetryAfter,
+    ShouldRetry,
+    RequestId,
+    AmznRequestId,
+    Windows,
+}
+
+/// How many headers [`ResponseMeta`] reads.
+const FIELDS: usize = Field::Windows as usize + 3 * WINDOWS.len();
+
+/// The first value of each header [`ResponseMeta`] reads, found in one pass over a response's
+/// headers, by name, rather than by a hashed lookup per header it might carry (17 of them, on
+/// every answer).
+struct Read<'a> {
+    values: [Option<&'a http::HeaderValue>; FIELDS],
+}
+
+impl<'a> Read<'a> {
+    fn of(headers: &'a HeaderMap) -> Self {
+        let mut values = [None; FIELDS];
+        for (name, value) in headers {
+            if let Some(slot) = field_of(name.as_str()).and_then(|field| values.get_mut(field)) {
+                // The first value, as `HeaderMap::get` would answer.
+                slot.get_or_insert(value);
+            }
+        }
+        Self { values }
+    }
+
+    /// The header's value as trimmed text, when it is text.
+    fn text(&self, field: Field) -> Option<&'a str> {
+        self.at(field as usize)
+    }
+
+    fn at(&self, index: usize) -> Option<&'a str> {
+        self.values
+            .get(index)
+            .copied()
+            .flatten()
+            .and_then(|value| value.to_str().ok())
+            .map(str::trim)
+    }
+
+    /// The window announced by its `-limit`, `-remaining` and `-reset` headers.
+    fn window(&self, window: usize, now_unix: Duration) -> Window {
+        let first = Field::Windows as usize + 3 * window;
+        Window {
+            limit: self.at(first).and_then(|v| v.parse().ok()),
+            remaining: self.at(first + 1).and_then(|v| v.parse().ok()),
+            reset_in: self
+                .at(first + 2)
+                .and_then(|v| {
+                    humantime::parse_rfc3339_weak(v)
+                        .ok()?
+                        .duration_since(UNIX_EPOCH)
+                        .ok()
+                })
+                .map(|at| at.saturating_sub(now_unix).min(MAX_ANNOUNCED_DELAY)),
+        }
+    }
+}
+
+/// Where `name` (lower case, as `HeaderName` keeps every name) goes in [`Read`], if anywhere.
+fn field_of(name: &str) -> Option<usize> {
+    let field = match name {
+        "retry-after-ms" => Field::RetryAfterMs,
+        "retry-after" => Field::RetryAfter,
+        "x-should-retry" => Field::ShouldRetry,
+        "request-id" => Field::RequestId,
+        AMZN_REQUEST_ID => Field::AmznRequestId,
+        _ => {
+            let rest = name.strip_prefix("anthropic-ratelimit-")?;
+            let (window, part) = if let Some(window) = rest.strip_suffix("-limit") {
+                (window, 0)
+            } else if let Some(window) = rest.strip_suffix("-remaining") {
+                (window, 1)
+            } else {
+                (rest.strip_suffix("-reset")?, 2)
+            };
+            let window = WINDOWS.iter().position(|w| *w == window)?;
+            return Some(Field::Windows as usize + 3 * window + part);
+        }
+    };
+    Some(field as usize)
+}
+
 /// `secs` as a delay of at most [`MAX_ANNOUNCED_DELAY`]; `None` if negative or NaN.
 fn capped_secs(secs: f64) -> Option<Duration> {
     if secs.is_nan() {
         return None;
     }
     Duration::try_from_secs_f64(secs.min(MAX_ANNOUNCED_DELAY.as_secs_f64())).ok()
-}
-
-/// A header's value as trimmed text, when it is text.
-fn text<K: AsHeaderName>(headers: &HeaderMap, name: K) -> Option<&str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-}
-
-/// The window announced by its `[limit, remaining, reset]` headers.
-fn window(
-    headers: &HeaderMap,
-    [limit, remaining, reset]: &[HeaderName; 3],
-    now_unix: Duration,
-) -> Window {
-    Window {
-        limit: text(headers, limit).and_then(|v| v.parse().ok()),
-        remaining: text(headers, remaining).and_then(|v| v.parse().ok()),
-        reset_in: text(headers, reset)
-            .and_then(|v| {
-                humantime::parse_rfc3339_weak(v)
-                    .ok()?
-                    .duration_since(UNIX_EPOCH)
-                    .ok()
-            })
-            .map(|at| at.saturating_sub(now_unix).min(MAX_ANNOUNCED_DELAY)),
-    }
 }
 
 /// The `anthropic-ratelimit-*` headers announcing `limits` at `now_unix`, resets written as
@@ -200,15 +238,41 @@ mod tests {
     use http::HeaderValue;
 
     #[test]
-    fn the_window_header_names_follow_the_windows() {
-        for (name, headers) in WINDOWS.iter().zip(&WINDOW_HEADERS) {
-            for (field, header) in ["limit", "remaining", "reset"].iter().zip(headers) {
-                assert_eq!(
-                    header.as_str(),
-                    format!("anthropic-ratelimit-{name}-{field}")
-                );
+    fn every_header_read_has_a_slot_of_its_own() {
+        let mut names = vec![
+            "retry-after-ms".to_owned(),
+            "retry-after".to_owned(),
+            "x-should-retry".to_owned(),
+            "request-id".to_owned(),
+            AMZN_REQUEST_ID.to_owned(),
+        ];
+        for window in WINDOWS {
+            for part in ["limit", "remaining", "reset"] {
+                names.push(format!("anthropic-ratelimit-{window}-{part}"));
             }
         }
+        let slots: Vec<_> = names.iter().map(|name| field_of(name)).collect();
+        assert_eq!(slots, (0..FIELDS).map(Some).collect::<Vec<_>>());
+        for other in [
+            "anthropic-ratelimit-requests",
+            "anthropic-ratelimit-images-limit",
+            "anthropic-ratelimit--reset",
+            "content-type",
+        ] {
+            assert_eq!(field_of(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_header_given_twice_is_read_at_its_first_value() {
+        let read = meta(&[
+            ("retry-after", "3"),
+            ("retry-after", "9"),
+            ("anthropic-ratelimit-tokens-remaining", "10"),
+            ("anthropic-ratelimit-tokens-remaining", "20"),
+        ]);
+        assert_eq!(read.retry_after, Some(Duration::from_secs(3)));
+        assert_eq!(read.limits.tokens.remaining, Some(10));
     }
 
     /// 2025-08-21T12:40:00Z.
