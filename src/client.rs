@@ -36,6 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use hyper_util::client::proxy::matcher::Matcher;
 
 use crate::api::{WireEvent, WireMessage, WireRequest};
 use crate::catalog::{AdaptMode, Catalog};
@@ -63,8 +64,10 @@ pub use vertex::{
 pub struct ClaudeClient {
     /// The other routes' client: count_tokens and forwarded requests.
     http: reqwest::Client,
-    /// The Messages API's own: every attempt at a target of the Claude API.
-    direct: direct::Direct,
+    /// The Messages API's own: every attempt at a target of the Claude API. `None` when a
+    /// proxy from the environment applies to the API's URL: attempts then go through
+    /// reqwest, which speaks to the proxy (`HTTPS_PROXY` and the like, `NO_PROXY`).
+    direct: Option<direct::Direct>,
     messages_url: Arc<str>,
     request_timeout: Duration,
     read_timeout: Duration,
@@ -104,7 +107,11 @@ impl ClaudeClient {
             http = http.add_root_certificate(certificate);
         }
         let http = http.build().map_err(ClientError::Build)?;
-        let direct = direct::Direct::new(config, &messages_url, &extra)?;
+        let direct = if direct::proxied(&messages_url, &Matcher::from_system()) {
+            None
+        } else {
+            Some(direct::Direct::new(config, &messages_url, &extra)?)
+        };
         Ok(Self {
             http,
             direct,

@@ -19,6 +19,34 @@ use crate::engine::{Class, EventStream, Failure, Outcome, Reply, Target};
 use crate::{telemetry, wallclock};
 
 impl ClaudeClient {
+    /// An attempt at the Claude API on its own pool ([`super::direct`]), within the request
+    /// timeout: the head of a streamed answer, the whole of another.
+    async fn post_direct(
+        &self,
+        direct: &super::direct::Direct,
+        request: &WireRequest,
+        body: Chunks,
+        stream: bool,
+    ) -> Result<Response, Failure> {
+        let timeout = self.request_timeout;
+        let deadline = Instant::now() + timeout;
+        let extra = |headers: &mut HeaderMap| {
+            add_headers(headers, request.headers(), self.authenticated, &self.betas);
+        };
+        let sent = direct.post(extra, body, stream);
+        match tokio::time::timeout_at(deadline, sent).await {
+            Ok(Ok(response)) => Ok(Response::Hyper {
+                response,
+                deadline: (!stream).then_some((deadline, timeout)),
+            }),
+            Ok(Err(error)) => {
+                let (class, message) = hyper_transport(&error);
+                Err(Failure::new(class, message))
+            }
+            Err(_) => Err(no_response(timeout)),
+        }
+    }
+
     /// Posts one attempt's `body`, for a streamed answer or a whole one, within the
     /// request timeout (only until the head, for a stream; the whole body is read by the same
     /// deadline otherwise).
@@ -33,22 +61,22 @@ impl ClaudeClient {
         let timeout = self.request_timeout;
         let builder = match route {
             Route::Claude => {
-                let deadline = Instant::now() + timeout;
-                let extra = |headers: &mut HeaderMap| {
-                    add_headers(headers, request.headers(), self.authenticated, &self.betas);
-                };
-                let sent = self.direct.post(extra, body, stream);
-                return match tokio::time::timeout_at(deadline, sent).await {
-                    Ok(Ok(response)) => Ok(Response::Hyper {
-                        response,
-                        deadline: (!stream).then_some((deadline, timeout)),
-                    }),
-                    Ok(Err(error)) => {
-                        let (class, message) = hyper_transport(&error);
-                        Err(Failure::new(class, message))
-                    }
-                    Err(_) => Err(no_response(timeout)),
-                };
+                if let Some(direct) = &self.direct {
+                    return self.post_direct(direct, request, body, stream).await;
+                }
+                // Through a proxy from the environment: reqwest speaks to it.
+                let mut headers = HeaderMap::new();
+                add_headers(
+                    &mut headers,
+                    request.headers(),
+                    self.authenticated,
+                    &self.betas,
+                );
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                self.http.post(&*self.messages_url).headers(headers)
             }
             Route::Bedrock(bedrock) => {
                 let headers = bedrock

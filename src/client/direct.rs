@@ -14,6 +14,7 @@ use http::{Method, Request, Uri};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::pki_types::CertificateDer;
 
@@ -125,6 +126,14 @@ impl Direct {
     }
 }
 
+/// Whether `matcher` (the proxies the environment names, as reqwest reads them) sends requests
+/// for `url` through a proxy.
+pub(super) fn proxied(url: &reqwest::Url, matcher: &Matcher) -> bool {
+    url.as_str()
+        .parse::<Uri>()
+        .is_ok_and(|uri| matcher.intercept(&uri).is_some())
+}
+
 /// `Authorization: Basic` from `url`'s percent-decoded userinfo, marked sensitive.
 fn basic_auth(url: &reqwest::Url) -> Result<HeaderValue, ClientError> {
     use base64::Engine as _;
@@ -139,4 +148,29 @@ fn basic_auth(url: &reqwest::Url) -> Result<HeaderValue, ClientError> {
         })?;
     value.set_sensitive(true);
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proxy_for_the_scheme_applies_unless_no_proxy_names_the_host() {
+        let url = |text: &str| reqwest::Url::parse(text).unwrap();
+        let api = url("https://api.anthropic.com/v1/messages");
+        let none = Matcher::builder().build();
+        assert!(!proxied(&api, &none));
+        let https = Matcher::builder()
+            .https("http://proxy.internal:3128")
+            .build();
+        assert!(proxied(&api, &https));
+        assert!(!proxied(&url("http://127.0.0.1:8080/v1/messages"), &https));
+        let all = Matcher::builder().all("http://proxy.internal:3128").build();
+        assert!(proxied(&url("http://127.0.0.1:8080/v1/messages"), &all));
+        let bypassed = Matcher::builder()
+            .all("http://proxy.internal:3128")
+            .no("anthropic.com")
+            .build();
+        assert!(!proxied(&api, &bypassed));
+    }
 }
