@@ -132,7 +132,10 @@ async fn relay(
     seen.lock().unwrap().push(request.version());
     let (parts, body) = request.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
-    let mut relayed = reqwest::Client::new()
+    let mut relayed = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
         .request(parts.method, format!("{upstream}{}", parts.uri.path()))
         .body(body);
     for (name, value) in &parts.headers {
@@ -223,14 +226,22 @@ async fn a_certificate_no_trusted_root_signed_fails_the_attempt_naming_why() {
 }
 
 #[test]
-fn a_ca_file_that_is_missing_or_holds_no_certificate_is_refused_naming_it() {
+fn a_ca_file_that_is_missing_or_holds_no_usable_certificate_is_refused_naming_it() {
     let missing = std::env::temp_dir().join("breakwater-no-such-ca.pem");
     let garbage =
         std::env::temp_dir().join(format!("breakwater-garbage-ca-{}.pem", std::process::id()));
     std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let broken =
+        std::env::temp_dir().join(format!("breakwater-broken-ca-{}.pem", std::process::id()));
+    std::fs::write(
+        &broken,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
     for (path, reason) in [
         (&missing, "No such file"),
         (&garbage, "no CERTIFICATE block"),
+        (&broken, "cannot be a root"),
     ] {
         let config = ClientConfig {
             ca_file: Some(path.clone()),
@@ -243,4 +254,104 @@ fn a_ca_file_that_is_missing_or_holds_no_certificate_is_refused_naming_it() {
         assert!(message.contains(reason), "{message}");
     }
     let _ = std::fs::remove_file(&garbage);
+    let _ = std::fs::remove_file(&broken);
+}
+
+#[tokio::test]
+async fn a_peer_that_stalls_the_handshake_fails_the_attempt_at_the_connect_timeout() {
+    // Accepts TCP connections and never says a word: no TLS handshake ever completes.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((tcp, _)) = listener.accept().await {
+            open.push(tcp);
+        }
+    });
+    let config = ClientConfig {
+        connect_timeout: Duration::from_millis(200),
+        request_timeout: Duration::from_secs(120),
+        ..ClientConfig::default()
+            .with_base_url(url)
+            .with_credentials(Credentials::ApiKey(Secret::new(KEY)))
+    };
+    let client = ClaudeClient::new(&config).unwrap();
+    // Far sooner than the request timeout: the connect timeout covers the handshake.
+    let failure = tokio::time::timeout(
+        Duration::from_secs(30),
+        client.send(&Target::new(MODEL), &request()),
+    )
+    .await
+    .expect("over well before the request timeout")
+    .expect_err("no handshake, no answer");
+    assert_eq!(failure.class(), Class::Timeout, "{failure}");
+    assert!(failure.message().contains("connect"), "{failure}");
+    held.abort();
+}
+
+/// An answer the Messages pool accepts.
+const ANSWER: &str = r#"{"id":"msg_h2","type":"message","role":"assistant","model":"m","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1,"output_tokens":1}}"#;
+
+#[tokio::test]
+async fn a_stream_the_server_refused_over_http2_is_sent_again_on_the_same_attempt() {
+    // An HTTP/2 server (the h2 crate, no hyper) that refuses the first request's stream
+    // (REFUSED_STREAM: it did not act on it) and answers the next.
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![certified.cert.der().clone()], key)
+    .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let received = Arc::new(Mutex::new(0_u32));
+    let count = received.clone();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let tls = acceptor.accept(tcp).await.unwrap();
+        let mut connection = h2::server::handshake(tls).await.unwrap();
+        while let Some(Ok((_request, mut respond))) = connection.accept().await {
+            let seen = {
+                let mut count = count.lock().unwrap();
+                *count += 1;
+                *count
+            };
+            if seen == 1 {
+                respond.send_reset(h2::Reason::REFUSED_STREAM);
+                continue;
+            }
+            let head = Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .header("request-id", "req_h2")
+                .body(())
+                .unwrap();
+            let mut body = respond.send_response(head, false).unwrap();
+            body.send_data(Bytes::from_static(ANSWER.as_bytes()), true)
+                .unwrap();
+        }
+    });
+    let ca_file = std::env::temp_dir().join(format!(
+        "breakwater-tls-test-{}-refused.pem",
+        std::process::id()
+    ));
+    std::fs::write(&ca_file, certified.cert.pem()).unwrap();
+    let config = ClientConfig {
+        ca_file: Some(ca_file.clone()),
+        ..ClientConfig::default()
+            .with_base_url(url)
+            .with_credentials(Credentials::ApiKey(Secret::new(KEY)))
+    };
+    let client = ClaudeClient::new(&config).unwrap();
+    let reply = client.send(&Target::new(MODEL), &request()).await;
+    let _ = std::fs::remove_file(&ca_file);
+    let reply = reply.expect("the refused stream is sent again and answered");
+    assert_eq!(reply.request_id.as_deref(), Some("req_h2"));
+    assert_eq!(*received.lock().unwrap(), 2, "refused once, then answered");
 }

@@ -6,7 +6,10 @@
 //! (`POST http://host/v1/messages`) as any other.
 
 #[path = "support/platforms.rs"]
-#[expect(dead_code, reason = "the shared support's `ms` is for the platform tests")]
+#[expect(
+    dead_code,
+    reason = "the shared support's `ms` is for the platform tests"
+)]
 mod platforms;
 
 use breakwater::mock::MockServer;

@@ -11,12 +11,16 @@ use super::credentials::Credentials;
 use super::response::Response;
 use super::route::Route;
 use super::stream;
-use super::transport::{hyper_transport, transport};
+use super::transport::{hyper_transport, transport, unprocessed};
 use super::vertex;
 use crate::api::json::Chunks;
 use crate::api::{self, ResponseMeta, WireEvent, WireMessage, WireRequest};
 use crate::engine::{Class, EventStream, Failure, Outcome, Reply, Target};
 use crate::{telemetry, wallclock};
+
+/// How many times one attempt is sent again on the Claude API's pool when the server says it
+/// did not process it ([`unprocessed`]), as reqwest's retry layer does.
+const UNPROCESSED_RESENDS: u32 = 2;
 
 impl ClaudeClient {
     /// An attempt at the Claude API on its own pool ([`super::direct`]), within the request
@@ -33,23 +37,27 @@ impl ClaudeClient {
         let extra = |headers: &mut HeaderMap| {
             add_headers(headers, request.headers(), self.authenticated, &self.betas);
         };
-        let sent = direct.post(extra, body, stream);
-        match tokio::time::timeout_at(deadline, sent).await {
-            Ok(Ok(response)) => Ok(Response::Hyper {
-                response,
-                deadline: (!stream).then_some((deadline, timeout)),
-            }),
-            Ok(Err(error)) => {
-                let (class, message) = hyper_transport(&error);
-                Err(Failure::new(class, message))
-            }
-            Err(_) => Err(no_response(timeout)),
+        let mut resends = 0;
+        loop {
+            let sent = direct.post(extra, body.clone(), stream);
+            return match tokio::time::timeout_at(deadline, sent).await {
+                Ok(Ok(response)) => Ok(Response::Hyper {
+                    response,
+                    deadline: (!stream).then_some((deadline, timeout)),
+                }),
+                Ok(Err(error)) if resends < UNPROCESSED_RESENDS && unprocessed(&error) => {
+                    resends += 1;
+                    continue;
+                }
+                Ok(Err(error)) => {
+                    let (class, message) = hyper_transport(&error);
+                    Err(Failure::new(class, message))
+                }
+                Err(_) => Err(no_response(timeout)),
+            };
         }
     }
 
-    /// Posts one attempt's `body`, for a streamed answer or a whole one, within the
-    /// request timeout (only until the head, for a stream; the whole body is read by the same
-    /// deadline otherwise).
     async fn post(
         &self,
         target: &Target,

@@ -5,8 +5,11 @@
 //! and the webpki roots, plus `ca-file`'s), the configured connect timeout, idle connections kept 90 s, the
 //! default headers (credentials marked sensitive), `accept: */*` and the user agent.
 
+use std::io;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderValue};
@@ -26,13 +29,18 @@ use crate::api::json::Chunks;
 /// How long an idle pooled connection is kept, as reqwest keeps it.
 const POOL_IDLE: Duration = Duration::from_secs(90);
 
+/// TCP keepalive: idle time before the first probe, and between probes, as reqwest sets it.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+/// Unanswered keepalive probes before the connection is dropped.
+const KEEPALIVE_RETRIES: u32 = 3;
+
 /// The user agent every request carries.
 pub(super) const USER_AGENT: &str = concat!("breakwater/", env!("CARGO_PKG_VERSION"));
 
 /// A pooled HTTP client for one URL, with the headers every request to it carries.
 #[derive(Clone, Debug)]
 pub(super) struct Direct {
-    client: Client<HttpsConnector<HttpConnector>, Chunks>,
+    client: Client<Bounded<HttpsConnector<HttpConnector>>, Chunks>,
     uri: Uri,
     headers: HeaderMap,
 }
@@ -70,6 +78,11 @@ impl Direct {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
+        // As reqwest keeps its connections: a non-streamed answer can be minutes of silence,
+        // and a peer gone meanwhile must not go unnoticed until the request timeout.
+        http.set_keepalive(Some(KEEPALIVE));
+        http.set_keepalive_interval(Some(KEEPALIVE));
+        http.set_keepalive_retries(Some(KEEPALIVE_RETRIES));
         let roots = roots::store(extra, config.ca_file.as_deref().unwrap_or(Path::new("")))?;
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
@@ -84,6 +97,10 @@ impl Direct {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
+        let connector = Bounded {
+            inner: connector,
+            timeout: config.connect_timeout,
+        };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE)
             .pool_timer(TokioTimer::new())
@@ -123,6 +140,47 @@ impl Direct {
         }
         extra(headers);
         self.client.request(request)
+    }
+}
+
+/// A connector bounding the whole connect, TCP and TLS handshake, by `timeout`, as reqwest
+/// bounds it: hyper's `HttpConnector` bounds only the TCP part, so a peer that accepts and then
+/// stalls the handshake would hold the attempt until its request timeout. Running out is an
+/// `io::Error` of kind `TimedOut`, which the transport's classification reads as a timeout.
+#[derive(Clone, Debug)]
+pub(super) struct Bounded<C> {
+    inner: C,
+    timeout: Duration,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<C> tower::Service<Uri> for Bounded<C>
+where
+    C: tower::Service<Uri>,
+    C::Future: Send + 'static,
+    C::Error: Into<BoxError>,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<C::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, connecting).await {
+                Ok(connected) => connected.map_err(Into::into),
+                Err(_) => Err(Box::new(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("connect (TCP and TLS) not done within {timeout:?}"),
+                )) as BoxError),
+            }
+        })
     }
 }
 

@@ -13,7 +13,8 @@ use super::error::ClientError;
 ///
 /// # Errors
 ///
-/// [`ClientError::CaFile`] when the file cannot be read, is not PEM, or holds no certificate.
+/// [`ClientError::CaFile`] when the file cannot be read, is not PEM, holds no certificate, or
+/// holds one that cannot be a root.
 pub(super) fn extra(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {
     let bad = |reason: String| ClientError::CaFile {
         path: path.to_owned(),
@@ -26,6 +27,8 @@ pub(super) fn extra(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientE
     if certificates.is_empty() {
         return Err(bad("no CERTIFICATE block in it".to_owned()));
     }
+    // Checked here, naming the file, before either HTTP client gets them.
+    store(&certificates, path)?;
     Ok(certificates)
 }
 

@@ -44,6 +44,23 @@ pub(super) fn hyper_transport(error: &hyper_util::client::legacy::Error) -> (Cla
     (class, format!("error sending request: {message}"))
 }
 
+/// Whether `error` says the server did not process the request, so that sending it again
+/// cannot act twice: an HTTP/2 GOAWAY with NO_ERROR from the server (a graceful close of the
+/// connection it was sent on), or a stream the server refused (REFUSED_STREAM). The same test
+/// as reqwest's retry layer, which the Messages pool does not have.
+pub(super) fn unprocessed(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        if let Some(h2) = cause.downcast_ref::<h2::Error>() {
+            return h2.is_remote()
+                && ((h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR))
+                    || (h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM)));
+        }
+        next = cause.source();
+    }
+    false
+}
+
 /// Classifies an error reading a response body, as [`hyper_transport`] does.
 pub(super) fn body_transport(error: &hyper::Error) -> (Class, String) {
     let (class, message) = classify(error);
