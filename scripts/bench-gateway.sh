@@ -31,6 +31,8 @@
 # errors (a non-2xx answer, a socket error): its figures would not measure the gateway.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Debian installs nginx in /usr/sbin, which a user's PATH often lacks.
+PATH="$PATH:/usr/sbin:/sbin"
 
 duration=8
 reps=3
@@ -94,7 +96,6 @@ fi
 work="$(mktemp -d)"
 pids=()
 cleanup() {
-    if [ -f "$work/nginx.pid" ]; then kill "$(cat "$work/nginx.pid")" 2> /dev/null || true; fi
     for pid in "${pids[@]}"; do kill "$pid" 2> /dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2> /dev/null || true; done
     rm -rf "$work"
@@ -197,11 +198,10 @@ http {
   }
 }
 NGINX
-    "${server_pin[@]}" nginx -c "$work/nginx.conf" -e "$work/nginx.err" > "$work/nginx.log" 2>&1 || {
-        echo "error: nginx did not start:" >&2
-        cat "$work/nginx.log" "$work/nginx.err" >&2 2> /dev/null
-        exit 1
-    }
+    # In the foreground (daemon off) as a child of this script, which stops it with the rest.
+    "${server_pin[@]}" nginx -c "$work/nginx.conf" -e "$work/nginx.err" -g 'daemon off;' \
+        > "$work/nginx.log" 2>&1 &
+    pids+=("$!")
     urls[nginx]="http://127.0.0.1:$port"
     targets+=(hyper-proxy nginx)
     for target in hyper-proxy nginx; do

@@ -1,5 +1,6 @@
-//! The Claude Messages client: an [`Upstream`] over reqwest, and the only code in breakwater
-//! that touches the network.
+//! The Claude Messages client: an [`Upstream`] over HTTP (the Claude API's attempts on hyper's
+//! pooled client, `direct.rs`; Bedrock's, Vertex AI's, count_tokens and forwarded routes on
+//! reqwest), and the only code in breakwater that touches the network.
 //!
 //! It makes exactly one attempt per call and classifies whatever happens into a [`Failure`]:
 //! an error status by its status and `error.type`, a refused or reset connection as

@@ -9,8 +9,9 @@
 //!   of a request to a fallback model;
 //! - [`catalog`]: the model catalogue (`models.toml`, overrides, what `GET /v1/models` says):
 //!   what each model accepts;
-//! - [`client`]: the reqwest `Upstream`, the only code that touches the network, and the
-//!   pass-through client for routes the gateway forwards;
+//! - [`client`]: the `Upstream` (the Claude API's attempts on hyper's pooled client, the
+//!   platforms' on reqwest), the only code that touches the network, and the pass-through
+//!   client for routes the gateway forwards;
 //! - [`config`]: `breakwater.toml`, read and validated into one [`config::Config`];
 //! - [`fleet`]: the fleet's shared memory on Redis ([`fleet::RedisStore`]), behind the engine's
 //!   `Store` seam;

@@ -1,9 +1,12 @@
 //! The Claude API's own connection pool: hyper's client, without reqwest's layers (redirects,
 //! retries, proxies, URL parsing per request), on the request path every attempt takes.
 //!
-//! It behaves as the reqwest client did: HTTP/1.1 and HTTP/2 (by ALPN over rustls with `ring`
-//! and the webpki roots, plus `ca-file`'s), the configured connect timeout, idle connections kept 90 s, the
-//! default headers (credentials marked sensitive), `accept: */*` and the user agent.
+//! It keeps what the reqwest client gave these requests: HTTP/1.1 and HTTP/2 (by ALPN over
+//! rustls with `ring` and the webpki roots, plus `ca-file`'s), the connect timeout over TCP and
+//! TLS together, TCP keepalive (15 s, 3 probes), idle connections kept 90 s, the default
+//! headers (credentials marked sensitive), `accept: */*` and the user agent; an HTTP/2 stream
+//! the server did not process is sent again (see `transport::unprocessed`). Not here: proxies.
+//! When the environment names one for the API's URL, `ClaudeClient` sends through reqwest.
 
 use std::io;
 use std::path::Path;
