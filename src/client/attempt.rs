@@ -43,7 +43,7 @@ impl ClaudeClient {
             return match tokio::time::timeout_at(deadline, sent).await {
                 Ok(Ok(response)) => Ok(Response::Hyper {
                     response,
-                    deadline: (!stream).then_some((deadline, timeout)),
+                    deadline: (deadline, timeout),
                 }),
                 Ok(Err(error)) if resends < UNPROCESSED_RESENDS && unprocessed(&error) => {
                     resends += 1;

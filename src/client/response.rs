@@ -19,11 +19,12 @@ pub(super) type TransportError = (Class, String);
 
 /// The head of a response, its body still to read.
 pub(super) enum Response {
-    /// From hyper's client; a whole body must be read by `deadline` (the request timeout,
-    /// started when the request was sent), a streamed one has none.
+    /// From hyper's client; a body read whole (an answer, or the error body of a streamed
+    /// request) must be read by `deadline` (the request timeout, started when the request was
+    /// sent); a body read as a stream is bounded per event instead (`read_timeout`).
     Hyper {
         response: http::Response<Incoming>,
-        deadline: Option<(Instant, Duration)>,
+        deadline: (Instant, Duration),
     },
     /// From reqwest's, which bounds the body itself.
     Reqwest(reqwest::Response),
@@ -47,17 +48,17 @@ impl Response {
     /// The whole body, in one buffer.
     pub(super) async fn bytes(self) -> Result<Bytes, TransportError> {
         match self {
-            Response::Hyper { response, deadline } => {
+            Response::Hyper {
+                response,
+                deadline: (deadline, timeout),
+            } => {
                 let collect = response.into_body().collect();
-                let collected = match deadline {
-                    Some((deadline, timeout)) => tokio::time::timeout_at(deadline, collect)
-                        .await
-                        .map_err(|_| {
+                let collected = tokio::time::timeout_at(deadline, collect)
+                    .await
+                    .map_err(|_| {
                         let message = format!("response body not read within {timeout:?}");
                         (Class::Timeout, message)
-                    })?,
-                    None => collect.await,
-                };
+                    })?;
                 collected
                     .map(http_body_util::Collected::to_bytes)
                     .map_err(|error| body_transport(&error))
