@@ -2,7 +2,7 @@
 //! (`scripts/bench-gateway.sh --reference`): hyper's server and hyper-util's pooled client,
 //! the stack `breakwater serve` is built on, relaying every request to one upstream with its
 //! body streamed both ways, and nothing else: no routing, no parsing, no retries. What it
-//! costs is what the HTTP stack costs; the gateway cannot be cheaper.
+//! costs is what the HTTP stack costs, a floor the gateway is unlikely to get under.
 //!
 //!     cargo run --release --example bare_proxy -- http://127.0.0.1:8080 127.0.0.1:0
 //!

@@ -11,8 +11,8 @@
 #                              [--pin auto|none] [--no-build]
 #
 #   --duration S  seconds per wrk run (default 8); each target is warmed up for 2 s first
-#   --reps N      repetitions of the whole set (default 3); the order of direct and gateway
-#                 swaps from one repetition to the next
+#   --reps N      repetitions of the whole set (default 3); the targets run in turn, each
+#                 repetition starting one target later
 #   --stream      also measure streamed requests ("stream": true: eight SSE events, sent by
 #                 the mock without pauses), in rows and ratios of their own
 #   --reference   also measure two proxies with no logic in front of the same upstream, as
@@ -191,6 +191,11 @@ error_log $work/nginx.err;
 events { worker_connections 4096; }
 http {
   access_log off;
+  client_body_temp_path $work/nginx-body;
+  proxy_temp_path $work/nginx-proxy;
+  fastcgi_temp_path $work/nginx-fastcgi;
+  uwsgi_temp_path $work/nginx-uwsgi;
+  scgi_temp_path $work/nginx-scgi;
   upstream mock { server ${mock#http://}; keepalive 256; }
   server {
     listen 127.0.0.1:$port;
@@ -202,6 +207,12 @@ NGINX
     "${server_pin[@]}" nginx -c "$work/nginx.conf" -e "$work/nginx.err" -g 'daemon off;' \
         > "$work/nginx.log" 2>&1 &
     pids+=("$!")
+    sleep 0.5
+    kill -0 "${pids[-1]}" 2> /dev/null || {
+        echo "error: nginx did not start:" >&2
+        cat "$work/nginx.log" "$work/nginx.err" >&2 2> /dev/null || true
+        exit 1
+    }
     urls[nginx]="http://127.0.0.1:$port"
     targets+=(hyper-proxy nginx)
     for target in hyper-proxy nginx; do

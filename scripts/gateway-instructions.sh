@@ -99,13 +99,18 @@ for _ in range(n):
         sys.exit(f"error: answer {response.status}: {answer[:300]!r}")
 PY
     # A dump of the counts so far (the process is then killed: no shutdown in the figure).
-    callgrind_control --dump "$pid" > /dev/null 2>&1
+    callgrind_control --dump "$pid" > "$out.dump" 2>&1 || {
+        echo "error: callgrind_control --dump failed for $kind:" >&2
+        cat "$out.dump" >&2
+        exit 1
+    }
     for _ in $(seq 100); do
         compgen -G "$out.cg.*" > /dev/null && break
         sleep 0.1
     done
     sleep 0.5
     kill -9 "$pid" 2> /dev/null || true
+    compgen -G "$out.cg.*" > /dev/null || { echo "error: callgrind wrote no dump for $kind" >&2; exit 1; }
     total="$(awk '/^(summary|totals):/ { print $2; exit }' "$out".cg.*)"
     [ -n "$total" ] || { echo "error: callgrind wrote no totals for $kind" >&2; exit 1; }
 }

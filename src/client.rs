@@ -59,11 +59,12 @@ pub use vertex::{
     VERTEX_BODY_VERSION, VERTEX_TOKEN_ENV, VERTEX_UPSTREAM, VertexAuth, VertexAuthError,
 };
 
-/// The Claude Messages API as an [`Upstream`]. Cheap to clone; clones share one
-/// connection pool.
+/// The Claude Messages API as an [`Upstream`]. Cheap to clone; clones share its connection
+/// pools.
 #[derive(Clone, Debug)]
 pub struct ClaudeClient {
-    /// The other routes' client: count_tokens and forwarded requests.
+    /// The other routes' client: count_tokens and forwarded requests, and the Messages
+    /// attempts too when a proxy applies (see `direct`).
     http: reqwest::Client,
     /// The Messages API's own: every attempt at a target of the Claude API. `None` when a
     /// proxy from the environment applies to the API's URL: attempts then go through

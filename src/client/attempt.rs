@@ -45,7 +45,11 @@ impl ClaudeClient {
                     response,
                     deadline: (deadline, timeout),
                 }),
-                Ok(Err(error)) if resends < UNPROCESSED_RESENDS && unprocessed(&error) => {
+                Ok(Err(error))
+                    if resends < UNPROCESSED_RESENDS
+                        && unprocessed(&error)
+                        && Instant::now() < deadline =>
+                {
                     resends += 1;
                     continue;
                 }
@@ -101,16 +105,21 @@ impl ClaudeClient {
         let mut builder = builder
             .header(header::CONTENT_LENGTH, body.len())
             .body(http_body(body));
+        let deadline = Instant::now() + timeout;
         let sent = if stream {
             builder = builder.header(header::ACCEPT, "text/event-stream");
             // Only until the head: the body is bounded per event (`read_timeout`).
-            tokio::time::timeout(timeout, builder.send()).await
+            tokio::time::timeout_at(deadline, builder.send()).await
         } else {
             // Covers the body too, which `bytes()` reads after `send` returns.
             Ok(builder.timeout(timeout).send().await)
         };
         match sent {
-            Ok(Ok(response)) => Ok(Response::Reqwest(response)),
+            Ok(Ok(response)) => Ok(Response::Reqwest {
+                response,
+                // A streamed request's error body, read whole: bounded as the head was.
+                deadline: stream.then_some((deadline, timeout)),
+            }),
             Ok(Err(error)) => {
                 let (class, message) = transport(error);
                 Err(Failure::new(class, message))

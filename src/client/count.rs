@@ -109,7 +109,10 @@ impl ClaudeClient {
                 return Err(Failure::new(class, message));
             }
         };
-        let response = Response::Reqwest(response);
+        let response = Response::Reqwest {
+            response,
+            deadline: None,
+        };
         let status = response.status();
         let meta = ResponseMeta::from_headers(response.headers(), wallclock::unix_now());
         let body = read_body(response, &meta).await?;

@@ -23,7 +23,7 @@ pub enum ClientError {
     #[error("cannot build the HTTP client")]
     Build(#[source] reqwest::Error),
     /// The extra root certificates (`ca-file`) cannot be read or hold no certificate.
-    #[error("invalid ca-file {path:?}: {reason}")]
+    #[error("invalid ca-file {}: {reason}", path.display())]
     CaFile {
         /// The file as configured.
         path: std::path::PathBuf,

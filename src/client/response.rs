@@ -26,22 +26,27 @@ pub(super) enum Response {
         response: http::Response<Incoming>,
         deadline: (Instant, Duration),
     },
-    /// From reqwest's, which bounds the body itself.
-    Reqwest(reqwest::Response),
+    /// From reqwest's. A non-streamed request's whole body is bounded by reqwest itself (its
+    /// request timeout); a streamed request's, read whole only when it is an error, by
+    /// `deadline`, as for hyper's.
+    Reqwest {
+        response: reqwest::Response,
+        deadline: Option<(Instant, Duration)>,
+    },
 }
 
 impl Response {
     pub(super) fn status(&self) -> u16 {
         match self {
             Response::Hyper { response, .. } => response.status().as_u16(),
-            Response::Reqwest(response) => response.status().as_u16(),
+            Response::Reqwest { response, .. } => response.status().as_u16(),
         }
     }
 
     pub(super) fn headers(&self) -> &HeaderMap {
         match self {
             Response::Hyper { response, .. } => response.headers(),
-            Response::Reqwest(response) => response.headers(),
+            Response::Reqwest { response, .. } => response.headers(),
         }
     }
 
@@ -55,15 +60,18 @@ impl Response {
                 let collect = response.into_body().collect();
                 let collected = tokio::time::timeout_at(deadline, collect)
                     .await
-                    .map_err(|_| {
-                        let message = format!("response body not read within {timeout:?}");
-                        (Class::Timeout, message)
-                    })?;
+                    .map_err(|_| unread(timeout))?;
                 collected
                     .map(http_body_util::Collected::to_bytes)
                     .map_err(|error| body_transport(&error))
             }
-            Response::Reqwest(response) => response.bytes().await.map_err(transport),
+            Response::Reqwest { response, deadline } => match deadline {
+                Some((deadline, timeout)) => tokio::time::timeout_at(deadline, response.bytes())
+                    .await
+                    .map_err(|_| unread(timeout))?
+                    .map_err(transport),
+                None => response.bytes().await.map_err(transport),
+            },
         }
     }
 
@@ -75,9 +83,15 @@ impl Response {
             Response::Hyper { response, .. } => BodyDataStream::new(response.into_body())
                 .map_err(|error| body_transport(&error))
                 .left_stream(),
-            Response::Reqwest(response) => {
+            Response::Reqwest { response, .. } => {
                 response.bytes_stream().map_err(transport).right_stream()
             }
         }
     }
+}
+
+/// A body not read within `timeout`.
+fn unread(timeout: Duration) -> TransportError {
+    let message = format!("response body not read within {timeout:?}");
+    (Class::Timeout, message)
 }
