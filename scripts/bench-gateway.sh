@@ -59,17 +59,7 @@ done
 for tool in curl python3 taskset; do
     command -v "$tool" > /dev/null || { echo "error: $tool is missing" >&2; exit 2; }
 done
-# Installs the Debian package $1 providing command $2 when the command is missing.
-need() {
-    command -v "$2" > /dev/null && return
-    if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
-        echo "==> installing $1 (apt-get install -y $1)"
-        apt-get install -y "$1" > /dev/null || { apt-get update > /dev/null && apt-get install -y "$1" > /dev/null; }
-    else
-        echo "error: $2 is missing: install it (Debian/Ubuntu: sudo apt-get install $1)" >&2
-        exit 2
-    fi
-}
+. scripts/need.sh
 need wrk wrk
 if $reference; then need nginx-light nginx; fi
 if $build; then

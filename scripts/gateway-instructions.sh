@@ -24,15 +24,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 [[ "$requests" =~ ^[1-9][0-9]*$ ]] || { echo "error: --requests must be a positive count, got $requests" >&2; exit 2; }
-if ! command -v valgrind > /dev/null; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
-        echo "==> installing valgrind (apt-get install -y valgrind)"
-        apt-get install -y valgrind > /dev/null || { apt-get update > /dev/null && apt-get install -y valgrind > /dev/null; }
-    else
-        echo "error: valgrind is missing: install it (Debian/Ubuntu: sudo apt-get install valgrind)" >&2
-        exit 2
-    fi
-fi
+. scripts/need.sh
+need valgrind valgrind
 if $build; then
     echo "==> cargo build --release (and examples/bare_proxy.rs)"
     cargo build --release --quiet

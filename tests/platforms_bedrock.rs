@@ -10,7 +10,7 @@ use breakwater::api::MessagesRequest;
 use breakwater::client::{AwsCredentials, BedrockAuth, Credentials, Secret};
 use breakwater::config::{BedrockConfig, Config, VertexConfig};
 use breakwater::engine::policy::{Jitter, StateKind};
-use breakwater::engine::{Class, Error, TargetLimits};
+use breakwater::engine::{Class, TargetLimits};
 use breakwater::mock::MockServer;
 use breakwater::runtime::{Runtime, RuntimeError};
 use futures::StreamExt;
@@ -142,13 +142,7 @@ async fn a_wrong_secret_is_bedrocks_refusal_and_the_request_moves_on() {
     )
     .await;
     let error = alone.send(request()).await.unwrap_err();
-    let Error::Exhausted {
-        last: Some(failure),
-        ..
-    } = &error
-    else {
-        panic!("{error}")
-    };
+    let failure = platforms::last_failure(&error);
     assert_eq!(
         (failure.status(), failure.class()),
         (Some(403), Class::ServerError)
@@ -316,13 +310,7 @@ async fn bedrocks_x_amzn_requestid_is_the_answers_request_id_whole_streamed_and_
     )
     .await;
     let error = refused.send(request()).await.unwrap_err();
-    let Error::Exhausted {
-        last: Some(failure),
-        ..
-    } = &error
-    else {
-        panic!("{error}")
-    };
+    let failure = platforms::last_failure(&error);
     assert_eq!(failure.status(), Some(403));
     assert!(
         is_bedrock_request_id(failure.request_id()),

@@ -15,7 +15,7 @@ use breakwater::api::MessagesRequest;
 use breakwater::client::{AwsCredentials, BedrockAuth, Credentials, Secret, VertexAuth};
 use breakwater::config::{BedrockConfig, Config, VertexConfig};
 use breakwater::engine::policy::{Jitter, StateKind};
-use breakwater::engine::{Class, Error, TargetLimits};
+use breakwater::engine::{Class, TargetLimits};
 use breakwater::mock::MockServer;
 use breakwater::runtime::Runtime;
 use futures::StreamExt;
@@ -193,13 +193,7 @@ async fn an_expired_token_is_vertex_ais_refusal_and_the_request_moves_on() {
     )
     .await;
     let error = alone.send(request()).await.unwrap_err();
-    let Error::Exhausted {
-        last: Some(failure),
-        ..
-    } = &error
-    else {
-        panic!("{error}")
-    };
+    let failure = platforms::last_failure(&error);
     assert_eq!(
         (failure.status(), failure.class()),
         (Some(401), Class::ServerError)

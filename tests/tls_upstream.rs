@@ -25,19 +25,58 @@ use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 const MODEL: &str = "m";
 const KEY: &str = "sk-tls-test-secret";
 
-/// A TLS upstream on loopback: its URL, the CA file that trusts it, and the HTTP version of
-/// every request it received.
-struct Front {
+/// A TLS listener on loopback with a certificate made for it: its URL, and the CA file (a
+/// temporary file, removed when dropped) that trusts it.
+struct Tls {
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
     url: String,
-    ca_file: PathBuf,
-    versions: Arc<Mutex<Vec<Version>>>,
-    _mock: MockServer,
+    ca_file: tempfile::NamedTempFile,
 }
 
-impl Drop for Front {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.ca_file);
+/// A listener whose TLS offers `alpn`.
+async fn tls(alpn: &[&[u8]]) -> Tls {
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![certified.cert.der().clone()], key)
+    .unwrap();
+    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let ca_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ca_file.path(), certified.cert.pem()).unwrap();
+    Tls {
+        listener,
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        url,
+        ca_file,
     }
+}
+
+/// A client of `url`, trusting the roots of `ca_file` on top of the public ones.
+fn client(url: &str, ca_file: Option<PathBuf>) -> ClaudeClient {
+    let config = ClientConfig {
+        ca_file,
+        ..ClientConfig::default()
+            .with_base_url(url)
+            .with_credentials(Credentials::ApiKey(Secret::new(KEY)))
+    };
+    ClaudeClient::new(&config).expect("valid config")
+}
+
+/// A TLS upstream on loopback relaying to a mock: its URL, the CA file that trusts it, and
+/// the HTTP version of every request it received.
+struct Front {
+    url: String,
+    ca_file: tempfile::NamedTempFile,
+    versions: Arc<Mutex<Vec<Version>>>,
+    _mock: MockServer,
 }
 
 impl Front {
@@ -45,18 +84,8 @@ impl Front {
         self.versions.lock().unwrap().clone()
     }
 
-    fn client(&self, ca_file: Option<PathBuf>) -> ClaudeClient {
-        let config = ClientConfig {
-            ca_file,
-            ..ClientConfig::default()
-                .with_base_url(&self.url)
-                .with_credentials(Credentials::ApiKey(Secret::new(KEY)))
-        };
-        ClaudeClient::new(&config).expect("valid config")
-    }
-
     fn trusting(&self) -> ClaudeClient {
-        self.client(Some(self.ca_file.clone()))
+        client(&self.url, Some(self.ca_file.path().to_owned()))
     }
 }
 
@@ -69,20 +98,12 @@ async fn front(alpn: &[&[u8]], model_toml: &str) -> Front {
     let mock = MockServer::start(scenario, ([127, 0, 0, 1], 0).into())
         .await
         .expect("mock starts");
-    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![certified.cert.der().clone()], key)
-    .unwrap();
-    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("https://{}", listener.local_addr().unwrap());
+    let Tls {
+        listener,
+        acceptor,
+        url,
+        ca_file,
+    } = tls(alpn).await;
     let versions = Arc::new(Mutex::new(Vec::new()));
     let (seen, upstream) = (versions.clone(), mock.base_url());
     tokio::spawn(async move {
@@ -109,12 +130,6 @@ async fn front(alpn: &[&[u8]], model_toml: &str) -> Front {
             });
         }
     });
-    let ca_file = std::env::temp_dir().join(format!(
-        "breakwater-tls-test-{}-{}.pem",
-        std::process::id(),
-        url.rsplit(':').next().unwrap()
-    ));
-    std::fs::write(&ca_file, certified.cert.pem()).unwrap();
     Front {
         url,
         ca_file,
@@ -213,8 +228,7 @@ async fn an_overload_over_http2_is_classified_with_its_retry_after() {
 #[tokio::test]
 async fn a_certificate_no_trusted_root_signed_fails_the_attempt_naming_why() {
     let front = front(&[b"h2", b"http/1.1"], "").await;
-    let failure = front
-        .client(None)
+    let failure = client(&front.url, None)
         .send(&Target::new(MODEL), &request())
         .await
         .expect_err("the public roots do not trust the test's certificate");
@@ -227,12 +241,11 @@ async fn a_certificate_no_trusted_root_signed_fails_the_attempt_naming_why() {
 
 #[test]
 fn a_ca_file_that_is_missing_or_holds_no_usable_certificate_is_refused_naming_it() {
-    let missing = std::env::temp_dir().join("breakwater-no-such-ca.pem");
-    let garbage =
-        std::env::temp_dir().join(format!("breakwater-garbage-ca-{}.pem", std::process::id()));
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-ca.pem");
+    let garbage = dir.path().join("garbage-ca.pem");
     std::fs::write(&garbage, "not a certificate\n").unwrap();
-    let broken =
-        std::env::temp_dir().join(format!("breakwater-broken-ca-{}.pem", std::process::id()));
+    let broken = dir.path().join("broken-ca.pem");
     std::fs::write(
         &broken,
         "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
@@ -253,8 +266,6 @@ fn a_ca_file_that_is_missing_or_holds_no_usable_certificate_is_refused_naming_it
         assert!(message.contains(&*path.to_string_lossy()), "{message}");
         assert!(message.contains(reason), "{message}");
     }
-    let _ = std::fs::remove_file(&garbage);
-    let _ = std::fs::remove_file(&broken);
 }
 
 #[tokio::test]
@@ -296,20 +307,12 @@ const ANSWER: &str = r#"{"id":"msg_h2","type":"message","role":"assistant","mode
 async fn a_stream_the_server_refused_over_http2_is_sent_again_on_the_same_attempt() {
     // An HTTP/2 server (the h2 crate, no hyper) that refuses the first request's stream
     // (REFUSED_STREAM: it did not act on it) and answers the next.
-    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![certified.cert.der().clone()], key)
-    .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("https://{}", listener.local_addr().unwrap());
+    let Tls {
+        listener,
+        acceptor,
+        url,
+        ca_file,
+    } = tls(&[b"h2"]).await;
     let received = Arc::new(Mutex::new(0_u32));
     let count = received.clone();
     tokio::spawn(async move {
@@ -337,20 +340,9 @@ async fn a_stream_the_server_refused_over_http2_is_sent_again_on_the_same_attemp
                 .unwrap();
         }
     });
-    let ca_file = std::env::temp_dir().join(format!(
-        "breakwater-tls-test-{}-refused.pem",
-        std::process::id()
-    ));
-    std::fs::write(&ca_file, certified.cert.pem()).unwrap();
-    let config = ClientConfig {
-        ca_file: Some(ca_file.clone()),
-        ..ClientConfig::default()
-            .with_base_url(url)
-            .with_credentials(Credentials::ApiKey(Secret::new(KEY)))
-    };
-    let client = ClaudeClient::new(&config).unwrap();
-    let reply = client.send(&Target::new(MODEL), &request()).await;
-    let _ = std::fs::remove_file(&ca_file);
+    let reply = client(&url, Some(ca_file.path().to_owned()))
+        .send(&Target::new(MODEL), &request())
+        .await;
     let reply = reply.expect("the refused stream is sent again and answered");
     assert_eq!(reply.request_id.as_deref(), Some("req_h2"));
     assert_eq!(*received.lock().unwrap(), 2, "refused once, then answered");

@@ -12,9 +12,7 @@ that failed and why, unless every case holds.
 
 import json
 import os
-import re
 import signal
-import sys
 import tempfile
 import urllib.request
 import warnings
@@ -23,24 +21,29 @@ from pathlib import Path
 
 import anthropic
 
-from servers import Server, clean_env, start_watchdog, stop_watchdog
+from servers import (
+    AMZN_REQUEST_ID,
+    BEDROCK_API_KEY,
+    BEDROCK_KEY_ID,
+    BEDROCK_SECRET,
+    Server,
+    check,
+    clean_env,
+    conclude,
+    start_watchdog,
+)
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 HERE = Path(__file__).resolve().parent
 MODEL = "claude-sonnet-5-5"
 # bedrock_scenario.toml's credentials.
-KEY_ID = "AKIDEXAMPLE"
-SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
-API_KEY = "bedrock-api-key-for-tests"
 REQUEST_TIMEOUT_S = 30
 WATCHDOG_S = 180
-# The Bedrock mock's x-amzn-requestid: a UUID made of its request number.
-AMZN_REQUEST_ID = re.compile(r"^00000000-0000-4000-8000-[0-9a-f]{12}$")
 PROMPT = "hello through the gateway"
 CREDENTIALS = {
-    "SigV4": {"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET},
-    "API key": {"AWS_BEARER_TOKEN_BEDROCK": API_KEY},
+    "SigV4": {"AWS_ACCESS_KEY_ID": BEDROCK_KEY_ID, "AWS_SECRET_ACCESS_KEY": BEDROCK_SECRET},
+    "API key": {"AWS_BEARER_TOKEN_BEDROCK": BEDROCK_API_KEY},
 }
 
 
@@ -148,11 +151,11 @@ def main():
                 )
                 for case in (whole, streamed):
                     label = f"{case.__name__} ({name})"
-                    try:
-                        case(sdk, label)
-                        print(f"{label}: one ordinary answer, Bedrock's request id", flush=True)
-                    except Exception as error:  # noqa: BLE001 - every failure is reported
-                        failures.append(f"{label}: {type(error).__name__}: {error}")
+                    check(
+                        failures,
+                        label,
+                        lambda: case(sdk, label) or "one ordinary answer, Bedrock's request id",
+                    )
                 if failures:
                     failures.append(f"the gateway's output:\n{gateway.log()}")
         # Each of the four requests met the Claude API's 529, then Bedrock's answer.
@@ -160,10 +163,9 @@ def main():
             seen = statuses(mock.url)
             if seen != expected:
                 failures.append(f"{mock.name} answered {seen}, not {expected}")
-    stop_watchdog()
-    if failures:
-        sys.exit("failed:\n" + "\n".join(failures))
-    print("ok: the Claude API overloaded, Bedrock answered every request, whole and streamed")
+    conclude(
+        failures, "the Claude API overloaded, Bedrock answered every request, whole and streamed"
+    )
 
 
 if __name__ == "__main__":

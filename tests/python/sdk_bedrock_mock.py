@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import sys
 import urllib.request
 import warnings
 from pathlib import Path
@@ -22,24 +21,28 @@ from pathlib import Path
 import anthropic
 from anthropic import AnthropicBedrockMantle
 
-from servers import Server, clean_env, start_watchdog, stop_watchdog
+from servers import (
+    AMZN_REQUEST_ID,
+    BEDROCK_API_KEY,
+    BEDROCK_KEY_ID,
+    BEDROCK_SECRET,
+    Server,
+    check,
+    clean_env,
+    conclude,
+    start_watchdog,
+)
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 HERE = Path(__file__).resolve().parent
 MODEL = "claude-sonnet-5-5"
 REGION = "us-east-1"
-# The scenario's credentials (bedrock_scenario.toml).
-KEY_ID = "AKIDEXAMPLE"
-SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
-API_KEY = "bedrock-api-key-for-tests"
 REQUEST_TIMEOUT_S = 30
 WATCHDOG_S = 120
-# The mock's x-amzn-requestid: a UUID made of its request number.
-AMZN_REQUEST_ID = re.compile(r"^00000000-0000-4000-8000-[0-9a-f]{12}$")
 # The SDK's SigV4 Authorization header, scoped to Bedrock Mantle's service.
 SIGV4 = re.compile(
-    rf"^AWS4-HMAC-SHA256 Credential={KEY_ID}/\d{{8}}/{REGION}/bedrock-mantle/aws4_request, "
+    rf"^AWS4-HMAC-SHA256 Credential={BEDROCK_KEY_ID}/\d{{8}}/{REGION}/bedrock-mantle/aws4_request, "
     r"SignedHeaders=[a-z0-9;-]+, Signature=[0-9a-f]{64}$"
 )
 PROMPT = "hello from the SDK"
@@ -70,7 +73,7 @@ def check_sent(headers, authorization, case):
     never in x-api-key."""
     sent = headers.get("authorization", "")
     if authorization == "bearer":
-        assert sent == f"Bearer {API_KEY}", f"{case}: the SDK sent authorization {sent!r}"
+        assert sent == f"Bearer {BEDROCK_API_KEY}", f"{case}: the SDK sent authorization {sent!r}"
     else:
         assert SIGV4.match(sent), f"{case}: the SDK sent authorization {sent!r}"
         assert "x-amz-date" in headers, f"{case}: no x-amz-date"
@@ -123,18 +126,18 @@ def refused(client, case, says):
 
 
 def api_key(mock_url):
-    answered_whole_and_streamed(sdk(mock_url, api_key=API_KEY), "bearer", "API key")
+    answered_whole_and_streamed(sdk(mock_url, api_key=BEDROCK_API_KEY), "bearer", "API key")
     return "Authorization: Bearer answered, whole and streamed"
 
 
 def sigv4(mock_url):
-    client = sdk(mock_url, aws_access_key=KEY_ID, aws_secret_key=SECRET)
+    client = sdk(mock_url, aws_access_key=BEDROCK_KEY_ID, aws_secret_key=BEDROCK_SECRET)
     answered_whole_and_streamed(client, "sigv4", "SigV4")
     return "SigV4 for bedrock-mantle (boto3/botocore) answered, whole and streamed"
 
 
 def wrong_secret(mock_url):
-    client = sdk(mock_url, aws_access_key=KEY_ID, aws_secret_key="not-the-secret")
+    client = sdk(mock_url, aws_access_key=BEDROCK_KEY_ID, aws_secret_key="not-the-secret")
     refused(client, "wrong secret", "signature we calculated does not match")
     return "403 InvalidSignatureException"
 
@@ -170,20 +173,16 @@ def main():
         env=clean_env(),
     ) as mock:
         for case in CASES:
-            try:
-                print(f"{case.__name__}: {case(mock.url)}", flush=True)
-            except Exception as error:  # noqa: BLE001 - every failure is reported
-                failures.append(f"{case.__name__}: {type(error).__name__}: {error}")
+            check(failures, case.__name__, lambda: case(mock.url))
         # Refusals come before any capacity is spent: the model saw the four answered.
         seen = statuses(mock.url)
         if seen != {"200": 4}:
             failures.append(f"the mock's model answered {seen}, not four 200s")
         if failures:
             failures.append(f"the mock's output:\n{mock.log()}")
-    stop_watchdog()
-    if failures:
-        sys.exit("failed:\n" + "\n".join(failures))
-    print("ok: the official SDK's Bedrock client is answered by the mock, API key and SigV4")
+    conclude(
+        failures, "the official SDK's Bedrock client is answered by the mock, API key and SigV4"
+    )
 
 
 if __name__ == "__main__":

@@ -17,14 +17,13 @@ case that failed and why, unless every case holds.
 import base64
 import os
 import signal
-import sys
 import warnings
 from contextlib import ExitStack
 from pathlib import Path
 
 import anthropic
 
-from servers import Server, clean_env, start_watchdog, stop_watchdog
+from servers import Server, check, clean_env, conclude, start_watchdog
 
 # The SDK warns about model deprecations; the mock serves whatever names it is given.
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -316,16 +315,13 @@ def main():
         ))
         direct, through = client(mock.url), client(gateway.url)
         for case in CASES:
-            try:
-                print(f"{case.__name__}: {case(direct, through)}", flush=True)
-            except Exception as error:  # noqa: BLE001 - every failure is reported
-                failures.append(f"{case.__name__}: {type(error).__name__}: {error}")
+            check(failures, case.__name__, lambda: case(direct, through))
         if failures:
             failures.append(f"the gateway's output:\n{gateway.log()}")
-    stop_watchdog()
-    if failures:
-        sys.exit("failed:\n" + "\n".join(failures))
-    print("ok: every fallback answered; the request no model can take came back as its own 400")
+    conclude(
+        failures,
+        "every fallback answered; the request no model can take came back as its own 400",
+    )
 
 
 if __name__ == "__main__":

@@ -1,14 +1,23 @@
 """What the Python tests share: a breakwater subprocess as a context manager (`Server`), a
-watchdog over the whole run (`start_watchdog`), and the environment a breakwater process is
-given (`clean_env`).
+watchdog over the whole run (`start_watchdog`), the environment a breakwater process is given
+(`clean_env`), running every case and reporting each failure (`check`, `conclude`), and the
+credentials bedrock_scenario.toml accepts.
 """
 
 import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
+
+# bedrock_scenario.toml's credentials: an access key pair for SigV4, and a Bedrock API key.
+BEDROCK_KEY_ID = "AKIDEXAMPLE"
+BEDROCK_SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+BEDROCK_API_KEY = "bedrock-api-key-for-tests"
+# The Bedrock mock's x-amzn-requestid: a UUID made of its request number.
+AMZN_REQUEST_ID = re.compile(r"^00000000-0000-4000-8000-[0-9a-f]{12}$")
 
 START_TIMEOUT_S = 60  # for a server to print its address
 STOP_TIMEOUT_S = 15  # for a server to exit after its stop signal
@@ -108,3 +117,20 @@ def clean_env(**extra):
     }
     env.update(extra)
     return env
+
+
+def check(failures, label, run):
+    """Runs `run()` and prints `label: ` with what it returns. A failure joins `failures`
+    instead of ending the run: every case is tried, and every failure is reported."""
+    try:
+        print(f"{label}: {run()}", flush=True)
+    except Exception as error:  # noqa: BLE001 - every failure is reported
+        failures.append(f"{label}: {type(error).__name__}: {error}")
+
+
+def conclude(failures, success):
+    """Ends the run: non-zero naming every failure, else `ok: success`."""
+    stop_watchdog()
+    if failures:
+        sys.exit("failed:\n" + "\n".join(failures))
+    print(f"ok: {success}")

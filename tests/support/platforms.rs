@@ -5,10 +5,22 @@
 
 use std::time::Duration;
 
+use breakwater::engine::{Error, Failure};
 use breakwater::mock::{MockServer, Scenario};
 
 pub(crate) fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
+}
+
+/// The last attempt's failure of a request no target could answer.
+pub(crate) fn last_failure(error: &Error) -> &Failure {
+    match error {
+        Error::Exhausted {
+            last: Some(failure),
+            ..
+        } => failure,
+        other => panic!("not exhausted with a failure: {other}"),
+    }
 }
 
 /// A mock on a free loopback port, playing `toml`.
