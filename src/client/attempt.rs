@@ -24,7 +24,9 @@ const UNPROCESSED_RESENDS: u32 = 2;
 
 impl ClaudeClient {
     /// An attempt at the Claude API on its own pool ([`super::direct`]), within the request
-    /// timeout: the head of a streamed answer, the whole of another.
+    /// timeout: the head of a streamed answer, the whole of another. A request the server
+    /// says it did not process ([`unprocessed`]) is sent again, at most
+    /// [`UNPROCESSED_RESENDS`] times, while the timeout lasts.
     async fn post_direct(
         &self,
         direct: &super::direct::Direct,
@@ -77,18 +79,11 @@ impl ClaudeClient {
                     return self.post_direct(direct, request, body, stream).await;
                 }
                 // Through a proxy from the environment: reqwest speaks to it.
-                let mut headers = HeaderMap::new();
-                add_headers(
-                    &mut headers,
-                    request.headers(),
-                    self.authenticated,
-                    &self.betas,
-                );
-                headers.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                self.http.post(&*self.messages_url).headers(headers)
+                let builder = self
+                    .http
+                    .post(&*self.messages_url)
+                    .header(header::CONTENT_TYPE, "application/json");
+                with_headers(builder, request.headers(), self.authenticated, &self.betas)
             }
             Route::Bedrock(bedrock) => {
                 let headers = bedrock
